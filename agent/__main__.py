@@ -1,0 +1,5 @@
+"""``python -m sweepd.agent``: the same command line as ``sweepd``."""
+
+from .cli import main
+
+main()

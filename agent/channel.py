@@ -1,0 +1,80 @@
+"""The line the training script talks to its agent on: a unix socket, one JSON object per line.
+
+The agent passes the socket's path in ``SWEEPD_AGENT_SOCKET``; the script never needs Redis or its
+password. Messages from the script: ``{"op": "log", "row": {...}}`` and ``{"op": "preempting"}``.
+Messages to the script: ``{"op": "preempting"}`` when preemption is coming. Handlers run on the
+channel's threads; they must be quick and must not raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Handler = Callable[[dict[str, Any]], None]
+
+
+class Channel:
+    """Listens on ``path`` for the training process (and any process it starts) to connect."""
+
+    def __init__(self, path: str, handler: Handler) -> None:
+        self.path = path
+        self._handler = handler
+        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._server.bind(path)
+        os.chmod(path, 0o600)
+        self._server.listen(8)
+        self._clients: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._accepter = threading.Thread(target=self._accept, daemon=True)
+        self._accepter.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return  # closed
+            with self._lock:
+                self._clients.append(conn)
+            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as lines:
+            for line in lines:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(message, dict):
+                    self._handler(message)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Send ``message`` to every connected script (best effort: a script may have gone)."""
+        data = (json.dumps(message) + "\n").encode()
+        with self._lock:
+            for conn in self._clients:
+                with contextlib.suppress(OSError):
+                    conn.sendall(data)
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop listening, and wait a little for what the script already sent to be handled."""
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        for thread in self._threads:
+            thread.join(timeout)
+        with self._lock:
+            for conn in self._clients:
+                with contextlib.suppress(OSError):
+                    conn.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
