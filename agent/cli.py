@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 import click
+
 from sweepd.queue import summary
 from sweepd.queue.config import load_config
 from sweepd.queue.connections import ENV_URL, connect, resolve_url

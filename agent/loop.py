@@ -18,6 +18,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import structlog
+
 from sweepd.queue import command, states
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim

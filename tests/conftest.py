@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import redis
+
 from support import free_port, start_redis
 from sweepd.queue.store import Store
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis
+
 from sweepd.queue.connections import server_binary
 
 ROOT = Path(__file__).resolve().parent.parent

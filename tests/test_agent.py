@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import redis
+
 from support import run_sweepd, sweepd_cmd
 
 PROGRAM = textwrap.dedent(

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import pytest
+
 from sweepd.queue.command import (
     DEFAULT_COMMAND,
     args,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from support import run_sweepd, wait_until
 
+from support import run_sweepd, wait_until
 from sweepd.queue.connections import ENV_URL
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from sweepd.queue import search
 from sweepd.queue.search import distributions, grid
 from sweepd.queue.search import random as random_search

@@ -9,6 +9,7 @@ import zlib
 
 import redis
 from rq import Queue
+
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim
