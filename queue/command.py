@@ -5,7 +5,7 @@ Follows wandb's agent: wandb/wandb_agent.py (Agent._command_run) and wandb/sdk/l
 W&B's rules, kept so that scripts written for ``wandb agent`` parse the same argv here:
 
 - A list item is a macro only when the *whole* item is ``${name}``; it expands to zero or more items.
-  Anything else passes through as one item, except that ``${envvar:NAME}`` (NAME in ``[A-Z0-9_]``)
+  Anything else passes through as one item, except that ``${envvar:NAME}`` (NAME a variable name)
   is substituted anywhere inside an item.
 - Params render in their own order with Python's ``str()``: ``True``/``False``/``None`` as is, floats
   as ``repr`` gives them (``1e-05``), and a nested dict or a list as its Python literal
@@ -24,13 +24,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from .config import ENVVAR_MACRO
 from .errors import ConfigError
 
 #: W&B's default command, used when a sweep has none.
 DEFAULT_COMMAND: tuple[str, ...] = ("${env}", "${interpreter}", "${program}", "${args}")
 
 #: W&B's pattern: only upper-case letters, digits and underscores name a variable.
-_ENVVAR = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")
+_ENVVAR = ENVVAR_MACRO  # one definition: what validation accepts is what expansion substitutes
 
 
 def args(params: Mapping[str, Any]) -> list[str]:
