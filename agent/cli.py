@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Any
@@ -23,6 +24,7 @@ from sweepd.queue.store import Store
 
 from . import logs
 from .loop import Agent, Options
+from .signals import SignalFlags, Waker, parse_signal
 
 REDIS_HELP = f"Redis URL (redis://, rediss://, unix://); default ${ENV_URL}, else an embedded server."
 
@@ -95,6 +97,17 @@ def sweep_create(file: str, name: str | None, seed: int | None, quiet: bool, red
     click.echo(f"start an agent with: sweepd agent {sid}")
 
 
+def _signal(ctx: click.Context, param: click.Parameter, value: str) -> signal.Signals:
+    try:
+        return parse_signal(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _signals(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[signal.Signals, ...]:
+    return tuple(_signal(ctx, param, v) for v in value)
+
+
 def agent_options(f: Any) -> Any:
     options = [
         click.option("--count", type=click.IntRange(min=1), default=None, help="Exit after N runs."),
@@ -140,6 +153,41 @@ def agent_options(f: Any) -> Any:
             show_default=True,
             help="Seconds after start in which failures count as fast.",
         ),
+        click.option(
+            "--notices",
+            type=click.Choice(["auto", "aws", "gcp", "azure", "none"]),
+            default="auto",
+            show_default=True,
+            help="Which cloud's preemption notices to poll (auto detects the cloud, quietly off-cloud).",
+        ),
+        click.option(
+            "--notice-interval",
+            type=click.FloatRange(min=0.05),
+            default=5.0,
+            show_default=True,
+            help="Seconds between polls of the cloud's metadata service.",
+        ),
+        click.option(
+            "--notice-signal",
+            "notice_signals",
+            multiple=True,
+            callback=_signals,
+            help="Another signal that means preemption is coming (e.g. USR2 for SLURM's --signal); repeatable.",
+        ),
+        click.option(
+            "--child-signal",
+            default="TERM",
+            show_default=True,
+            callback=_signal,
+            help="The signal the training process gets when its run is preempted.",
+        ),
+        click.option(
+            "--checkpoint-root",
+            envvar="SWEEPD_CHECKPOINT_ROOT",
+            default=None,
+            help="Where runs' checkpoint directories live (SWEEPD_CHECKPOINT_DIR = ROOT/SWEEP/RUN); "
+            "shared storage lets any machine resume any run.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -160,6 +208,8 @@ def agent_cmd(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
     logs.configure()
     store = _store(redis_url)
     store.sweep(sweep_id)
+    if kw["checkpoint_root"] is None:
+        del kw["checkpoint_root"]
     sys.exit(Agent(store, Options(sweep_id=sweep_id, **kw)).run())
 
 
@@ -188,6 +238,25 @@ def run_cmd(file: str, agents: int, name: str | None, seed: int | None, redis_ur
     sys.exit(max(codes))
 
 
+def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
+    """Wait for the local agents, passing SIGTERM/SIGINT on: each agent then requeues its run."""
+    waker, flags = Waker(), SignalFlags()
+    flags.install({signal.SIGTERM, signal.SIGINT}, waker)
+    forwarded = 0
+    try:
+        while any(p.poll() is None for p in procs):
+            for signum in flags.received[forwarded:]:
+                forwarded += 1
+                for p in procs:
+                    if p.poll() is None:
+                        p.send_signal(signum)
+            waker.wait(0.2)
+    finally:
+        flags.uninstall()
+        waker.close()
+    return [p.returncode for p in procs]
+
+
 def _status(store: Store, sid: str) -> dict[str, Any]:
     record, config = store.sweep(sid), store.config(sid)
     runs = store.runs(sid)
@@ -209,6 +278,7 @@ def _status(store: Store, sid: str) -> dict[str, Any]:
         "agents": agents,
         "metric": {"name": config.metric.name, "goal": config.metric.goal} if config.metric else None,
         "best_run": summary.best_json(config, runs),
+        "recent_events": store.events(sid),
         "created_at": iso(record.created_at),
     }
 
@@ -218,6 +288,8 @@ def _print_status(store: Store, sid: str) -> None:
     click.echo(f"sweep {s['id']} ({s['name']}): {s['method']}, {s['state']}, {s['runs']} runs")
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in s["counts"].items() if v))
     click.echo(f"  queue: {s['queue_depth']} (head: {s['queue_head'] or '-'}); agents alive: {s['agents_alive']}")
+    for event in s["recent_events"][:5]:
+        click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({event['reason']})")
     best = s["best_run"]
     if best:
         click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {json.dumps(best['params'])}")

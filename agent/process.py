@@ -56,6 +56,11 @@ class Child:
         )
         self.pid = self.proc.pid
         self.started = time.monotonic()
+        #: Readable once the process exits (Linux 5.3+), so the agent can sleep until then.
+        self.pidfd: int | None = None
+        if hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                self.pidfd = os.pidfd_open(self.pid)
         self._on_lines = on_lines
         self._pumps = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, sys.stdout), daemon=True),
@@ -78,6 +83,15 @@ class Child:
                     out = None  # our own stdout went away: keep reading so the child never blocks
             self._on_lines([raw.decode(errors="replace").rstrip("\n")])
         src.close()
+
+    def poll(self) -> int | None:
+        """The return code, or None while the process runs."""
+        return self.proc.poll()
+
+    def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
     def wait(self, timeout: float | None) -> int | None:
         """The return code, or None if still running after ``timeout`` seconds."""

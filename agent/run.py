@@ -11,8 +11,8 @@
             raise SystemExit(1)  # non-zero while preempting: the run is requeued
 
 Under an agent, everything comes from the environment the agent sets (``SWEEPD_RUN_ID``,
-``SWEEPD_ATTEMPT``, ``SWEEPD_PARAMS_FILE``, ``SWEEPD_AGENT_SOCKET``): the script never talks to
-Redis. Run by hand, without an agent, ``params`` is empty and ``log`` prints the row.
+``SWEEPD_ATTEMPT``, ``SWEEPD_PARAMS_FILE``, ``SWEEPD_AGENT_SOCKET``, ``SWEEPD_CHECKPOINT_DIR``): the
+script never talks to Redis. Run by hand, without an agent, ``params`` is empty and ``log`` prints the row.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from typing import Any
 
 sweep_id: str | None = os.environ.get("SWEEPD_SWEEP_ID")
@@ -31,6 +32,10 @@ attempt: int = int(os.environ.get("SWEEPD_ATTEMPT", "1"))
 resumed: bool = attempt > 1
 #: Set when the agent says preemption is coming: checkpoint, then exit non-zero.
 preempting: bool = False
+#: A directory for this run's checkpoints: the same on every attempt, on any machine that shares it.
+checkpoint_dir: str | None = os.environ.get("SWEEPD_CHECKPOINT_DIR")
+
+_callbacks: list[Callable[[], None]] = []
 
 
 def _load_params() -> dict[str, Any]:
@@ -72,8 +77,10 @@ def _listen(sock: socket.socket) -> None:
                 message = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(message, dict) and message.get("op") == "preempting":
+            if isinstance(message, dict) and message.get("op") == "preempting" and not preempting:
                 preempting = True
+                for callback in list(_callbacks):
+                    callback()
 
 
 def _send(message: dict[str, Any]) -> bool:
@@ -96,6 +103,13 @@ def log(metrics: dict[str, Any], step: int | None = None) -> None:
     row = {**metrics, "_step": step}
     if not _send({"op": "log", "row": row}):
         print(json.dumps(row), file=sys.stderr)
+
+
+def on_preempting(callback: Callable[[], None]) -> None:
+    """Call ``callback()`` (on a background thread) when the agent says preemption is coming."""
+    _callbacks.append(callback)
+    if preempting:
+        callback()
 
 
 def mark_preempting() -> None:

@@ -20,6 +20,8 @@ key                                         type    holds
 ``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents (capped)
 ``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, Redis clock)
 ``sweepd:sweep:<sid>:seq``                  STRING  counter for the order of ``:runs``
+``sweepd:sweep:<sid>:events``               LIST    recent preemptions and requeues as JSON,
+                                                    newest first (capped)
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``;
                                                     expires when the agent goes silent
@@ -27,7 +29,8 @@ key                                         type    holds
                                                     ``params`` (JSON), ``attempt``, ``token``,
                                                     ``agent_id``, ``exit_code``, ``index``,
                                                     ``origin``, ``created_at``, ``started_at``,
-                                                    ``ended_at``, ``reason``
+                                                    ``ended_at``, ``reason``, ``requeues``,
+                                                    ``preempted_at``
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON)
 ``sweepd:run:<rid>:history``                LIST    metric rows as JSON, oldest first (capped)
 ``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped)
@@ -89,6 +92,10 @@ def sweep_agents(sid: str) -> str:
 
 def sweep_seq(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:seq"
+
+
+def sweep_events(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:events"
 
 
 def agent(aid: str) -> str:

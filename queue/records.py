@@ -79,6 +79,7 @@ class RunRecord:
     started_at: int | None
     ended_at: int | None
     summary: dict[str, Any] = field(default_factory=dict)
+    requeues: int = 0
 
     @classmethod
     def decode(cls, raw: dict[Any, Any], summary: dict[Any, Any]) -> RunRecord:
@@ -97,6 +98,7 @@ class RunRecord:
             started_at=_int(raw, "started_at"),
             ended_at=_int(raw, "ended_at"),
             summary={k.decode(): json.loads(v) for k, v in summary.items()},
+            requeues=_int(raw, "requeues") or 0,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -111,6 +113,7 @@ class RunRecord:
             "summary": self.summary,
             "agent_id": self.agent_id,
             "reason": self.reason,
+            "requeues": self.requeues,
             "index": self.index,
             "origin": self.origin,
             "created_at": iso(self.created_at),

@@ -30,6 +30,7 @@ from .space import SweepConfig
 
 HISTORY_CAP = 10_000  # metric rows kept per run
 LOG_CAP = 10_000  # output lines kept per attempt
+EVENTS_CAP = 100  # preemption and requeue events kept per sweep
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 CreateResult = Literal["ok", "exhausted", "paused", "cap", "target"]
@@ -59,6 +60,7 @@ class Store:
         self._complete = _script(client, "complete")
         self._requeue = _script(client, "requeue")
         self._renew = _script(client, "renew")
+        self._preempt = _script(client, "preempt")
         self._configs: dict[str, SweepConfig] = {}
 
     # sweeps -------------------------------------------------------------------------------------
@@ -195,6 +197,20 @@ class Store:
                 args=[claim.run_id, claim.token, int(lease_s * 1000)],
             )
         )
+
+    def mark_preempting(self, claim: Claim, reason: str) -> bool:
+        """Mark the held run ``preempting`` (preempt.lua); False when it is no longer ours."""
+        return bool(self._preempt(keys=[keys.run(claim.run_id)], args=[claim.token, reason]))
+
+    def add_event(self, sid: str, event: dict[str, Any]) -> None:
+        """Note a preemption or requeue for ``status`` (the newest 100 are kept)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.lpush(keys.sweep_events(sid), json.dumps({"at": int(time.time() * 1000), **event}))
+            pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)
+            pipe.execute()
+
+    def events(self, sid: str, n: int = 10) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1)]
 
     def _rq_job_fields(self, sid: str, rid: str) -> list[Any]:
         """rq's own hash for the run's job, as field/value pairs (rq lays it out; a script writes it)."""

@@ -10,6 +10,7 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from sweepd.agent import logs
 from sweepd.agent.loop import Agent, Options
 from sweepd.queue.config import validate
 from sweepd.queue.store import Store
@@ -30,11 +31,12 @@ def test_every_line_names_the_sweep_the_agent_and_the_held_run(
     )
     sid = store.create_sweep(config)
     monkeypatch.setattr(os, "environ", {**os.environ, "PYTHONUNBUFFERED": "1"})
-    with capture_logs(processors=[structlog.contextvars.merge_contextvars]) as lines:
+    with capture_logs(processors=[logs.add_process_fields, structlog.contextvars.merge_contextvars]) as lines:
         assert Agent(store, Options(sweep_id=sid), agent_id="agent-1").run() == 0
     assert lines and all(line["sweep_id"] == sid and line["agent_id"] == "agent-1" for line in lines)
     held = [line for line in lines if line["event"] in ("run started", "run ended")]
     assert len(held) == 4
     assert all(line["run_id"] and line["attempt"] == 1 for line in held)
     assert "run_id" not in lines[-1]  # "sweep complete": no run held any more
+    assert any(line["event"] == "agent started" for line in lines)
     assert [line["state"] for line in lines if line["event"] == "run ended"] == ["finished", "finished"]

@@ -4,7 +4,7 @@ Used for a retry or a preemption by the holder (token given: it must still hold 
 operator or the reaper (token ''), who may requeue a held or a terminal run. A run that is already
 queued is left alone, so requeueing is idempotent.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state queued, reason
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state queued, reason, requeues + 1
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run
 KEYS[3]  rq:queue:sweepd-<sid>     LIST  LPUSH (front) or RPUSH (back) the run id
 KEYS[4]  rq:job:<rid>              HASH  status queued
@@ -28,6 +28,7 @@ if ARGV[2] ~= '' and (cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'p
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', ARGV[3])
+redis.call('HINCRBY', KEYS[1], 'requeues', 1)
 redis.call('HDEL', KEYS[1], 'token', 'agent_id')
 redis.call('ZREM', KEYS[2], ARGV[1])
 if ARGV[4] == '1' then

@@ -1,0 +1,92 @@
+"""Signals and wake-ups: handlers only record what arrived; the loop does the work.
+
+The agent's loop sleeps in ``Waker.wait`` on three things at once: a self-pipe (which Python's
+``signal.set_wakeup_fd`` and the agent's own threads write to), the training process's pidfd (it
+became readable: the process exited), and a timeout (the next heartbeat). So a SIGTERM, a cloud
+notice or the end of a run is acted on at once, without polling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+from collections.abc import Iterable
+from types import FrameType
+
+
+class Waker:
+    """A self-pipe that signals and threads write to, and that the loop waits on."""
+
+    def __init__(self) -> None:
+        self._r, self._w = os.pipe()
+        os.set_blocking(self._r, False)
+        os.set_blocking(self._w, False)
+
+    @property
+    def fd(self) -> int:
+        return self._w
+
+    def wake(self) -> None:
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._w, b"\0")
+
+    def wait(self, timeout: float | None, *fds: int) -> None:
+        """Return when woken, when one of ``fds`` is readable, or after ``timeout`` seconds."""
+        if timeout is not None and timeout <= 0:
+            timeout = 0
+        ready, _, _ = select.select([self._r, *fds], [], [], timeout)
+        if self._r in ready:
+            with contextlib.suppress(BlockingIOError):
+                while os.read(self._r, 512):
+                    pass
+
+    def close(self) -> None:
+        os.close(self._r)
+        os.close(self._w)
+
+
+class SignalFlags:
+    """Records which signals arrived. Repeats are recorded and change nothing else.
+
+    SLURM sends SIGCONT+SIGTERM and may send SIGTERM again at the end of GraceTime; systemd follows
+    SIGTERM with SIGCONT. None of that may cut a checkpoint short or skip the requeue, so a handler
+    never does more than append here.
+    """
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self._previous: dict[int, object] = {}
+
+    def install(self, signums: Iterable[int], waker: Waker) -> None:
+        """Trap ``signums`` (main thread only) and make every signal wake ``waker``."""
+        for signum in signums:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        signal.set_wakeup_fd(waker.fd, warn_on_full_buffer=False)
+
+    def uninstall(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)  # type: ignore[arg-type]
+        self._previous.clear()
+        signal.set_wakeup_fd(-1)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received.append(signum)
+
+    @property
+    def first(self) -> int | None:
+        return self.received[0] if self.received else None
+
+
+def parse_signal(name: str) -> signal.Signals:
+    """``USR2``, ``SIGUSR2`` or ``12`` -> ``signal.SIGUSR2``; ValueError for anything else."""
+    text = name.strip().upper()
+    if text.isdigit():
+        return signal.Signals(int(text))
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    try:
+        return signal.Signals[text]
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None
