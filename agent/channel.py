@@ -65,7 +65,7 @@ class Channel:
                 with contextlib.suppress(OSError):
                     conn.sendall(data)
 
-    def close(self, timeout: float = 2.0) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         """Stop listening, and wait a little for what the script already sent to be handled."""
         with contextlib.suppress(OSError):
             self._server.shutdown(socket.SHUT_RDWR)

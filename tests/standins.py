@@ -28,6 +28,7 @@ class Seen(NamedTuple):
     query: dict[str, str]
     headers: dict[str, str]  # names lower-cased
     status: int
+    at: float = 0.0  # time.monotonic() when it was answered
 
 
 class _Server(ThreadingHTTPServer):
@@ -80,7 +81,7 @@ class _Standin:
         status, payload, headers = self.route(handler.command, url.path, query, handler.headers, body)
         seen = {k.lower(): v for k, v in handler.headers.items()}
         with self.cond:
-            self.requests.append(Seen(handler.command, url.path, query, seen, status))
+            self.requests.append(Seen(handler.command, url.path, query, seen, status, time.monotonic()))
         data = payload.encode() if isinstance(payload, str) else payload
         try:
             handler.send_response(status)
@@ -122,6 +123,10 @@ class AwsImds(_Standin):
     def set_notice(self, action: str = "terminate", time: str | None = None) -> None:
         """The 200 answer from now on; ``time`` defaults to two minutes from now, as AWS gives."""
         self.notice = {"action": action, "time": time or _iso(120)}
+
+    def clear_notice(self) -> None:
+        """Back to 404: no notice (a new machine, for the next trial of a benchmark)."""
+        self.notice = None
 
     def set_rebalance(self, notice_time: str | None = None) -> None:
         self.rebalance = {"noticeTime": notice_time or _iso(0)}

@@ -10,8 +10,10 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 import redis
 
+from standins import AwsImds, AzureScheduledEvents, GcpMetadata
 from support import ROOT, run_sweepd, sweepd_cmd, wait_until
 from sweepd.queue import keys
 
@@ -168,3 +170,40 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_cloud_notice_triggers_the_same_handoff(tmp_path: Path, cli_env: dict[str, str], cloud: str) -> None:
+    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 1000}\n")
+    standin: AwsImds | GcpMetadata | AzureScheduledEvents
+    standin = {"aws": AwsImds, "gcp": GcpMetadata, "azure": AzureScheduledEvents}[cloud]()
+    with standin:
+        env = {f"SWEEPD_{cloud.upper()}_METADATA_URL": standin.url}
+        agent = sweep.agent("--notices", cloud, "--notice-interval", "0.2", env=env)
+        rid, _ = sweep.ready()
+        if isinstance(standin, AwsImds):
+            standin.set_notice("terminate")
+        elif isinstance(standin, GcpMetadata):
+            standin.preempt()
+        else:
+            standin.add_event("other-vm-event", ["some-other-vm"])
+            standin.add_event("our-event", [standin.vm_name])
+        assert finish(agent) == 0
+        run = sweep.run(rid)
+        assert (run["state"], run["reason"]) == ("queued", f"{cloud}-notice")
+        preempted = [e for e in sweep.events(rid) if e["event"] == "preempted"]
+        assert preempted and preempted[0]["terms"] == 1
+        if isinstance(standin, AzureScheduledEvents):
+            assert standin.acknowledged == ["our-event"]  # acknowledged once the run was safe
+
+
+def test_status_shows_preempting_and_requeued_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 100}\n  slow_checkpoint: {value: 30}\n")
+    agent = sweep.agent("--grace", "60")
+    rid, _ = sweep.ready()
+    agent.send_signal(signal.SIGTERM)
+    wait_until(lambda: sweep.run(rid)["state"] == "preempting")
+    status = json.loads(run_sweepd("status", sweep.id, "--json", env=sweep.env).stdout)
+    assert status["counts"]["preempting"] == 1
+    agent.send_signal(signal.SIGKILL)
+    agent.wait(10)
