@@ -1,9 +1,13 @@
 """One attempt of one run: launch the training process, supervise it, and record how it ended.
 
-While the process runs, the attempt renews the run's lease every heartbeat and watches the agent's
-preemption decision. On preemption it marks the run ``preempting``, tells the script (signal and
-channel), waits up to the grace period, kills what is left, and applies the exit-status table:
-exit 0 is ``finished``; anything else is requeued at the front with the same run ID.
+While the process runs, the attempt renews the run's lease every heartbeat. It ends a run early for
+two reasons: preemption (the agent's decision, or an operator's requeue) and a stop (an operator's,
+or a cancelled sweep). Either way it tells the script (signal and channel), waits up to the grace
+period, kills what is left, and applies the exit-status table once, as the holder.
+
+Fencing: if the lease cannot be renewed (Redis unreachable, the run requeued by someone else), the
+training process is killed before the lease can expire in Redis, so no other agent can start the
+same run while this one still runs.
 """
 
 from __future__ import annotations
@@ -15,13 +19,14 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sweepd.queue import command, states
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 
 from . import logs
+from .backoff import REDIS_DOWN, Backoff
 from .channel import Channel
 from .process import Child
 from .sdnotify import ENV_VARS
@@ -32,6 +37,16 @@ if TYPE_CHECKING:
 log = logs.get("sweepd.agent")
 
 TICK = 0.05  # the longest sleep when the platform gives no pidfd to wait on
+FLUSH_EVERY = 0.25  # seconds between writes of a script's metrics and output
+BUFFER_CAP = 100_000  # rows or lines kept while Redis is away; the oldest go first
+
+Ending = Literal["preempt", "stop"]
+#: What a renewal can ask of the holder, and the reason the run's record will give.
+_ENDINGS: dict[str, tuple[Ending, str]] = {
+    "stop": ("stop", "operator-stop"),
+    "cancel": ("stop", "sweep-cancelled"),
+    "requeue": ("preempt", "operator-requeue"),
+}
 
 
 def interpreter() -> str:
@@ -44,11 +59,15 @@ class Attempt:
         self.agent = agent
         self.claim = claim
         self.workdir = workdir
-        self.output = _OutputBuffer()
+        self.rows = _Buffer()  # metric rows from the script, waiting to be written
+        self.output = _Buffer()  # output lines, waiting to be written
         self.child_marked = threading.Event()  # the script called mark_preempting()
         self.marked = False  # the run is `preempting` in Redis
-        self.signalled = False  # the training process was told to checkpoint and stop
-        self.preempt_reason = ""
+        self.ending: Ending | None = None  # why the run is being ended early, once decided
+        self.reason = ""
+        self.kill_at = 0.0
+        self.lease_until = time.monotonic() + agent.opts.lease
+        self._backoff = Backoff(cap=max(0.1, agent.opts.heartbeat / 2))
 
     # launching ----------------------------------------------------------------------------------
 
@@ -69,7 +88,7 @@ class Attempt:
             )
         except ConfigError as exc:
             # This machine cannot build the run's command: give the run back untouched and say why.
-            agent.store.requeue(agent.sid, claim.run_id, token=claim.token, reason="agent-config")
+            agent.store.requeue(claim, reason="agent-config")
             log.error("cannot build the run's command", error=str(exc))
             return 2
         channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
@@ -81,7 +100,6 @@ class Attempt:
             child.drain()
             child.close()
             channel.close()
-            self._flush()
         if returncode is not None:
             self._record(returncode, time.monotonic() - child.started)
         return None
@@ -110,10 +128,11 @@ class Attempt:
     # supervising --------------------------------------------------------------------------------
 
     def _supervise(self, child: Child, channel: Channel) -> int | None:
-        """Wait for the process; None when the run was lost to a newer holder (we stopped it)."""
+        """Wait for the process; None when the run was lost (we stopped the process ourselves)."""
         agent = self.agent
         heartbeat = agent.opts.heartbeat
         next_renew = time.monotonic() + heartbeat
+        last_flush = 0.0
         while True:
             agent.intake()
             returncode = child.poll()
@@ -122,112 +141,178 @@ class Attempt:
             now = time.monotonic()
             if self.child_marked.is_set() and not self.marked:
                 self._mark("child-marked")
-            if agent.preemption.requested and not self.signalled:
-                self._preempt(child, channel)
-            if self.signalled and now >= agent.preemption.kill_at():
-                log.warning("grace period over: killing the process tree", reason=self.preempt_reason)
+            if agent.preemption.requested and self.ending is None:
+                self._end_early(
+                    child, channel, "preempt", agent.preemption.reason or "signal", agent.preemption.kill_at()
+                )
+            if self.ending is not None and now >= self.kill_at:
+                log.warning("grace period over: killing the process tree", reason=self.reason)
                 child.kill_tree()
                 return child.wait(None)
             if now >= next_renew:
-                next_renew = now + heartbeat
+                next_renew = self._renew(child, channel, now)
+            if now >= self.lease_until - heartbeat / 2:
+                log.error("cannot renew the run's lease: stopping the training process before it expires")
+                child.kill_tree()
+                child.wait(None)
+                return None
+            if now - last_flush >= FLUSH_EVERY:
+                last_flush = now
                 self._flush()
-                if not agent.store.renew(self.claim, agent.opts.lease):
-                    log.error("lost the run's lease: stopping the training process")
-                    child.kill_tree()
-                    child.wait(None)
-                    return None
-                agent.beat(force=True)
+            agent.maybe_reap()
             agent.notifier.maybe_watchdog()
-            wake_at = next_renew
-            if self.signalled:
-                wake_at = min(wake_at, agent.preemption.kill_at())
+            wake_at = min(next_renew, self.lease_until - heartbeat / 2, now + FLUSH_EVERY)
+            if self.ending is not None:
+                wake_at = min(wake_at, self.kill_at)
             interval = agent.notifier.watchdog_interval()
             timeout = min(wake_at - now, interval / 2 if interval else heartbeat)
             if child.pidfd is None:
                 timeout = min(timeout, TICK)
             agent.waker.wait(timeout, *([child.pidfd] if child.pidfd is not None else []))
 
-    def _mark(self, reason: str) -> bool:
-        """Mark the run ``preempting`` in Redis (only while we hold it)."""
-        if not self.marked:
-            self.marked = self.agent.store.mark_preempting(self.claim, reason)
-            self.preempt_reason = reason
-            log.warning("run marked preempting", reason=reason)
-        return self.marked
+    def _renew(self, child: Child, channel: Channel, now: float) -> float:
+        """Renew the lease; act on what the renewal says. Returns when to renew next."""
+        agent = self.agent
+        try:
+            renewal = agent.store.renew(self.claim, agent.opts.lease)
+            agent.beat(force=True)
+        except REDIS_DOWN as exc:
+            delay = self._backoff.next()
+            if self._backoff.failures == 1:
+                log.warning("Redis is not answering: retrying, the training process goes on", error=str(exc))
+            return now + delay
+        if self._backoff.failures:
+            log.info("Redis is answering again", failures=self._backoff.failures)
+            self._backoff.reset()
+        if renewal == "fenced":
+            self.lease_until = now  # not ours any more: the loop stops the process at once
+            log.error("the run is no longer ours (requeued elsewhere): stopping the training process")
+        else:
+            self.lease_until = now + agent.opts.lease
+        if renewal in _ENDINGS and self.ending is None:
+            kind, reason = _ENDINGS[renewal]
+            self._end_early(child, channel, kind, reason, now + agent.opts.grace)
+        return now + agent.opts.heartbeat
 
-    def _preempt(self, child: Child, channel: Channel) -> None:
+    def _mark(self, reason: str) -> None:
+        """Mark the run ``preempting`` in Redis (only while we hold it)."""
+        if self.marked:
+            return
+        try:
+            self.marked = self.agent.store.mark_preempting(self.claim, reason)
+        except REDIS_DOWN as exc:
+            log.warning("could not mark the run preempting yet", error=str(exc))
+            return
+        self.reason = self.reason or reason
+        log.warning("run marked preempting", reason=reason)
+
+    def _end_early(self, child: Child, channel: Channel, kind: Ending, reason: str, kill_at: float) -> None:
         """Tell the training process to checkpoint and stop: the signal, and the API's flag."""
         agent = self.agent
-        reason = agent.preemption.reason or "signal"
-        self._mark(reason)
-        self.preempt_reason = reason
-        grace = max(0.0, agent.preemption.kill_at() - time.monotonic())
-        agent.notifier.stopping(f"preempted ({reason}): run {self.claim.run_id} checkpointing")
-        agent.notifier.extend_timeout(grace + 30)
+        self.ending, self.reason, self.kill_at = kind, reason, kill_at
+        if kind == "preempt":
+            self._mark(reason)
+        grace = max(0.0, kill_at - time.monotonic())
+        if agent.preemption.requested:
+            agent.notifier.stopping(f"preempted ({reason}): run {self.claim.run_id} checkpointing")
+            agent.notifier.extend_timeout(grace + 30)
         channel.send({"op": "preempting", "reason": reason, "grace": grace})
         child.signal(agent.opts.child_signal)
-        self.signalled = True
-        log.warning("preempting run", reason=reason, grace=round(grace, 3), signal=agent.opts.child_signal.name)
+        log.warning(
+            "stopping run" if kind == "stop" else "preempting run",
+            reason=reason,
+            grace=round(grace, 3),
+            signal=agent.opts.child_signal.name,
+        )
 
     # recording ----------------------------------------------------------------------------------
 
     def _record(self, returncode: int, seconds: float) -> None:
         """Apply the exit-status table (``states.outcome``) once, as the holder."""
         agent, claim = self.agent, self.claim
-        end = states.outcome(returncode, preempting=self.marked)
+        self._flush(final=True)
+        end = states.outcome(returncode, preempting=self.marked, stopping=self.ending == "stop")
         failed = end.state in (states.FAILED, states.CRASHED)
         if failed and claim.attempt <= agent.opts.max_retries:
-            agent.store.requeue(agent.sid, claim.run_id, token=claim.token, reason="retry")
-            log.warning("run failed, retrying", exit_code=returncode, seconds=round(seconds, 3))
+            if self._persist(lambda: agent.store.requeue(claim, reason="retry")):
+                log.warning("run failed, retrying", exit_code=returncode, seconds=round(seconds, 3))
         elif end.requeue:
-            reason = self.preempt_reason or end.reason
-            if agent.store.requeue(agent.sid, claim.run_id, token=claim.token, reason=reason) == 1:
+            reason = self.reason or end.reason
+            if self._persist(lambda: agent.store.requeue(claim, reason=reason)):
                 took = agent.preemption.since_request(time.monotonic())
-                agent.store.add_event(
-                    agent.sid, {"event": "requeued", "run_id": claim.run_id, "attempt": claim.attempt, "reason": reason}
-                )
+                event = {"event": "requeued", "run_id": claim.run_id, "attempt": claim.attempt, "reason": reason}
+                self._persist(lambda: agent.store.add_event(agent.sid, event))
                 log.warning("run requeued at the front", reason=reason, exit_code=returncode, handoff_seconds=took)
-            else:
-                log.warning("run ended but was no longer ours to requeue", exit_code=returncode)
-        elif agent.store.complete(claim, end.state, returncode, end.reason):
+        elif self._persist(lambda: agent.store.complete(claim, end.state, returncode, self.reason or end.reason)):
             log.info("run ended", state=end.state, exit_code=returncode, seconds=round(seconds, 3))
-        else:
-            log.warning("run ended but was no longer ours to record", exit_code=returncode)
         agent.count_outcome(failed)
+
+    def _persist(self, write: Any) -> bool:
+        """Do a fenced write, retrying while Redis is away and the lease may still hold. False when
+        it was refused (no longer ours) or could not be made in time: the lease then expires and the
+        reaper requeues the run, so nothing is lost."""
+        backoff = Backoff(cap=max(0.1, self.agent.opts.heartbeat / 2))
+        while True:
+            try:
+                if write():
+                    return True
+                log.warning("the run's end was not recorded: the run is no longer ours")
+                return False
+            except REDIS_DOWN as exc:
+                if time.monotonic() + backoff.cap >= self.lease_until:
+                    log.error("could not record the run's end before its lease expires", error=str(exc))
+                    return False
+                time.sleep(backoff.next())
 
     # the training process's side ----------------------------------------------------------------
 
     def _on_message(self, message: dict[str, Any]) -> None:
-        """Called on the channel's threads: record metrics, note a self-declared preemption."""
+        """Called on the channel's threads: queue metrics, note a self-declared preemption."""
         op = message.get("op")
         if op == "log" and isinstance(message.get("row"), dict):
-            try:
-                self.agent.store.log_metrics(self.agent.sid, self.claim.run_id, message["row"])
-            except Exception as exc:  # a Redis blip must not kill the channel
-                log.warning("could not record metrics", error=str(exc))
+            self.rows.add([message["row"]])
         elif op == "preempting":
             self.child_marked.set()
             self.agent.waker.wake()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
+        """Write buffered metrics and output. If Redis is away they stay buffered (bounded) and go
+        with the next flush, so a blip loses nothing."""
+        store, claim = self.agent.store, self.claim
+        rows, lines = self.rows.take(), self.output.take()
         try:
-            self.agent.store.append_log(self.claim.run_id, self.claim.attempt, self.output.take())
-        except Exception as exc:
-            log.warning("could not store output lines", error=str(exc))
+            if rows and not store.log_metrics(claim, rows):
+                log.warning("metrics refused: the run is no longer ours", rows=len(rows))
+            rows = []
+            store.append_log(claim.run_id, claim.attempt, lines)
+            lines = []
+        except REDIS_DOWN as exc:
+            if final:
+                log.warning("could not store the run's last metrics or output", error=str(exc))
+        finally:
+            self.rows.put_back(rows)
+            self.output.put_back(lines)
 
 
-class _OutputBuffer:
-    """Output lines waiting to be stored; the output pumps add, the attempt takes."""
+class _Buffer:
+    """Items waiting to be stored: producers add, the attempt takes, and puts back what failed."""
 
     def __init__(self) -> None:
-        self._lines: list[str] = []
+        self._items: list[Any] = []
         self._lock = threading.Lock()
 
-    def add(self, lines: list[str]) -> None:
+    def add(self, items: list[Any]) -> None:
         with self._lock:
-            self._lines.extend(lines)
+            self._items.extend(items)
+            del self._items[:-BUFFER_CAP]
 
-    def take(self) -> list[str]:
+    def take(self) -> list[Any]:
         with self._lock:
-            lines, self._lines = self._lines, []
-        return lines
+            items, self._items = self._items, []
+        return items
+
+    def put_back(self, items: list[Any]) -> None:
+        if items:
+            with self._lock:
+                self._items[:0] = items
+                del self._items[:-BUFFER_CAP]

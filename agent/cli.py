@@ -5,7 +5,6 @@ A user's mistake is one line on stderr and exit code 2, with no traceback and no
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -14,48 +13,16 @@ from typing import Any
 
 import click
 
-from sweepd.queue import summary
 from sweepd.queue.config import load_config
-from sweepd.queue.connections import ENV_URL, connect, resolve_url
-from sweepd.queue.errors import RedisUnavailable, SweepdError, UserError
-from sweepd.queue.records import iso
-from sweepd.queue.states import STATES
-from sweepd.queue.store import Store
+from sweepd.queue.connections import ENV_URL, resolve_url
 
-from . import logs
+from . import cli_ops, cli_views, logs
+from .clikit import Group, redis_option, store_for
 from .loop import Agent, Options
 from .signals import SignalFlags, Waker, parse_signal
 
-REDIS_HELP = f"Redis URL (redis://, rediss://, unix://); default ${ENV_URL}, else an embedded server."
 
-
-class _Group(click.Group):
-    """Turn sweepd's own errors into one clean line and an exit code."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except UserError as exc:
-            for line in str(exc).splitlines() or [type(exc).__name__]:
-                click.echo(f"sweepd: error: {line}", err=True)
-            sys.exit(exc.exit_code)
-        except RedisUnavailable as exc:
-            click.echo(f"sweepd: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except SweepdError as exc:
-            click.echo(f"sweepd: error: {exc}", err=True)
-            sys.exit(1)
-
-
-def redis_option(f: Any) -> Any:
-    return click.option("--redis-url", envvar=ENV_URL, default=None, help=REDIS_HELP)(f)
-
-
-def _store(redis_url: str | None) -> Store:
-    return Store(connect(redis_url))
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="sweepd")
 def main() -> None:
     """sweepd: W&B-style sweeps on Redis, for machines that can be taken away at any moment.
@@ -86,7 +53,7 @@ def sweep_create(file: str, name: str | None, seed: int | None, quiet: bool, red
       sweepd agent $SWEEP
     """
     config = load_config(file)  # before touching Redis: a bad config stores nothing
-    store = _store(redis_url)
+    store = store_for(redis_url)
     sid = store.create_sweep(config, name=name, seed=seed)
     if quiet:
         click.echo(sid)
@@ -206,7 +173,7 @@ def agent_cmd(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
       sweepd agent abc123de --count 10
     """
     logs.configure()
-    store = _store(redis_url)
+    store = store_for(redis_url)
     store.sweep(sweep_id)
     if kw["checkpoint_root"] is None:
         del kw["checkpoint_root"]
@@ -228,13 +195,13 @@ def run_cmd(file: str, agents: int, name: str | None, seed: int | None, redis_ur
     """
     config = load_config(file)
     url = resolve_url(redis_url)
-    store = _store(url)
+    store = store_for(url)
     sid = store.create_sweep(config, name=name, seed=seed)
     click.echo(f"sweep {sid}: {agents} agent(s)", err=True)
     env = {**os.environ, ENV_URL: url}  # in the environment, not argv: no password in `ps`
     procs = [subprocess.Popen([sys.executable, "-m", "sweepd.agent", "agent", sid], env=env) for _ in range(agents)]
-    codes = [p.wait() for p in procs]
-    _print_status(store, sid)
+    codes = _wait_forwarding_signals(procs)
+    cli_views.print_status(store, sid)
     sys.exit(max(codes))
 
 
@@ -257,97 +224,10 @@ def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     return [p.returncode for p in procs]
 
 
-def _status(store: Store, sid: str) -> dict[str, Any]:
-    record, config = store.sweep(sid), store.config(sid)
-    runs = store.runs(sid)
-    queued = store.queued_ids(sid)
-    agents = store.agents(sid)
-    complete = store.is_complete(sid)
-    return {
-        "id": sid,
-        "name": record.name,
-        "method": config.method,
-        "state": "finished" if complete and record.state == "running" else record.state,
-        "complete": complete,
-        "runs": len(runs),
-        "run_cap": config.run_cap,
-        "counts": summary.counts(runs),
-        "queue_depth": len(queued),
-        "queue_head": queued[0] if queued else None,
-        "agents_alive": len(agents),
-        "agents": agents,
-        "metric": {"name": config.metric.name, "goal": config.metric.goal} if config.metric else None,
-        "best_run": summary.best_json(config, runs),
-        "recent_events": store.events(sid),
-        "created_at": iso(record.created_at),
-    }
-
-
-def _print_status(store: Store, sid: str) -> None:
-    s = _status(store, sid)
-    click.echo(f"sweep {s['id']} ({s['name']}): {s['method']}, {s['state']}, {s['runs']} runs")
-    click.echo("  " + "  ".join(f"{k}={v}" for k, v in s["counts"].items() if v))
-    click.echo(f"  queue: {s['queue_depth']} (head: {s['queue_head'] or '-'}); agents alive: {s['agents_alive']}")
-    for event in s["recent_events"][:5]:
-        click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({event['reason']})")
-    best = s["best_run"]
-    if best:
-        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {json.dumps(best['params'])}")
-
-
-@main.command("status")
-@click.argument("sweep_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@redis_option
-def status_cmd(sweep_id: str, as_json: bool, redis_url: str | None) -> None:
-    """Counts by state, queue depth, agents alive and the best run of SWEEP_ID.
-
-    \b
-    Example:
-      sweepd status abc123de --json
-    """
-    store = _store(redis_url)
-    if as_json:
-        click.echo(json.dumps(_status(store, sweep_id), indent=2))
-    else:
-        _print_status(store, sweep_id)
-
-
-@main.command("runs")
-@click.argument("sweep_id")
-@click.option("--state", type=click.Choice(STATES), default=None, help="Only runs in this state.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
-@redis_option
-def runs_cmd(sweep_id: str, state: str | None, as_json: bool, redis_url: str | None) -> None:
-    """The runs of SWEEP_ID with their state, attempt, params and metric summary.
-
-    \b
-    Example:
-      sweepd runs abc123de --state failed --json
-    """
-    store = _store(redis_url)
-    runs = [r for r in store.runs(sweep_id) if state is None or r.state == state]
-    if as_json:
-        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
-        return
-    for r in runs:
-        code = "" if r.exit_code is None else f" exit={r.exit_code}"
-        click.echo(f"{r.id}  {r.state:<10} attempt={r.attempt}{code}  {json.dumps(r.params)}  {json.dumps(r.summary)}")
-
-
-@main.command("logs")
-@click.argument("run_id")
-@click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt.")
-@redis_option
-def logs_cmd(run_id: str, attempt: int | None, redis_url: str | None) -> None:
-    """The kept output (stdout and stderr) of RUN_ID, every attempt in order.
-
-    \b
-    Example:
-      sweepd logs k3j9x0qa --attempt 2
-    """
-    for line in _store(redis_url).logs(run_id, attempt):
-        click.echo(line)
+for _command in (*cli_views.COMMANDS, *cli_ops.COMMANDS):
+    main.add_command(_command)
+for _name, _command in cli_ops.SWEEP_COMMANDS.items():
+    sweep.add_command(_command, _name)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+from typing import Literal
 
 import structlog
 
@@ -26,6 +27,7 @@ from sweepd.queue.store import Store
 
 from . import logs
 from .attempt import Attempt
+from .backoff import REDIS_DOWN, Backoff
 from .notices import Notice, Watcher, make_watchers
 from .preemption import Preemption
 from .sdnotify import Notifier
@@ -90,6 +92,7 @@ class Agent:
         self._notices: list[Notice] = []
         self._seen_signals = 0
         self._last_beat = 0.0
+        self._last_reap = 0.0
         self._current: Claim | None = None
 
     # the loop ------------------------------------------------------------------------------------
@@ -106,6 +109,7 @@ class Agent:
 
     def _loop(self) -> int:
         done = 0
+        backoff = Backoff(cap=5.0)
         while True:
             self.intake()
             if self.preemption.requested:
@@ -114,21 +118,39 @@ class Agent:
             if self.opts.count is not None and done >= self.opts.count:
                 log.info("count reached, exiting", runs=done)
                 return 0
-            if self._failing():
-                return 0 if self.store.is_complete(self.sid) else 1
-            claim = self._next() if self.preemption.may_claim() else None
-            if claim is None:
-                if self.store.is_complete(self.sid):
-                    log.info("sweep complete, exiting", runs=done)
-                    return 0
-                self.beat()
+            try:
+                code = self._step()
+            except REDIS_DOWN as exc:
+                delay = backoff.next()
+                if backoff.failures == 1:
+                    log.warning("Redis is not answering: retrying", error=str(exc))
                 self.notifier.maybe_watchdog()
-                self.store.wait_for_work(self.sid, self.opts.idle_poll)
+                self.waker.wait(delay)  # a signal still wakes us at once
                 continue
-            code = self.execute(claim)
-            if code is not None:
+            if backoff.failures:
+                log.info("Redis is answering again", failures=backoff.failures)
+                backoff.reset()
+            if code == "ran":
+                done += 1
+            elif code != "idle":
                 return code
-            done += 1
+
+    def _step(self) -> int | Literal["ran", "idle"]:
+        """One turn of the loop: run one attempt, or wait for work; an int ends the agent."""
+        if self._failing():
+            return 0 if self.store.is_complete(self.sid) else 1
+        self.maybe_reap()
+        claim = self._next() if self.preemption.may_claim() else None
+        if claim is None:
+            if self.store.is_complete(self.sid):
+                log.info("sweep complete, exiting")
+                return 0
+            self.beat()
+            self.notifier.maybe_watchdog()
+            self.store.wait_for_work(self.sid, self.opts.idle_poll)
+            return "idle"
+        code = self.execute(claim)
+        return "ran" if code is None else code
 
     def _start(self) -> None:
         signums = {signal.SIGTERM, signal.SIGINT, *self.opts.notice_signals}
@@ -196,6 +218,16 @@ class Agent:
         """Called from a watcher thread: only record and wake the loop."""
         self._notices.append(notice)
         self.waker.wake()
+
+    def maybe_reap(self) -> None:
+        """Requeue the sweep's runs whose lease expired, once a heartbeat (every agent does this:
+        a run whose agent vanished comes back within its lease plus one heartbeat)."""
+        now = time.monotonic()
+        if now - self._last_reap < self.opts.heartbeat:
+            return
+        self._last_reap = now
+        for rid in self.store.reap(self.sid):
+            log.warning("requeued a run whose lease expired", reaped_run_id=rid)
 
     def count_outcome(self, failed: bool) -> None:
         if failed:

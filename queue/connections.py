@@ -25,6 +25,7 @@ import redis
 from .errors import RedisUnavailable, UserError
 
 ENV_URL = "SWEEPD_REDIS_URL"
+ENV_URL_FILE = "SWEEPD_REDIS_URL_FILE"  # a file holding the URL: keeps a password out of env dumps
 ENV_HOME = "SWEEPD_HOME"
 ENV_SERVER = "SWEEPD_REDIS_SERVER"
 
@@ -134,8 +135,18 @@ def _pings(url: str) -> bool:
 
 
 def resolve_url(url: str | None) -> str:
-    """The URL to use: the one given, else ``SWEEPD_REDIS_URL``, else the embedded server's."""
-    return url or os.environ.get(ENV_URL) or embedded_url()
+    """The URL to use: the one given, else ``SWEEPD_REDIS_URL``, else the first line of the file
+    ``SWEEPD_REDIS_URL_FILE`` names, else the embedded server's."""
+    if url or os.environ.get(ENV_URL):
+        return url or os.environ[ENV_URL]
+    path = os.environ.get(ENV_URL_FILE)
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.readline().strip()
+        except OSError as exc:
+            raise UserError(f"{ENV_URL_FILE}={path}: cannot read it ({exc.strerror})") from None
+    return embedded_url()
 
 
 def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:

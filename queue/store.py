@@ -1,8 +1,9 @@
-"""The typed client over sweepd's Redis data: every write goes through here.
+"""The typed client over sweepd's Redis data: every write goes through here (reads: reads.py).
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
-renew) or one MULTI/EXEC transaction (create_sweep), and says so. This is the only module that
-imports rq: rq lays out each run's job hash and the queue list, sweepd's scripts move run ids.
+renew, preempt, reap, operate, control, log) or one MULTI/EXEC transaction (create_sweep), and says
+so. This is the only module that imports rq: rq lays out each run's job hash and the queue list;
+sweepd's scripts move run ids.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import uuid
 from enum import Enum
 from importlib import resources
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import redis
 from redis.commands.core import Script
@@ -22,11 +23,14 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from . import keys, search
-from .config import validate
-from .errors import NotFound
+from .errors import UserError
 from .jobs import FUNC_NAME
-from .records import Claim, RunRecord, SweepRecord
+from .reads import SWEEP_STATES, Reads
+from .records import Claim
 from .space import SweepConfig
+
+if TYPE_CHECKING:
+    from .search.bayes import Observation
 
 HISTORY_CAP = 10_000  # metric rows kept per run
 LOG_CAP = 10_000  # output lines kept per attempt
@@ -34,6 +38,9 @@ EVENTS_CAP = 100  # preemption and requeue events kept per sweep
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 CreateResult = Literal["ok", "exhausted", "paused", "cap", "target"]
+#: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours.
+Renewal = Literal["ok", "stop", "requeue", "cancel", "fenced"]
+_RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 0: "fenced"}
 
 
 def new_id(length: int = 8) -> str:
@@ -41,27 +48,20 @@ def new_id(length: int = 8) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-def _strs(items: Any) -> list[str]:
-    """Decode a list reply (redis-py types replies loosely: they are bytes here)."""
-    return [item.decode(errors="replace") for item in items]
-
-
 def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(resources.files("sweepd.queue.scripts").joinpath(f"{name}.lua").read_text())
 
 
-class Store:
+class Store(Reads):
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but config caches."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self.r = client
-        self._claim = _script(client, "claim")
-        self._create = _script(client, "create")
-        self._complete = _script(client, "complete")
-        self._requeue = _script(client, "requeue")
-        self._renew = _script(client, "renew")
-        self._preempt = _script(client, "preempt")
-        self._configs: dict[str, SweepConfig] = {}
+        super().__init__(client)
+        names = ("claim", "create", "complete", "requeue", "renew", "preempt", "reap", "operate", "control", "log")
+        self._scripts = {name: _script(client, name) for name in names}
+
+    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        return self._scripts[name](keys=keys_, args=args)
 
     # sweeps -------------------------------------------------------------------------------------
 
@@ -89,29 +89,27 @@ class Store:
             pipe.execute()
         return sid
 
-    def sweep(self, sid: str) -> SweepRecord:
-        raw = self.r.hgetall(keys.sweep(keys.check_id(sid, "sweep id")))
-        if not raw:
-            raise NotFound(f"no sweep {sid!r} in this Redis")
-        return SweepRecord.decode(raw)
+    def control(self, sid: str, state: str) -> str:
+        """Pause, resume (running), stop or cancel a sweep (control.lua); returns the previous state."""
+        if state not in SWEEP_STATES:
+            raise UserError(f"sweep state {state!r} is not one of {', '.join(SWEEP_STATES)}")
+        self.sweep(sid)
+        previous = self._run_script(
+            "control",
+            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_wake(sid)],
+            [state, keys.PREFIX + "run:", keys.RQ_JOB_PREFIX],
+        )
+        return str(previous.decode())
 
-    def config(self, sid: str) -> SweepConfig:
-        """The sweep's config, validated again from what is stored (cached: configs never change)."""
-        if sid not in self._configs:
-            self._configs[sid] = validate(self.sweep(sid).config, source=f"sweep {sid}")
-        return self._configs[sid]
-
-    def sweep_ids(self) -> list[str]:
-        return _strs(self.r.zrange(keys.SWEEPS, 0, -1))
-
-    # the run lifecycle ------------------------------------------------------------------------------
+    # the run lifecycle ----------------------------------------------------------------------------
 
     def claim(self, sid: str, agent_id: str, lease_s: float) -> Claim | None:
         """Take the run at the head of the sweep's queue (claim.lua: one atomic step)."""
         token = uuid.uuid4().hex
-        got = self._claim(
-            keys=[keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid)],
-            args=[keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, agent_id, token, int(lease_s * 1000)],
+        got = self._run_script(
+            "claim",
+            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid)],
+            [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, agent_id, token, int(lease_s * 1000)],
         )
         if not got:
             return None
@@ -128,12 +126,16 @@ class Store:
         config = self.config(sid)
         while True:
             sweep = self.sweep(sid)
-            params = search.suggest(config, sweep.seed, sweep.next_index)
+            if config.method == "bayes":  # a model-based search learns from every run so far
+                params = search.suggest(config, sweep.seed, sweep.next_index, self.observations(sid))
+            else:
+                params = search.suggest(config, sweep.seed, sweep.next_index)
             if params is None:
                 return "exhausted"
             rid, token = new_id(), uuid.uuid4().hex
-            result = self._create(
-                keys=[
+            result = self._run_script(
+                "create",
+                [
                     keys.sweep(sid),
                     keys.sweep_runs(sid),
                     keys.sweep_held(sid),
@@ -141,7 +143,7 @@ class Store:
                     keys.rq_job(rid),
                     keys.sweep_seq(sid),
                 ],
-                args=[
+                [
                     sweep.next_index,
                     rid,
                     json.dumps(params),
@@ -155,62 +157,89 @@ class Store:
             ).decode()
             if result == "ok":
                 return Claim(sid, rid, 1, token, params)
-            if result == "paused" or result == "cap" or result == "target":
+            if result in ("paused", "cap", "target"):
                 return cast(CreateResult, result)
             # 'moved' or 'exists': another agent took that point (or that id); look again.
+
+    def observations(self, sid: str) -> list[Observation]:
+        """Every run's point, metric value and state: what a model-based search learns from."""
+        from .search.bayes import Observation
+
+        config = self.config(sid)
+        name = config.metric.name if config.metric else None
+        out = []
+        for run in self.runs(sid):
+            value = run.summary.get(name) if name else None
+            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+            out.append(Observation(run.params, number, run.state))
+        return out
 
     def complete(self, claim: Claim, state: str, exit_code: int | None, reason: str) -> bool:
         """Record the attempt's end (complete.lua); False when the claim was fenced off."""
         return bool(
-            self._complete(
-                keys=[
+            self._run_script(
+                "complete",
+                [
                     keys.run(claim.run_id),
                     keys.sweep_held(claim.sweep_id),
                     keys.rq_job(claim.run_id),
                     keys.sweep_wake(claim.sweep_id),
                 ],
-                args=[claim.run_id, claim.token, state, "" if exit_code is None else exit_code, reason],
+                [claim.run_id, claim.token, state, "" if exit_code is None else exit_code, reason],
             )
         )
 
-    def requeue(self, sid: str, rid: str, *, token: str = "", reason: str, front: bool = True) -> int:
-        """Put a run back on the queue (requeue.lua): 1 requeued, 2 already queued, 0 refused."""
-        return int(
-            self._requeue(
-                keys=[
-                    keys.run(rid),
-                    keys.sweep_held(sid),
-                    keys.rq_queue(sid),
-                    keys.rq_job(rid),
-                    keys.sweep_wake(sid),
-                    keys.RQ_QUEUES,
-                ],
-                args=[rid, token, reason, "1" if front else "0"],
-            )
+    def requeue(self, claim: Claim, *, reason: str, front: bool = True) -> bool:
+        """The holder puts its run back on the queue (requeue.lua); False when it was fenced off."""
+        sid, rid = claim.sweep_id, claim.run_id
+        done = self._run_script(
+            "requeue",
+            [
+                keys.run(rid),
+                keys.sweep_held(sid),
+                keys.rq_queue(sid),
+                keys.rq_job(rid),
+                keys.sweep_wake(sid),
+                keys.RQ_QUEUES,
+            ],
+            [rid, claim.token, reason, "1" if front else "0"],
         )
+        return int(done) == 1
 
-    def renew(self, claim: Claim, lease_s: float) -> bool:
-        """Extend the claim's lease (renew.lua); False means it is no longer ours: stop the run."""
-        return bool(
-            self._renew(
-                keys=[keys.run(claim.run_id), keys.sweep_held(claim.sweep_id)],
-                args=[claim.run_id, claim.token, int(lease_s * 1000)],
-            )
+    def renew(self, claim: Claim, lease_s: float) -> Renewal:
+        """Extend the claim's lease (renew.lua), and learn whether an operator wants the run stopped
+        or requeued; "fenced" means it is no longer ours: stop the training process now."""
+        code = self._run_script(
+            "renew",
+            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.sweep(claim.sweep_id)],
+            [claim.run_id, claim.token, int(lease_s * 1000)],
         )
+        return _RENEWALS[int(code)]
 
     def mark_preempting(self, claim: Claim, reason: str) -> bool:
         """Mark the held run ``preempting`` (preempt.lua); False when it is no longer ours."""
-        return bool(self._preempt(keys=[keys.run(claim.run_id)], args=[claim.token, reason]))
+        return bool(self._run_script("preempt", [keys.run(claim.run_id)], [claim.token, reason]))
 
-    def add_event(self, sid: str, event: dict[str, Any]) -> None:
-        """Note a preemption or requeue for ``status`` (the newest 100 are kept)."""
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.lpush(keys.sweep_events(sid), json.dumps({"at": int(time.time() * 1000), **event}))
-            pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)
-            pipe.execute()
+    def reap(self, sid: str) -> list[str]:
+        """Requeue at the front every run of the sweep whose lease expired (reap.lua: exactly once,
+        however many agents reap at the same moment). Returns their ids."""
+        expired = self._run_script(
+            "reap",
+            [keys.sweep_held(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_events(sid)],
+            [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX],
+        )
+        return [e.decode() for e in expired]
 
-    def events(self, sid: str, n: int = 10) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1)]
+    def operate(self, rid: str, action: Literal["stop", "requeue"]) -> str:
+        """An operator's stop or requeue of one run (operate.lua). A held run is stopped or
+        requeued by its holder at its next heartbeat, so it never runs twice at once."""
+        sid = self.run(rid).sweep_id
+        result = self._run_script(
+            "operate",
+            [keys.run(rid), keys.rq_queue(sid), keys.rq_job(rid), keys.sweep_wake(sid)],
+            [rid, action],
+        )
+        return str(result.decode())
 
     def _rq_job_fields(self, sid: str, rid: str) -> list[Any]:
         """rq's own hash for the run's job, as field/value pairs (rq lays it out; a script writes it)."""
@@ -232,19 +261,28 @@ class Store:
 
     # what runs report -----------------------------------------------------------------------------
 
-    def log_metrics(self, sid: str, rid: str, row: dict[str, Any]) -> None:
-        """Append a metric row to the run's history and summary; note when the target is reached."""
-        encoded: dict[Any, Any] = {k: json.dumps(v) for k, v in row.items()}
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.rpush(keys.run_history(rid), json.dumps(row))
-            pipe.ltrim(keys.run_history(rid), -HISTORY_CAP, -1)
-            if encoded:
-                pipe.hset(keys.run_summary(rid), mapping=encoded)
-            pipe.execute()
-        metric = self.config(sid).metric
-        value = row.get(metric.name) if metric else None
-        if metric and isinstance(value, (int, float)) and metric.reached(float(value)):
-            self.r.hset(keys.sweep(sid), "target_reached", "1")
+    def log_metrics(self, claim: Claim, rows: list[dict[str, Any]]) -> bool:
+        """Append metric rows to the run's history and summary (log.lua, fenced by the token), and
+        note when the sweep's target is reached. False when the claim was fenced off."""
+        if not rows:
+            return True
+        summary: dict[str, Any] = {}
+        for row in rows:
+            summary.update(row)
+        fields: list[Any] = []
+        for name, value in summary.items():
+            fields += [name, json.dumps(value)]
+        rid = claim.run_id
+        done = self._run_script(
+            "log",
+            [keys.run(rid), keys.run_history(rid), keys.run_summary(rid)],
+            [claim.token, HISTORY_CAP, len(rows), *(json.dumps(row) for row in rows), *fields],
+        )
+        metric = self.config(claim.sweep_id).metric
+        values = [row.get(metric.name) for row in rows] if metric else []
+        if metric and any(isinstance(v, (int, float)) and metric.reached(float(v)) for v in values):
+            self.r.hset(keys.sweep(claim.sweep_id), "target_reached", "1")
+        return bool(done)
 
     def append_log(self, rid: str, attempt: int, lines: list[str]) -> None:
         if not lines:
@@ -255,59 +293,13 @@ class Store:
             pipe.ltrim(key, -LOG_CAP, -1)
             pipe.execute()
 
-    # reading --------------------------------------------------------------------------------------
-
-    def run(self, rid: str) -> RunRecord:
-        keys.check_id(rid, "run id")
+    def add_event(self, sid: str, event: dict[str, Any]) -> bool:
+        """Note a preemption or requeue for ``status`` (the newest 100 are kept)."""
         with self.r.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.run(rid))
-            pipe.hgetall(keys.run_summary(rid))
-            raw, summary = pipe.execute()
-        if not raw:
-            raise NotFound(f"no run {rid!r} in this Redis")
-        return RunRecord.decode(raw, summary)
-
-    def runs(self, sid: str) -> list[RunRecord]:
-        """The sweep's runs in creation order."""
-        self.sweep(sid)
-        ids = _strs(self.r.zrange(keys.sweep_runs(sid), 0, -1))
-        with self.r.pipeline(transaction=False) as pipe:
-            for rid in ids:
-                pipe.hgetall(keys.run(rid))
-                pipe.hgetall(keys.run_summary(rid))
-            raw = pipe.execute()
-        return [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
-
-    def logs(self, rid: str, attempt: int | None = None) -> list[str]:
-        record = self.run(rid)
-        attempts = [attempt] if attempt else range(1, record.attempt + 1)
-        out: list[str] = []
-        for a in attempts:
-            out += _strs(self.r.lrange(keys.run_log(rid, a), 0, -1))
-        return out
-
-    def queued_ids(self, sid: str) -> list[str]:
-        return _strs(self.r.lrange(keys.rq_queue(sid), 0, -1))
-
-    def held_count(self, sid: str) -> int:
-        return int(self.r.zcard(keys.sweep_held(sid)))
-
-    def generation_done(self, sid: str) -> bool:
-        """True when the search will make no new run: exhausted, capped, target reached, not running."""
-        sweep, config = self.sweep(sid), self.config(sid)
-        if sweep.state != "running" or sweep.target_reached:
-            return True
-        if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) >= config.run_cap:
-            return True
-        return search.exhausted(config, sweep.next_index)
-
-    def is_complete(self, sid: str) -> bool:
-        """Nothing queued, nothing left to generate, and no run held anywhere (it may come back)."""
-        return self.r.llen(keys.rq_queue(sid)) == 0 and self.held_count(sid) == 0 and self.generation_done(sid)
-
-    def wait_for_work(self, sid: str, timeout_s: float) -> None:
-        """Block until something may have changed for the sweep (a requeue, a run's end) or timeout."""
-        self.r.blpop([keys.sweep_wake(sid)], timeout=timeout_s)
+            pipe.lpush(keys.sweep_events(sid), json.dumps({"at": int(time.time() * 1000), **event}))
+            pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)
+            pipe.execute()
+        return True
 
     # agents ---------------------------------------------------------------------------------------
 
@@ -325,14 +317,3 @@ class Store:
             pipe.delete(keys.agent(aid))
             pipe.zrem(keys.sweep_agents(sid), aid)
             pipe.execute()
-
-    def agents(self, sid: str) -> list[dict[str, str]]:
-        """The sweep's agents whose hash has not expired (alive), most recent heartbeat first."""
-        ids = _strs(self.r.zrevrange(keys.sweep_agents(sid), 0, -1))
-        with self.r.pipeline(transaction=False) as pipe:
-            for aid in ids:
-                pipe.hgetall(keys.agent(aid))
-            raw = pipe.execute()
-        return [
-            {"id": aid, **{k.decode(): v.decode() for k, v in h.items()}} for aid, h in zip(ids, raw, strict=False) if h
-        ]

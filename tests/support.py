@@ -71,3 +71,44 @@ def run_sweepd(
     *args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(sweepd_cmd(*args), env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+class RedisServer:
+    """A redis-server a test can stop and start again on the same port, with append-only persistence
+    (what production needs): a restart loses nothing."""
+
+    def __init__(self, directory: Path, password: str | None = None) -> None:
+        self.dir, self.port, self.password = directory, free_port(), password
+        self.proc: subprocess.Popen[bytes] | None = None
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        args = [
+            server_binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+        ]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, password=self.password)
+        wait_until(lambda: _ping(client), timeout=15)
+        return self
+
+    def stop(self) -> None:
+        """A clean shutdown (SIGTERM: the append-only file is flushed), as systemd would do."""
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(15)
+            self.proc = None

@@ -92,11 +92,12 @@ def test_requeue_puts_the_run_at_the_front_of_the_rq_queue(r: redis.Redis, store
     a = store.create_next(sid, "ag", 30)
     b = store.create_next(sid, "ag", 30)
     assert isinstance(a, Claim) and isinstance(b, Claim)
-    assert store.requeue(sid, a.run_id, token=a.token, reason="test", front=False) == 1
-    assert store.requeue(sid, b.run_id, token=b.token, reason="test", front=True) == 1
+    assert store.requeue(a, reason="test", front=False)
+    assert store.requeue(b, reason="test", front=True)
     queue = Queue(keys.rq_queue_name(sid), connection=r)
     assert queue.job_ids == [b.run_id, a.run_id]  # rq sees the queue, head first
-    assert store.requeue(sid, b.run_id, reason="again") == 2  # idempotent
+    assert not store.requeue(b, reason="again")  # already queued: nothing changes
+    assert store.operate(b.run_id, "requeue") == "unchanged"
     again = store.claim(sid, "other", 30)
     assert again is not None and again.run_id == b.run_id and again.attempt == 2
     assert again.params == b.params and again.token != b.token
@@ -112,16 +113,18 @@ def test_the_rq_job_is_json_and_names_only_the_refusing_function(r: redis.Redis,
     assert func_name == "sweepd.queue.jobs.agent_only" and kwargs == {"run_id": claim.run_id}
 
 
-def test_a_stale_token_cannot_complete_renew_or_requeue(store: Store) -> None:
+def test_a_stale_token_cannot_complete_renew_requeue_or_log(r: redis.Redis, store: Store) -> None:
     sid = make(store, GRID)
     claim = store.create_next(sid, "ag", 30)
     assert isinstance(claim, Claim)
-    assert store.requeue(sid, claim.run_id, reason="operator") == 1
+    r.zadd(keys.sweep_held(sid), {claim.run_id: 0})  # its lease expired
+    assert store.reap(sid) == [claim.run_id]
     newer = store.claim(sid, "other", 30)
     assert newer is not None
     assert not store.complete(claim, "finished", 0, "exit-0")
-    assert not store.renew(claim, 30)
-    assert store.requeue(sid, claim.run_id, token=claim.token, reason="stale") == 0
+    assert store.renew(claim, 30) == "fenced"
+    assert not store.requeue(claim, reason="stale")
+    assert not store.log_metrics(claim, [{"loss": 1.0}])
     assert store.complete(newer, "finished", 0, "exit-0")
     assert store.run(claim.run_id).state == "finished"
 

@@ -4,9 +4,11 @@ Parameters (from the sweep): ``steps``, ``mode`` (``normal``; ``exit0`` exits 0 
 ``stubborn`` ignores every request to stop and starts a grandchild; ``mark`` calls
 ``mark_preempting()`` and exits 3 on its first attempt), ``slow_checkpoint`` (seconds a checkpoint
 takes). It writes ``OUT_DIR/<run>.jsonl`` (one line per event) and ``OUT_DIR/<run>.ready`` once it
-is part-way through, holding its pid.
+is part-way through, holding its pid. An exclusive lock on the run's checkpoint directory detects
+two executions of one run at the same time (event ``overlap``, exit 9).
 """
 
+import fcntl
 import json
 import os
 import signal
@@ -39,6 +41,14 @@ if mode == "stubborn":
     note(event="grandchild", pid=grandchild.pid)
 else:
     signal.signal(signal.SIGTERM, on_term)
+
+# Two executions of one run at the same time would both take this lock: the second one says so.
+lock = open(os.path.join(run.checkpoint_dir, "lock"), "w")  # noqa: SIM115 - held for the whole run
+try:
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except BlockingIOError:
+    note(event="overlap")
+    sys.exit(9)
 
 ckpt = os.path.join(run.checkpoint_dir, "ckpt.json")
 start = 0

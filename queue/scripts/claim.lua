@@ -30,7 +30,7 @@ while true do
     local attempt = redis.call('HINCRBY', rkey, 'attempt', 1)
     redis.call('HSET', rkey, 'state', 'running', 'token', ARGV[4], 'agent_id', ARGV[3],
       'started_at', now)
-    redis.call('HDEL', rkey, 'exit_code', 'ended_at')
+    redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested')
     redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), rid)
     redis.call('HSET', ARGV[2] .. rid, 'status', 'started')
     return {rid, attempt}

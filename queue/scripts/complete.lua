@@ -23,7 +23,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[3], 'ended_at', now, 'reason', ARGV[5]
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'exit_code', ARGV[4])
 end
-redis.call('HDEL', KEYS[1], 'token')
+redis.call('HDEL', KEYS[1], 'token', 'stop_requested', 'requeue_requested')
 redis.call('ZREM', KEYS[2], ARGV[1])
 local rq_status = 'failed'
 if ARGV[3] == 'finished' then

@@ -1,18 +1,34 @@
---[[ renew: extend the lease of a held run, only for the holder of the current attempt.
+--[[ renew: extend the lease of a held run, only for the holder of the current attempt, and tell the
+holder whether an operator asked for the run to stop or to be requeued.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read token, state
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state, stop_requested, requeue_requested
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZADD XX run id -> new deadline (ms, Redis clock)
+KEYS[3]  sweepd:sweep:<sid>        HASH  read state: a cancelled sweep stops its runs
 ARGV[1]  run id
 ARGV[2]  attempt token
 ARGV[3]  lease length in ms
 
-Returns 1, or 0 when the caller no longer holds the run: it must stop its training process.
+Returns 1 (renewed), 0 (the caller no longer holds the run: it must stop its training process at
+once), 2 (renewed; an operator stopped the run: it ends `stopped`), 3 (renewed; requeue the run at
+the front), 4 (renewed; the sweep was cancelled: the run ends `stopped`).
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
+local cur = redis.call('HMGET', KEYS[1], 'token', 'state', 'stop_requested', 'requeue_requested')
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+  return 0
+end
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
   return 0
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])
+if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
+  return 4
+end
+if cur[3] == '1' then
+  return 2
+end
+if cur[4] == '1' then
+  return 3
+end
 return 1

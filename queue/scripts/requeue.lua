@@ -1,8 +1,8 @@
---[[ requeue: put a run back on its sweep's queue, with the same id and params, in one atomic step.
+--[[ requeue: the holder puts its run back on the sweep's queue, same id and params, in one atomic step.
 
-Used for a retry or a preemption by the holder (token given: it must still hold the run), and by an
-operator or the reaper (token ''), who may requeue a held or a terminal run. A run that is already
-queued is left alone, so requeueing is idempotent.
+Used for a retry, a preemption, or an operator's requeue request, always by the holder: its token
+must still be current. (The reaper has reap.lua; an operator has operate.lua.) A run that is already
+queued is left alone, so a repeated call is harmless.
 
 KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state queued, reason, requeues + 1
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run
@@ -11,7 +11,7 @@ KEYS[4]  rq:job:<rid>              HASH  status queued
 KEYS[5]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent
 KEYS[6]  rq:queues                 SET   SADD the queue key, so rq tools list it
 ARGV[1]  run id
-ARGV[2]  token of the holder, or '' (operator, reaper)
+ARGV[2]  attempt token of the holder
 ARGV[3]  reason
 ARGV[4]  '1' for the front of the queue, '0' for the back
 
@@ -24,12 +24,12 @@ end
 if cur[2] == 'queued' then
   return 2
 end
-if ARGV[2] ~= '' and (cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting')) then
+if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'requeues', 1)
-redis.call('HDEL', KEYS[1], 'token', 'agent_id')
+redis.call('HDEL', KEYS[1], 'token', 'agent_id', 'stop_requested', 'requeue_requested')
 redis.call('ZREM', KEYS[2], ARGV[1])
 if ARGV[4] == '1' then
   redis.call('LPUSH', KEYS[3], ARGV[1])

@@ -1,0 +1,131 @@
+"""Reading sweepd's records: what ``status``, ``runs``, ``logs`` and the agents' loop look at.
+
+Plain reads, no script: each answer is a snapshot. ``Store`` (store.py) adds the writes.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+from . import keys, search
+from .config import validate
+from .errors import NotFound
+from .records import RunRecord, SweepRecord
+from .space import SweepConfig
+
+#: Sweep states. running: runs are handed out; paused: none are, agents wait; stopped: none are,
+#: running runs finish; cancelled: running runs are stopped too.
+SWEEP_STATES = ("running", "paused", "stopped", "cancelled")
+
+
+def strs(items: Any) -> list[str]:
+    """Decode a list reply (redis-py types replies loosely: they are bytes here)."""
+    return [item.decode(errors="replace") for item in items]
+
+
+class Reads:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+        self._configs: dict[str, SweepConfig] = {}
+
+    # sweeps -------------------------------------------------------------------------------------
+
+    def sweep(self, sid: str) -> SweepRecord:
+        raw = self.r.hgetall(keys.sweep(keys.check_id(sid, "sweep id")))
+        if not raw:
+            raise NotFound(f"no sweep {sid!r} in this Redis")
+        return SweepRecord.decode(raw)
+
+    def config(self, sid: str) -> SweepConfig:
+        """The sweep's config, validated again from what is stored (cached: configs never change)."""
+        if sid not in self._configs:
+            self._configs[sid] = validate(self.sweep(sid).config, source=f"sweep {sid}")
+        return self._configs[sid]
+
+    def sweep_ids(self) -> list[str]:
+        return strs(self.r.zrange(keys.SWEEPS, 0, -1))
+
+    def events(self, sid: str, n: int = 10) -> list[dict[str, Any]]:
+        return [json.loads(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1)]
+
+    # runs ---------------------------------------------------------------------------------------
+
+    def run(self, rid: str) -> RunRecord:
+        keys.check_id(rid, "run id")
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.run(rid))
+            pipe.hgetall(keys.run_summary(rid))
+            raw, summary = pipe.execute()
+        if not raw:
+            raise NotFound(f"no run {rid!r} in this Redis")
+        return RunRecord.decode(raw, summary)
+
+    def runs(self, sid: str) -> list[RunRecord]:
+        """The sweep's runs in creation order."""
+        self.sweep(sid)
+        ids = strs(self.r.zrange(keys.sweep_runs(sid), 0, -1))
+        with self.r.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hgetall(keys.run(rid))
+                pipe.hgetall(keys.run_summary(rid))
+            raw = pipe.execute()
+        return [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
+
+    def history(self, rid: str) -> list[dict[str, Any]]:
+        return [json.loads(row) for row in self.r.lrange(keys.run_history(rid), 0, -1)]
+
+    def logs(self, rid: str, attempt: int | None = None) -> list[str]:
+        record = self.run(rid)
+        attempts = [attempt] if attempt else range(1, record.attempt + 1)
+        out: list[str] = []
+        for a in attempts:
+            out += strs(self.r.lrange(keys.run_log(rid, a), 0, -1))
+        return out
+
+    # the queue and completion -------------------------------------------------------------------
+
+    def queued_ids(self, sid: str) -> list[str]:
+        return strs(self.r.lrange(keys.rq_queue(sid), 0, -1))
+
+    def held_count(self, sid: str) -> int:
+        return int(self.r.zcard(keys.sweep_held(sid)))
+
+    def generation_done(self, sid: str) -> bool:
+        """True when the search will make no new run: exhausted, capped, target reached, not running."""
+        sweep, config = self.sweep(sid), self.config(sid)
+        if sweep.state != "running" or sweep.target_reached:
+            return True
+        if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) >= config.run_cap:
+            return True
+        return search.exhausted(config, sweep.next_index)
+
+    def is_complete(self, sid: str) -> bool:
+        """No run held anywhere (it may come back) and nothing more to do: for a running sweep,
+        nothing queued and nothing left to generate; a stopped or cancelled sweep hands out nothing
+        more; a paused one is never complete (it may resume)."""
+        state = self.sweep(sid).state
+        if state == "paused" or self.held_count(sid):
+            return False
+        if state in ("stopped", "cancelled"):
+            return True
+        return self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid)
+
+    def wait_for_work(self, sid: str, timeout_s: float) -> None:
+        """Block until something may have changed for the sweep (a requeue, a run's end) or timeout."""
+        self.r.blpop([keys.sweep_wake(sid)], timeout=timeout_s)
+
+    # agents -------------------------------------------------------------------------------------
+
+    def agents(self, sid: str) -> list[dict[str, str]]:
+        """The sweep's agents whose hash has not expired (alive), most recent heartbeat first."""
+        ids = strs(self.r.zrevrange(keys.sweep_agents(sid), 0, -1))
+        with self.r.pipeline(transaction=False) as pipe:
+            for aid in ids:
+                pipe.hgetall(keys.agent(aid))
+            raw = pipe.execute()
+        return [
+            {"id": aid, **{k.decode(): v.decode() for k, v in h.items()}} for aid, h in zip(ids, raw, strict=True) if h
+        ]
