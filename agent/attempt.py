@@ -12,6 +12,7 @@ same run while this one still runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -63,10 +64,14 @@ class Attempt:
         self.output = _Buffer()  # output lines, waiting to be written
         self.child_marked = threading.Event()  # the script called mark_preempting()
         self.marked = False  # the run is `preempting` in Redis
+        self._mark_failed = False
         self.ending: Ending | None = None  # why the run is being ended early, once decided
         self.reason = ""
         self.kill_at = 0.0
+        #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
         self.lease_until = time.monotonic() + agent.opts.lease
+        self.fenced = threading.Event()  # the guard stopped the training process: the run is not ours
+        self.done = threading.Event()  # the training process has exited
         self._backoff = Backoff(cap=max(0.1, agent.opts.heartbeat / 2))
 
     # launching ----------------------------------------------------------------------------------
@@ -94,9 +99,19 @@ class Attempt:
         channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
         log.info("run started", argv=argv, params=claim.params)
         child = Child(argv, self._env(params_file, channel.path), self.output.add)
+        guard = threading.Thread(target=self._guard_lease, args=(child,), daemon=True)
+        guard.start()
         try:
             returncode = self._supervise(child, channel)
+        except BaseException:
+            # We can no longer supervise it, so it must not run on: no training process ever
+            # outlives its supervision (its lease would expire while it still ran).
+            child.kill_tree()
+            child.wait(None)
+            raise
         finally:
+            self.done.set()
+            guard.join()
             child.drain()
             child.close()
             channel.close()
@@ -136,10 +151,15 @@ class Attempt:
         while True:
             agent.intake()
             returncode = child.poll()
+            if self.fenced.is_set():
+                log.error("the run's lease could not be renewed in time: its training process was stopped")
+                child.wait(None)
+                return None
             if returncode is not None:
                 return returncode
             now = time.monotonic()
             if self.child_marked.is_set() and not self.marked:
+                self.reason = self.reason or "child-marked"
                 self._mark("child-marked")
             if agent.preemption.requested and self.ending is None:
                 self._end_early(
@@ -151,17 +171,13 @@ class Attempt:
                 return child.wait(None)
             if now >= next_renew:
                 next_renew = self._renew(child, channel, now)
-            if now >= self.lease_until - heartbeat / 2:
-                log.error("cannot renew the run's lease: stopping the training process before it expires")
-                child.kill_tree()
-                child.wait(None)
-                return None
             if now - last_flush >= FLUSH_EVERY:
                 last_flush = now
                 self._flush()
-            agent.maybe_reap()
+            with contextlib.suppress(*REDIS_DOWN):  # a failed reap waits for the next heartbeat
+                agent.maybe_reap()
             agent.notifier.maybe_watchdog()
-            wake_at = min(next_renew, self.lease_until - heartbeat / 2, now + FLUSH_EVERY)
+            wake_at = min(next_renew, now + FLUSH_EVERY)
             if self.ending is not None:
                 wake_at = min(wake_at, self.kill_at)
             interval = agent.notifier.watchdog_interval()
@@ -169,6 +185,21 @@ class Attempt:
             if child.pidfd is None:
                 timeout = min(timeout, TICK)
             agent.waker.wait(timeout, *([child.pidfd] if child.pidfd is not None else []))
+
+    def _guard_lease(self, child: Child) -> None:
+        """Fencing, on a thread of its own so that nothing the loop waits on (a Redis call that
+        hangs, a slow disk) can delay it: kill the training process half a heartbeat before the
+        lease could expire in Redis, unless a renewal moved the deadline on."""
+        margin = self.agent.opts.heartbeat / 2
+        while not self.done.is_set():
+            left = self.lease_until - margin - time.monotonic()
+            if left <= 0:
+                self.fenced.set()
+                log.error("lease about to expire without renewal: stopping the training process (fencing)")
+                child.kill_tree()
+                self.agent.waker.wake()
+                return
+            self.done.wait(min(left, 0.1))
 
     def _renew(self, child: Child, channel: Channel, now: float) -> float:
         """Renew the lease; act on what the renewal says. Returns when to renew next."""
@@ -185,7 +216,7 @@ class Attempt:
             log.info("Redis is answering again", failures=self._backoff.failures)
             self._backoff.reset()
         if renewal == "fenced":
-            self.lease_until = now  # not ours any more: the loop stops the process at once
+            self.lease_until = now  # not ours any more: the guard stops the process at once
             log.error("the run is no longer ours (requeued elsewhere): stopping the training process")
         else:
             self.lease_until = now + agent.opts.lease
@@ -201,7 +232,9 @@ class Attempt:
         try:
             self.marked = self.agent.store.mark_preempting(self.claim, reason)
         except REDIS_DOWN as exc:
-            log.warning("could not mark the run preempting yet", error=str(exc))
+            if not self._mark_failed:
+                log.warning("could not mark the run preempting yet: Redis is not answering", error=str(exc))
+            self._mark_failed = True
             return
         self.reason = self.reason or reason
         log.warning("run marked preempting", reason=reason)
@@ -231,7 +264,10 @@ class Attempt:
         """Apply the exit-status table (``states.outcome``) once, as the holder."""
         agent, claim = self.agent, self.claim
         self._flush(final=True)
-        end = states.outcome(returncode, preempting=self.marked, stopping=self.ending == "stop")
+        # Preempting is what we decided (or the script said), whether or not Redis heard of it in
+        # time: a Redis blip must not turn a preempted run into a failed one.
+        preempting = self.marked or self.ending == "preempt" or self.child_marked.is_set()
+        end = states.outcome(returncode, preempting=preempting, stopping=self.ending == "stop")
         failed = end.state in (states.FAILED, states.CRASHED)
         if failed and claim.attempt <= agent.opts.max_retries:
             if self._persist(lambda: agent.store.requeue(claim, reason="retry")):

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from sweepd.queue.config import load_config
-from sweepd.queue.connections import ENV_URL, resolve_url
+from sweepd.queue.connections import ENV_URL, connect, resolve_url
+from sweepd.queue.store import Store
 
 from . import cli_ops, cli_views, logs
 from .clikit import Group, redis_option, store_for
@@ -173,7 +174,9 @@ def agent_cmd(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
       sweepd agent abc123de --count 10
     """
     logs.configure()
-    store = store_for(redis_url)
+    # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
+    # much, and the idle wait (a blocking BLPOP) stays shorter than it.
+    store = Store(connect(redis_url, timeout=min(10.0, max(1.0, kw["heartbeat"]))))
     store.sweep(sweep_id)
     if kw["checkpoint_root"] is None:
         del kw["checkpoint_root"]

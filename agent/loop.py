@@ -93,6 +93,9 @@ class Agent:
         self._seen_signals = 0
         self._last_beat = 0.0
         self._last_reap = 0.0
+        # The idle BLPOP must return before the client's socket timeout would cut it off.
+        socket_timeout = store.r.connection_pool.connection_kwargs.get("socket_timeout") or 10.0
+        self._idle_wait = min(options.idle_poll, socket_timeout / 2)
         self._current: Claim | None = None
 
     # the loop ------------------------------------------------------------------------------------
@@ -147,7 +150,7 @@ class Agent:
                 return 0
             self.beat()
             self.notifier.maybe_watchdog()
-            self.store.wait_for_work(self.sid, self.opts.idle_poll)
+            self.store.wait_for_work(self.sid, self._idle_wait)
             return "idle"
         code = self.execute(claim)
         return "ran" if code is None else code

@@ -14,8 +14,9 @@ lr = float(run.params.get("lr", 0.1))
 epochs = int(run.params.get("epochs", 5))
 width = int(run.params.get("width", 32))
 
-# A checkpoint per run: a later attempt of the same run continues where the last one stopped.
-ckpt = os.path.join(os.environ.get("SWEEPD_CHECKPOINT_DIR", "checkpoints"), f"{run.run_id or 'local'}.json")
+# A checkpoint per run, in the directory the agent gives every attempt of the same run: a later
+# attempt continues where the last one stopped.
+ckpt = os.path.join(run.checkpoint_dir or "checkpoints", "ckpt.json")
 os.makedirs(os.path.dirname(ckpt), exist_ok=True)
 start = 0
 if os.path.exists(ckpt):
@@ -28,7 +29,8 @@ for epoch in range(start, epochs):
     loss = (math.log10(lr) + 2) ** 2 + (math.log2(width) - 6) ** 2 / 4 + 1 / (epoch + 1)
     run.log({"loss": loss, "epoch": epoch})
     print(f"epoch={epoch} loss={loss:.4f}", flush=True)
-    with open(ckpt, "w") as fh:
+    with open(ckpt + ".tmp", "w") as fh:  # write, then rename: a kill mid-write keeps the old one
         json.dump({"epoch": epoch + 1}, fh)
+    os.replace(ckpt + ".tmp", ckpt)
     if run.preempting:
         raise SystemExit(1)  # checkpointed: a non-zero exit while preempting requeues the run

@@ -21,6 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from .errors import RedisUnavailable, UserError
 
@@ -149,14 +151,25 @@ def resolve_url(url: str | None) -> str:
     return embedded_url()
 
 
-def connect(url: str | None = None, *, check: bool = True) -> redis.Redis:
+def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0) -> redis.Redis:
     """A client for ``url`` (see ``resolve_url``); with ``check``, fail now with a clear message.
 
-    ``rediss://`` URLs take redis-py's TLS query options (``ssl_ca_certs=...``).
+    Every call gives up after ``timeout`` seconds (connecting included), so a Redis that hangs
+    cannot hang sweepd: blocking commands must wait less than that. ``rediss://`` URLs take
+    redis-py's TLS query options (``ssl_ca_certs=...``).
     """
     resolved = resolve_url(url)
     try:
-        client = redis.Redis.from_url(resolved, health_check_interval=30)
+        client = redis.Redis.from_url(
+            resolved,
+            health_check_interval=30,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            # One quick retry (a pooled connection that died with a Redis restart), no more:
+            # redis-py's default (10 retries, backoff) would block a call for seconds, and the
+            # agent has its own backoff that keeps supervising its run meanwhile.
+            retry=Retry(NoBackoff(), 1),
+        )
     except ValueError as exc:
         raise UserError(f"--redis-url {redact(resolved)!r} is not a Redis URL: {exc}") from None
     if check:

@@ -30,7 +30,8 @@ key                                         type    holds
                                                     ``agent_id``, ``exit_code``, ``index``,
                                                     ``origin``, ``created_at``, ``started_at``,
                                                     ``ended_at``, ``reason``, ``requeues``,
-                                                    ``preempted_at``
+                                                    ``preempted_at``, ``stop_requested``,
+                                                    ``requeue_requested``
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON)
 ``sweepd:run:<rid>:history``                LIST    metric rows as JSON, oldest first (capped)
 ``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped)

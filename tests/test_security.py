@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sweepd.queue.config import validate
 from sweepd.queue.errors import InvalidId
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
+from tlsproxy import TlsProxy, make_ca
 
 
 class Planted:
@@ -121,3 +123,27 @@ def test_a_url_file_keeps_the_password_out_of_the_environment(tmp_path: Path, re
     done = run_sweepd("sweep", "create", str(tmp_path / "s.yaml"), "--quiet", env=env)
     assert done.returncode == 0, done.stderr
     assert redis.Redis.from_url(redis_url).exists(keys.sweep(done.stdout.strip()))
+
+
+def test_rediss_with_a_ca_file(tmp_path: Path, redis_url: str, cli_env: dict[str, str]) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: it makes the test's certificates")
+    ca, cert, key = make_ca(tmp_path)
+    proxy = TlsProxy(cert, key, int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    try:
+        (tmp_path / "s.yaml").write_text("method: grid\nprogram: p.py\nparameters:\n  x: {values: [1]}\n")
+        url = f"rediss://127.0.0.1:{proxy.port}/0"
+        ok = run_sweepd(
+            "sweep",
+            "create",
+            str(tmp_path / "s.yaml"),
+            "--quiet",
+            env={**cli_env, "SWEEPD_REDIS_URL": f"{url}?ssl_ca_certs={ca}"},
+        )
+        assert ok.returncode == 0, ok.stderr
+        assert redis.Redis.from_url(redis_url).exists(keys.sweep(ok.stdout.strip()))
+        untrusted = run_sweepd("status", ok.stdout.strip(), env={**cli_env, "SWEEPD_REDIS_URL": url})
+        assert untrusted.returncode == 3 and "certificate" in untrusted.stderr.lower()
+        assert "Traceback" not in untrusted.stderr
+    finally:
+        proxy.close()

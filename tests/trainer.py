@@ -32,7 +32,7 @@ def on_term(signum, frame):
 
 def note(**event):
     with open(os.path.join(out, f"{run.run_id}.jsonl"), "a") as fh:
-        fh.write(json.dumps({"attempt": run.attempt, **event}) + "\n")
+        fh.write(json.dumps({"attempt": run.attempt, "t": time.time(), **event}) + "\n")
 
 
 if mode == "stubborn":
@@ -51,6 +51,15 @@ except BlockingIOError:
     sys.exit(9)
 
 ckpt = os.path.join(run.checkpoint_dir, "ckpt.json")
+
+
+def save(step):
+    """Write the checkpoint atomically: a process killed mid-write leaves the previous one whole."""
+    with open(ckpt + ".tmp", "w") as fh:
+        json.dump({"step": step}, fh)
+    os.replace(ckpt + ".tmp", ckpt)
+
+
 start = 0
 if os.path.exists(ckpt):
     with open(ckpt) as fh:
@@ -65,14 +74,12 @@ if mode == "mark" and run.attempt == 1:
 for step in range(start, steps):
     if mode != "stubborn" and (terms or run.preempting):
         time.sleep(slow)  # a checkpoint that takes a while: repeated signals must not cut it short
-        with open(ckpt, "w") as fh:
-            json.dump({"step": step}, fh)
+        save(step)
         note(event="preempted", step=step, terms=terms, flag=run.preempting)
         sys.exit(0 if mode == "exit0" else 1)
     time.sleep(0.05)
     run.log({"loss": 1.0 / (step + 1)})
-    with open(ckpt, "w") as fh:
-        json.dump({"step": step + 1}, fh)
+    save(step + 1)
     if step == start + 3:
         with open(os.path.join(out, f"{run.run_id}.ready"), "w") as fh:
             fh.write(str(os.getpid()))
