@@ -1,27 +1,33 @@
 """The search algorithms, pure: which params the ``index``-th generated run of a sweep gets.
 
-A point is a function of (config, seed, index) alone, never of other runs or of Redis, so creating a
-run is "take the next index, compute its point" in one atomic step, and every agent agrees on it.
+Grid and random points are a function of (config, seed, index) alone, never of other runs or of Redis,
+so creating a run is "take the next index, compute its point" in one atomic step, and every agent
+agrees on it. Bayes also reads the sweep's runs so far (``history``); the compare-and-set on the
+index still makes one agent's point the run for that index.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ..space import SweepConfig
-from . import grid, random
+from . import bayes, grid, random
+from .bayes import Observation
 
-__all__ = ["exhausted", "grid", "random", "suggest"]
+__all__ = ["Observation", "bayes", "exhausted", "grid", "random", "suggest"]
 
 
-def suggest(config: SweepConfig, seed: int, index: int) -> dict[str, Any] | None:
+def suggest(config: SweepConfig, seed: int, index: int, history: Sequence[Observation] = ()) -> dict[str, Any] | None:
     """The params of the ``index``-th run (0-based), or None once a grid has no points left.
 
-    ``run_cap`` is not checked here: the caller checks it in the same step that takes the index.
+    ``history`` is every run of the sweep so far; only bayes reads it. ``run_cap`` is not checked
+    here: the caller checks it in the same step that takes the index.
     """
     if config.method == "grid":
         return None if exhausted(config, index) else grid.point(config, index)
-    # bayes: random points for now; the bayes algorithm (which needs the runs' results) comes later.
+    if config.method == "bayes":
+        return bayes.suggest(config, seed, index, history)
     return random.point(config, seed, index)
 
 
