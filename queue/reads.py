@@ -51,6 +51,33 @@ class Reads:
     def events(self, sid: str, n: int = 10) -> list[dict[str, Any]]:
         return [json.loads(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1)]
 
+    def preview(self, sid: str, n: int) -> list[dict[str, Any]]:
+        """The next ``n`` points the sweep's search would create, creating nothing (each counts
+        the ones before it as pending, as racing agents would). Fewer when the search runs out."""
+        config, sweep = self.config(sid), self.sweep(sid)
+        history = list(self.observations(sid)) if config.method == "bayes" else []
+        out: list[dict[str, Any]] = []
+        for i in range(n):
+            if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) + i >= config.run_cap:
+                break
+            params = search.suggest(config, sweep.seed, sweep.next_index + i, history)
+            if params is None:
+                break
+            out.append(params)
+            history.append(search.Observation(params, None, "queued"))
+        return out
+
+    def observations(self, sid: str) -> list[search.Observation]:
+        """Every run's point, metric value and state: what a model-based search learns from."""
+        config = self.config(sid)
+        name = config.metric.name if config.metric else None
+        out = []
+        for run in self.runs(sid):
+            value = run.summary.get(name) if name else None
+            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+            out.append(search.Observation(run.params, number, run.state))
+        return out
+
     # runs ---------------------------------------------------------------------------------------
 
     def run(self, rid: str) -> RunRecord:

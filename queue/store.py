@@ -15,7 +15,7 @@ import time
 import uuid
 from enum import Enum
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import redis
 from redis.commands.core import Script
@@ -28,9 +28,6 @@ from .jobs import FUNC_NAME
 from .reads import SWEEP_STATES, Reads
 from .records import Claim
 from .space import SweepConfig
-
-if TYPE_CHECKING:
-    from .search.bayes import Observation
 
 HISTORY_CAP = 10_000  # metric rows kept per run
 LOG_CAP = 10_000  # output lines kept per attempt
@@ -126,10 +123,8 @@ class Store(Reads):
         config = self.config(sid)
         while True:
             sweep = self.sweep(sid)
-            if config.method == "bayes":  # a model-based search learns from every run so far
-                params = search.suggest(config, sweep.seed, sweep.next_index, self.observations(sid))
-            else:
-                params = search.suggest(config, sweep.seed, sweep.next_index)
+            history = self.observations(sid) if config.method == "bayes" else []  # bayes learns from all
+            params = search.suggest(config, sweep.seed, sweep.next_index, history)
             if params is None:
                 return "exhausted"
             rid, token = new_id(), uuid.uuid4().hex
@@ -160,19 +155,6 @@ class Store(Reads):
             if result in ("paused", "cap", "target"):
                 return cast(CreateResult, result)
             # 'moved' or 'exists': another agent took that point (or that id); look again.
-
-    def observations(self, sid: str) -> list[Observation]:
-        """Every run's point, metric value and state: what a model-based search learns from."""
-        from .search.bayes import Observation
-
-        config = self.config(sid)
-        name = config.metric.name if config.metric else None
-        out = []
-        for run in self.runs(sid):
-            value = run.summary.get(name) if name else None
-            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-            out.append(Observation(run.params, number, run.state))
-        return out
 
     def complete(self, claim: Claim, state: str, exit_code: int | None, reason: str) -> bool:
         """Record the attempt's end (complete.lua); False when the claim was fenced off."""
