@@ -1,0 +1,196 @@
+"""The SLURM deployment on a real single-node cluster: deploy/slurm/sweepd-agent.sbatch, preempted.
+
+The agent's job runs in the preemptible partition ``low``; a job in ``high`` that needs the whole node
+preempts it. SLURM announces the preemption at the start of GraceTime, and the agent must hear it
+then, checkpoint its run, requeue it at the front of the sweep's queue and stop, while the script
+waits for SLURM to end the job (one that ends first is not requeued). SLURM requeues the job, and its
+second start resumes that same run from its checkpoint and finishes the sweep.
+
+Two cluster configurations, because SLURM signals differently in each (docs/deploy-slurm.md):
+
+- ``relay``: no ``send_user_signal`` (SLURM's default). The preemption's SIGTERM goes to job steps
+  only, never to the batch shell; the script's relay step passes it on to the agent.
+- ``send_user_signal``: the ``--signal=B:USR2@...`` signal goes to the batch shell, the agent itself,
+  at preemption.
+
+A requeued job is eligible again only two minutes after it ended (its BeginTime); the test moves that
+on with ``scontrol update StartTime=now``, as an operator could.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from slurm_cluster import SlurmCluster, clean_env, slurm_cluster
+from support import ROOT, run_sweepd
+from sweepd.queue import keys
+
+pytestmark = pytest.mark.slurm
+
+SBATCH = ROOT / "deploy" / "slurm" / "sweepd-agent.sbatch"
+TRAINER = ROOT / "tests" / "trainer.py"
+GRACE_TIME = 10  # the partition's GraceTime: SLURM ends the preempted job this long (and KillWait) after its notice
+AGENT_GRACE = 5  # the agent's --grace, below GraceTime
+STEPS = 200  # about 0.05 s each: a run is part-way for ten seconds
+
+# The sweep's program: records what SLURM told the run's process, then becomes the trainer.
+WRAPPER = f"""\
+import json, os, sys
+with open(os.path.join(os.environ["OUT_DIR"], "slurm.jsonl"), "a") as fh:
+    fh.write(json.dumps({{
+        "run": os.environ["SWEEPD_RUN_ID"],
+        "attempt": int(os.environ["SWEEPD_ATTEMPT"]),
+        "job": os.environ.get("SLURM_JOB_ID"),
+        "restart_count": os.environ.get("SLURM_RESTART_COUNT", "0"),
+    }}) + "\\n")
+os.execv(sys.executable, [sys.executable, {str(TRAINER)!r}, *sys.argv[1:]])
+"""
+
+
+@pytest.fixture(params=[False, True], ids=["relay", "send_user_signal"])
+def cluster(request: pytest.FixtureRequest) -> Iterator[SlurmCluster]:
+    with slurm_cluster(grace_time=GRACE_TIME, send_user_signal=request.param) as running:
+        yield running
+
+
+def test_a_preempted_agent_job_requeues_its_run_and_resumes_it_when_slurm_requeues_the_job(
+    cluster: SlurmCluster, cli_env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    with cluster.explained():
+        preempt_and_resume(cluster, cli_env, r, tmp_path)
+
+
+def preempt_and_resume(cluster: SlurmCluster, cli_env: dict[str, str], r: redis.Redis, tmp_path: Path) -> None:
+    out, work = tmp_path / "out", tmp_path / "work"
+    out.mkdir()
+    work.mkdir()
+    env = job_env(cli_env, tmp_path, cluster)
+    program = tmp_path / "wrapper.py"
+    program.write_text(WRAPPER)
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        f"method: grid\nprogram: {program}\nparameters:\n  steps: {{value: {STEPS}}}\n  k: {{values: [1, 2]}}\n"
+    )
+    created = run_sweepd("sweep", "create", str(config), "--quiet", env=env)
+    assert created.returncode == 0, created.stderr
+    sid = created.stdout.strip()
+    cluster.logs.append(work / "sweepd-agent-*.out")
+
+    # The agent's job: the deploy script as it is; partition, size, sweep and the env file chosen here.
+    size = [f"--cpus-per-task={cluster.cpus}", "--mem=512M"]
+    job = cluster.sbatch("--partition=low", "--array=1", *size, str(SBATCH), sid, env=env, cwd=work) + "_1"
+    ready = cluster.wait_for(lambda: next(out.glob("*.ready"), None), 90, "no run got part-way")
+    assert isinstance(ready, Path)
+    rid = ready.stem
+    assert cluster.job(job)["JobState"] == "RUNNING"
+
+    # A job that needs the whole node, in the partition that preempts.
+    high = cluster.sbatch("--partition=high", *size, "--job-name=urgent", "--wrap", "sleep 5", env=env, cwd=work)
+    submitted = time.monotonic()
+
+    # The agent heard it in time: the run was marked preempting, checkpointed, and put back at the
+    # front of the queue, all while the agent's job is still down (requeued, waiting).
+    cluster.wait_for(lambda: run_record(env, sid, rid)["state"] == "queued", 60, "the run was not requeued")
+    took = time.monotonic() - submitted
+    assert took < GRACE_TIME, f"the run was requeued {took:.1f} s after the urgent job: not at the notice"
+    run = run_record(env, sid, rid)
+    assert (run["attempt"], run["reason"], run["requeues"]) == (1, "signal", 1), run
+    assert r.hget(keys.run(rid), "preempted_at"), "the run was never marked preempting"
+    assert r.lindex(keys.rq_queue(sid), 0) == rid.encode(), "the run is not at the head of the queue"
+    (preempted,) = [e for e in events(out, rid) if e["event"] == "preempted"]
+    assert preempted["step"] > 0 and preempted["flag"] is True, preempted
+    # One SIGTERM, the agent's: SLURM itself never signalled the training process.
+    assert preempted["terms"] == 1, preempted
+
+    # SLURM requeued the agent's job; once the urgent job is done, start it again.
+    cluster.wait_for(lambda: cluster.job(job).get("Restarts") == "1", 60, "SLURM did not requeue the agent's job")
+    cluster.wait_for(lambda: hurry(cluster, job), 90, "the requeued agent job did not start again")
+    assert cluster.job(high)["JobState"] in ("RUNNING", "COMPLETING", "COMPLETED"), cluster.job(high)
+
+    # The second start resumes the same run from its checkpoint, then finishes the sweep.
+    cluster.wait_for(lambda: cluster.job(job).get("JobState") == "COMPLETED", 120, "the agent's job did not complete")
+    status = json.loads(run_sweepd("status", sid, "--json", env=env).stdout)
+    assert status["complete"] is True, status
+    runs = {x["id"]: x for x in json.loads(run_sweepd("runs", sid, "--json", env=env).stdout)}
+    assert len(runs) == 2 and all(x["state"] == "finished" for x in runs.values()), runs
+    assert runs[rid]["attempt"] == 2
+    starts = [e for e in events(out, rid) if e["event"] == "start"]
+    assert [s["attempt"] for s in starts] == [1, 2]
+    assert starts[1]["step"] == preempted["step"] and starts[1]["resumed"] is True, starts
+    seen = {(x["run"], x["attempt"]): x for x in map(json.loads, (out / "slurm.jsonl").read_text().splitlines())}
+    assert seen[(rid, 1)]["restart_count"] == "0" and seen[(rid, 2)]["restart_count"] == "1", seen
+    assert seen[(rid, 1)]["job"] == seen[(rid, 2)]["job"], "the same SLURM job, requeued"
+
+    # What SLURM and the agent said about it.
+    final = cluster.job(job)
+    assert (final["Restarts"], final["ExitCode"]) == ("1", "0:0"), final
+    log = "".join(p.read_text() for p in work.glob("sweepd-agent-*.out"))
+    assert "start 1 (requeued 0 times)" in log and "start 2 (requeued 1 times)" in log, log
+    assert "waiting for SLURM to end the job" in log, log
+    if not cluster.send_user_signal:
+        assert "SIGTERM to the job steps (a preemption notice): passed on to the agent" in log, log
+    signals = [e["signal"] for e in agent_log(log) if e.get("event") == "signal received"]
+    expected = "SIGUSR2" if cluster.send_user_signal else "SIGTERM"
+    assert signals[:1] == [expected], f"the agent heard {signals}, not {expected} first\n{log}"
+
+
+def job_env(cli_env: dict[str, str], tmp_path: Path, cluster: SlurmCluster) -> dict[str, str]:
+    """The submitter's environment (sbatch passes it on): `sweepd` on PATH, the private env file."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "sweepd"
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m sweepd.agent "$@"\n')
+    shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
+    env_file = tmp_path / "agent.env"
+    env_file.write_text(
+        f"SWEEPD_REDIS_URL={cli_env['SWEEPD_REDIS_URL']}\nSWEEPD_AGENT_ARGS=--grace {AGENT_GRACE} --notices none\n"
+    )
+    env_file.chmod(0o600)
+    env = {**clean_env(cli_env), **cluster.env}
+    env.update(
+        PATH=os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), env["PATH"]]),
+        SWEEPD_ENV_FILE=str(env_file),
+        OUT_DIR=str(tmp_path / "out"),
+        SWEEPD_CHECKPOINT_ROOT=str(tmp_path / "ckpt"),
+    )
+    return env
+
+
+def hurry(cluster: SlurmCluster, job: str) -> bool:
+    """True once the requeued job runs again; moves its two-minute BeginTime on to now."""
+    info = cluster.job(job)
+    if info.get("JobState") == "PENDING" and info.get("Reason") == "BeginTime":
+        cluster.run("scontrol", "update", f"jobid={job}", "StartTime=now")
+    # Not COMPLETING: the preempted start is COMPLETING too, for a moment after its requeue.
+    return info.get("Restarts") == "1" and info.get("JobState") in ("RUNNING", "COMPLETED")
+
+
+def run_record(env: dict[str, str], sid: str, rid: str) -> dict[str, Any]:
+    runs = json.loads(run_sweepd("runs", sid, "--json", env=env).stdout)
+    return dict(next(x for x in runs if x["id"] == rid))
+
+
+def events(out: Path, rid: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in (out / f"{rid}.jsonl").read_text().splitlines()]
+
+
+def agent_log(text: str) -> list[dict[str, Any]]:
+    """The agent's JSON log lines among the job's output."""
+    found = []
+    for line in text.splitlines():
+        if line.startswith("{"):
+            try:
+                found.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return found
