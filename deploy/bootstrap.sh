@@ -3,7 +3,8 @@
 # hand as root). It creates the `sweepd` user, a virtualenv in /opt/sweepd with sweepd installed,
 # /etc/sweepd/agent.env (mode 600), and enables sweepd-agent@1 ... sweepd-agent@N. Run it again to
 # change the sweep or the count: if a setting changed the agents restart (their runs are requeued and
-# resume from their checkpoints), and agents above N are stopped.
+# resume from their checkpoints), and agents above N are stopped. It needs no other file: alone (as
+# user data) it installs its own copy of the template unit. docs/deploy-systemd.md shows how.
 #
 # Usage:
 #   SWEEPD_REDIS_URL=redis://:PASSWORD@HOST:6379/0 bash bootstrap.sh --sweep SWEEP_ID [options]
@@ -20,7 +21,7 @@
 #                          (default: the sweepd user's home, /var/lib/sweepd)
 #   --pin-gpus             give agent i the GPU i-1 alone (CUDA_VISIBLE_DEVICES)
 #   --unit FILE            the template unit to install (default: systemd/sweepd-agent@.service
-#                          next to this script)
+#                          next to this script, else the copy inside this script)
 #   --python PATH          the Python (3.10+) for the virtualenv (default: python3, from apt if missing)
 #
 # SWEEPD_BOOTSTRAP_ROOT=DIR installs under DIR instead of / and skips the root check (the tests run it
@@ -32,6 +33,7 @@
 set -euo pipefail
 
 ROOT=${SWEEPD_BOOTSTRAP_ROOT:-}
+VENV=/opt/sweepd/venv # where the agents find it (under $ROOT only while it is installed)
 PREFIX=$ROOT/opt/sweepd
 ETC=$ROOT/etc/sweepd
 UNIT_DIR=$ROOT/etc/systemd/system
@@ -51,6 +53,54 @@ say() {
 usage() {
     sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
     exit "${1:-2}"
+}
+
+# The template unit, for when no systemd/sweepd-agent@.service is next to this script (user data):
+# deploy/systemd/sweepd-agent@.service without its comments, which say why each line is there. A test
+# keeps the two the same.
+template_unit() {
+    cat <<'UNIT'
+# sweepd-agent@.service, written by bootstrap.sh (see deploy/systemd/ for why each line is there).
+[Unit]
+Description=sweepd agent %i
+Wants=network-online.target
+After=network-online.target
+StartLimitIntervalSec=30min
+StartLimitBurst=5
+
+[Service]
+Type=notify
+NotifyAccess=main
+EnvironmentFile=/etc/sweepd/agent.env
+EnvironmentFile=-/etc/sweepd/agent-%i.env
+Environment=PYTHONUNBUFFERED=1
+ExecStartPre=+-/usr/bin/nvidia-modprobe -u -c=0
+ExecStart=/usr/local/bin/sweepd agent ${SWEEPD_SWEEP_ID} $SWEEPD_AGENT_ARGS
+User=sweepd
+Group=sweepd
+WorkingDirectory=~
+KillMode=mixed
+KillSignal=SIGTERM
+TimeoutStopSec=150
+Restart=on-failure
+RestartSec=5
+RestartPreventExitStatus=2
+WatchdogSec=60
+OOMPolicy=continue
+LimitNOFILE=65536
+LimitMEMLOCK=infinity
+NoNewPrivileges=yes
+ProtectSystem=full
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectControlGroups=yes
+RestrictSUIDSGID=yes
+RestrictRealtime=yes
+LockPersonality=yes
+
+[Install]
+WantedBy=multi-user.target
+UNIT
 }
 
 sweep_id=${SWEEPD_SWEEP_ID:-}
@@ -105,8 +155,10 @@ for value in "$redis_url" "$agent_args"; do
 done
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
-unit=${unit:-$script_dir/systemd/sweepd-agent@.service}
-[[ -r $unit ]] || die "no unit file at $unit (pass --unit FILE)"
+if [[ -z $unit && -r $script_dir/systemd/sweepd-agent@.service ]]; then
+    unit=$script_dir/systemd/sweepd-agent@.service
+fi
+[[ -z $unit || -r $unit ]] || die "no unit file at $unit"
 [[ -z $workdir || $workdir == /* ]] || die "--workdir must be an absolute path"
 
 # --- system packages and the Python --------------------------------------------------------------
@@ -183,10 +235,21 @@ EOF
     fi
 done
 
-write_file 644 "$UNIT_DIR/sweepd-agent@.service" <"$unit"
+if [[ -n $unit ]]; then
+    write_file 644 "$UNIT_DIR/sweepd-agent@.service" <"$unit"
+else
+    write_file 644 "$UNIT_DIR/sweepd-agent@.service" < <(template_unit)
+fi
 dropin_dir=$UNIT_DIR/sweepd-agent@.service.d
+install -d -m 755 "$dropin_dir"
+# systemd's PATH does not have the virtualenv: without this, a sweep's ${interpreter} (`python`, where
+# there is one on PATH) would be the system's Python, without sweepd and the --extra-pip packages.
+write_file 644 "$dropin_dir/venv.conf" <<EOF
+# Written by bootstrap.sh: the virtualenv first on PATH, so \${interpreter} is its Python.
+[Service]
+Environment=PATH=$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+EOF
 if [[ -n $workdir ]]; then
-    install -d -m 755 "$dropin_dir"
     write_file 644 "$dropin_dir/workdir.conf" <<EOF
 # Written by bootstrap.sh --workdir: where the sweep's program is found.
 [Service]
