@@ -263,10 +263,18 @@ class Attempt:
     def _record(self, returncode: int, seconds: float) -> None:
         """Apply the exit-status table (``states.outcome``) once, as the holder."""
         agent, claim = self.agent, self.claim
+        agent.intake()  # a signal that arrived as the process exited still counts
         self._flush(final=True)
         # Preempting is what we decided (or the script said), whether or not Redis heard of it in
         # time: a Redis blip must not turn a preempted run into a failed one.
-        preempting = self.marked or self.ending == "preempt" or self.child_marked.is_set()
+        # The platform may signal the training process itself at the moment it signals us (SLURM
+        # at the end of GraceTime, Kubernetes to a whole pod): a run that ends while the agent is
+        # being preempted is preempted, even if it exited before we could tell it.
+        preempting = (
+            self.marked or self.ending == "preempt" or self.child_marked.is_set() or self.agent.preemption.requested
+        )
+        if preempting and not self.reason and self.agent.preemption.requested:
+            self.reason = self.agent.preemption.reason or "signal"
         end = states.outcome(returncode, preempting=preempting, stopping=self.ending == "stop")
         failed = end.state in (states.FAILED, states.CRASHED)
         if failed and claim.attempt <= agent.opts.max_retries:

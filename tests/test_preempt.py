@@ -4,6 +4,7 @@ resume from the checkpoint on the next start."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -208,3 +209,18 @@ def test_status_shows_preempting_and_requeued_runs(tmp_path: Path, cli_env: dict
     assert status["counts"]["preempting"] == 1
     agent.send_signal(signal.SIGKILL)
     agent.wait(10)
+
+
+def test_a_platform_that_signals_the_training_process_too_still_gets_a_requeue(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """SLURM at the end of GraceTime and Kubernetes signal every process at once: the training
+    process may exit before the agent has told it anything; the run must still be requeued."""
+    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 100}\n")
+    agent = sweep.agent()
+    rid, pid = sweep.ready()
+    os.kill(pid, signal.SIGKILL)  # the training process dies first, as a platform may make it
+    agent.send_signal(signal.SIGTERM)
+    assert finish(agent) == 0
+    run = sweep.run(rid)
+    assert (run["state"], run["reason"]) == ("queued", "signal")
