@@ -566,27 +566,31 @@ def test_bootstrap_reads_the_url_from_a_file(bootstrap_env: dict[str, str], tmp_
     assert "SWEEPD_REDIS_URL='redis://:from-file@redis.example:6379/0'" in text.splitlines()
 
 
+def user_data_recipe() -> str:
+    """The shell block of docs/deploy-systemd.md that makes the user data (marked there as tested here)."""
+    doc = (ROOT / "docs" / "deploy-systemd.md").read_text()
+    match = re.search(r"<!-- tests/test_deploy.py runs the block below as it is -->\n```sh\n(.*?)```", doc, re.S)
+    assert match, "docs/deploy-systemd.md: the user-data block is gone (or its marker)"
+    return match.group(1)
+
+
 def test_bootstrap_alone_as_user_data_installs_its_own_copy_of_the_template(
     bootstrap_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """The user-data recipe of docs/deploy-systemd.md: bootstrap.sh with its options and the Redis URL
-    set at its top, run where no other file of the repository is (cloud-init's scripts directory)."""
+    """The user-data recipe of docs/deploy-systemd.md, run as it is: bootstrap.sh with its options and
+    the Redis URL set at its top, run where no other file of the repository is (as cloud-init does)."""
     url = "redis://:pa$$w0rd&x@redis.example:6379/0"  # quoted into the script with printf %q
     package = "https://files.example/sweepd-0.1.0-py3-none-any.whl"
-    script = tmp_path / "cloud" / "part-001"
-    script.parent.mkdir()
-    recipe = f"""\
-        {{
-          echo '#!/usr/bin/env bash'
-          printf 'export SWEEPD_REDIS_URL=%q\\n' "$SWEEPD_REDIS_URL"
-          printf 'set -- --sweep %q --agents 4 --package %q\\n' "$SWEEP" "$PACKAGE"
-          sed 1d {shlex.quote(str(BOOTSTRAP))}
-        }} > {shlex.quote(str(script))}
-        """
+    checkout = tmp_path / "checkout"
+    (checkout / "deploy").mkdir(parents=True)
+    shutil.copy(BOOTSTRAP, checkout / "deploy" / "bootstrap.sh")
     env = {**bootstrap_env, "SWEEPD_REDIS_URL": url, "SWEEP": "sw7", "PACKAGE": package}
-    made = subprocess.run(["bash", "-c", textwrap.dedent(recipe)], env=env, capture_output=True, text=True)
+    made = subprocess.run(["bash", "-c", user_data_recipe()], cwd=checkout, env=env, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
-    env.pop("SWEEPD_REDIS_URL")  # it comes from the script, as cloud-init gives a script no environment
+    script = tmp_path / "cloud" / "part-001"  # alone in its directory, as cloud-init keeps it
+    script.parent.mkdir()
+    shutil.move(checkout / "user-data.sh", script)
+    env.pop("SWEEPD_REDIS_URL")  # it comes from the script: cloud-init gives a script no environment
     done = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     root = Path(env["SWEEPD_BOOTSTRAP_ROOT"])

@@ -260,3 +260,46 @@ def test_the_image_installs_what_the_readme_installs_and_runs_the_console_script
     for name in ("agents-deployment.yaml", "agents-job.yaml"):
         (doc,) = documents(K8S / name)
         assert str(doc["spec"]["template"]["spec"]["securityContext"]["runAsUser"]) == users[-1], name
+
+
+# --- the guide's commands ---------------------------------------------------------------------------------
+
+
+def guide_edits() -> list[str]:
+    """The `sed -i` lines of docs/deploy-kubernetes.md's set-up block (marked there as run here)."""
+    doc = (ROOT / "docs" / "deploy-kubernetes.md").read_text()
+    match = re.search(
+        r"<!-- tests/test_k8s.py runs the sed lines of the block below[^\n]*-->\n```sh\n(.*?)```", doc, re.S
+    )
+    assert match, "docs/deploy-kubernetes.md: the set-up block is gone (or its marker)"
+    edits = [ln for ln in match.group(1).splitlines() if ln.startswith("sed -i ")]
+    assert len(edits) == 3, edits
+    return edits
+
+
+def test_the_guide_s_edits_leave_no_placeholder_and_valid_manifests(tmp_path: Path) -> None:
+    copy_dir = tmp_path / "my-sweep"
+    shutil.copytree(K8S, copy_dir)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PASSWORD": "0123abcd" * 6,
+        "REGISTRY": "registry.example/team",
+        "SWEEP": "8cq2x0rd",
+    }
+    for line in guide_edits():
+        done = subprocess.run(["bash", "-c", line], cwd=copy_dir, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, f"{line}: {done.stderr}"
+    for path in [
+        copy_dir / "secret.yaml",
+        *(copy_dir / name for name in ("agents-deployment.yaml", "agents-job.yaml")),
+    ]:
+        assert "CHANGE-ME" not in path.read_text(), f"{path.name} still has a placeholder after the guide's edits"
+    (secret,) = documents(copy_dir / "secret.yaml")
+    assert secret["stringData"]["SWEEPD_REDIS_URL"] == f"redis://:{env['PASSWORD']}@sweepd-redis:6379/0"
+    assert secret["stringData"]["redis.conf"].split() == ["requirepass", env["PASSWORD"]]
+    for name in ("agents-deployment.yaml", "agents-job.yaml"):
+        (doc,) = documents(copy_dir / name)
+        (container,) = doc["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "registry.example/team/my-sweep:1"
+        assert {"name": "SWEEPD_SWEEP_ID", "value": "8cq2x0rd"} in container["env"]
+        assert not errors(doc), errors(doc)
