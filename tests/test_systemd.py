@@ -232,7 +232,7 @@ def test_an_idle_agent_keeps_the_watchdog_at_half_its_timeout_too(
 def test_sigterm_while_the_run_checkpoints_slowly_says_stopping_and_extends_the_timeout(
     bench_factory: Callable[[str], Bench], notify: NotifySocket, r: redis.Redis
 ) -> None:
-    grace, checkpoint = 30.0, 3.0
+    grace, checkpoint = 30.0, 4.0
     bench = bench_factory(f"  steps: {{value: 2000}}\n  slow_checkpoint: {{value: {checkpoint}}}\n")
     agent = bench.agent("--grace", str(grace), env=notify.env())
     rid = bench.running()
