@@ -96,6 +96,9 @@ class Agent:
         # The idle BLPOP must return before the client's socket timeout would cut it off.
         socket_timeout = store.r.connection_pool.connection_kwargs.get("socket_timeout") or 10.0
         self._idle_wait = min(options.idle_poll, socket_timeout / 2)
+        watchdog = self.notifier.watchdog_interval()
+        if watchdog:  # an idle agent must still ping systemd's watchdog in time
+            self._idle_wait = min(self._idle_wait, watchdog / 2)
         self._current: Claim | None = None
 
     # the loop ------------------------------------------------------------------------------------
@@ -117,6 +120,7 @@ class Agent:
             self.intake()
             if self.preemption.requested:
                 log.info("preempted: exiting without taking another run", reason=self.preemption.reason)
+                self.notifier.stopping(f"preempted ({self.preemption.reason})")
                 return 0
             if self.opts.count is not None and done >= self.opts.count:
                 log.info("count reached, exiting", runs=done)

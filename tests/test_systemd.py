@@ -207,12 +207,6 @@ def test_ready_comes_once_the_agent_works_the_sweep_then_the_watchdog_at_half_it
     assert stopped(agent) == 0
 
 
-@pytest.mark.xfail(
-    reason="agent/loop.py: an idle agent waits for work in 1 s turns (Options.idle_poll) whatever WATCHDOG_USEC "
-    "says, so with a watchdog under about 2 s its pings come later than half the interval; its idle wait "
-    "should be capped at watchdog_interval()/2 as Attempt._supervise's is",
-    strict=False,
-)
 def test_an_idle_agent_keeps_the_watchdog_at_half_its_timeout_too(
     bench_factory: Callable[[str], Bench], notify: NotifySocket
 ) -> None:
