@@ -1,11 +1,13 @@
 """Read a W&B sweep config (YAML or JSON) and validate it into a ``SweepConfig``.
 
 sweepd follows W&B's schema (wandb/sweeps ``src/sweeps/config/schema.json``) and the wandb client's
-checks, and departs from them on purpose in two ways:
+checks, and departs from them on purpose in three ways:
 
 - It refuses what W&B accepts but cannot run well: ``method: custom`` (sweepd is the scheduler),
   unknown command macros (W&B expands them to nothing), legacy exponent bounds that overflow.
   W&B's cloud-only keys (``entity``, ``job``, ...) are accepted and ignored, with a note.
+- It takes one key of its own, ``stdout_metrics`` (how the agent reads metrics from printed lines,
+  see rows.py); W&B's configs never have it and validate unchanged.
 - It reports every problem at once, one line each starting with its key path, with a hint where
   W&B's message would be cryptic (``1e-5`` read as text by YAML 1.1, a typo in a key).
 
@@ -25,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from . import rows
 from .errors import ConfigError
 from .params import KeyPath, Report, did_you_mean, is_number, number, unknown_keys, validate_parameters
 from .space import EarlyTerminate, Goal, Method, Metric, SweepConfig
@@ -44,7 +47,7 @@ _GOALS: dict[str, Goal] = {"minimize": "minimize", "maximize": "maximize"}
 Impute = Literal["worst", "best", "latest"]
 _IMPUTES: dict[str, Impute] = {"worst": "worst", "best": "best", "latest": "latest"}
 _KEYS = ("method", "metric", "parameters", "early_terminate", "run_cap", "command", "program", "name",
-         "description")
+         "description", "stdout_metrics")
 # fmt: on
 #: Keys W&B's schema allows that mean nothing to sweepd: accepted, ignored, noted.
 _IGNORED = {
@@ -146,6 +149,9 @@ def validate(raw: dict[str, Any], source: str = "") -> SweepConfig:
     name, description, program = (_text(report, plain, key) for key in ("name", "description", "program"))
     names = plain["parameters"] if isinstance(plain.get("parameters"), dict) else ()
     command = _command(report, plain["command"], program, names) if "command" in plain else None
+    stdout_metrics, problem = rows.config_pattern(plain.get("stdout_metrics", True))  # sweepd's own key
+    if problem:
+        report.problem(("stdout_metrics",), problem)
     if program is None and "program" not in plain and "command" not in plain:
         report.note(("program",), "missing: the default command runs ${program}, so give program or command")
     if report.problems or method is None or not params:
@@ -161,6 +167,7 @@ def validate(raw: dict[str, Any], source: str = "") -> SweepConfig:
         command=command,
         name=name,
         description=description,
+        stdout_metrics=stdout_metrics,
         notes=tuple(report.notes),
     )
 

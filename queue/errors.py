@@ -35,6 +35,23 @@ class InvalidId(UserError):
     """An ID with characters or a length sweepd does not accept as part of a key name."""
 
 
+class ResumeRefused(UserError):
+    """The resume table refuses the start: ``must`` and the run does not exist, ``never`` and it does."""
+
+
+class RunMissing(ResumeRefused):
+    """``resume must``: the run ID does not exist."""
+
+
+class RunExists(ResumeRefused):
+    """``resume never``: the run ID exists already."""
+
+
+class RunHeld(UserError):
+    """Another live process (an agent's training process, or a script run by hand) holds the run:
+    a second one is refused while the first holds it."""
+
+
 class RedisUnavailable(SweepdError):
     """Redis could not be reached; the message names the URL tried (without its password)."""
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .rows import DEFAULT_PATTERN
+
 Kind = Literal["constant", "categorical", "distribution"]
 Goal = Literal["minimize", "maximize"]
 Method = Literal["grid", "random", "bayes"]
@@ -103,7 +105,8 @@ class SweepConfig:
 
     ``raw`` is the config as the user wrote it (after parsing), kept so that it can be stored and
     validated again on any machine; ``notes`` are warnings for the user (ignored cloud-only keys,
-    deprecated forms).
+    deprecated forms). ``stdout_metrics`` is the pattern the agent reads metrics from the program's
+    printed lines with (sweepd's own key; None: it reads none).
     """
 
     method: Method
@@ -116,6 +119,7 @@ class SweepConfig:
     command: tuple[str, ...] | None = None
     name: str | None = None
     description: str | None = None
+    stdout_metrics: str | None = DEFAULT_PATTERN
     notes: tuple[str, ...] = field(default=())
 
 
