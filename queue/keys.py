@@ -27,15 +27,23 @@ key                                         type    holds
                                                     expires when the agent goes silent
 ``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
                                                     ``params`` (JSON), ``attempt``, ``token``,
-                                                    ``agent_id``, ``exit_code``, ``index``,
-                                                    ``origin``, ``created_at``, ``started_at``,
-                                                    ``ended_at``, ``reason``, ``requeues``,
-                                                    ``preempted_at``, ``stop_requested``,
-                                                    ``requeue_requested``
-``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON)
-``sweepd:run:<rid>:history``                LIST    metric rows as JSON, oldest first (capped)
+                                                    ``agent_id`` (the holder: an agent, or a
+                                                    script run by hand), ``exit_code``, ``index``
+                                                    (search point), ``origin`` (``search``,
+                                                    ``enqueue``, ``manual``), ``created_at``,
+                                                    ``started_at``, ``ended_at``, ``reason``,
+                                                    ``requeues``, ``preempted_at``,
+                                                    ``stop_requested``, ``requeue_requested``
+``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
+                                                    ``_step`` is the last step the run logged,
+                                                    where a resumed attempt continues from
+``sweepd:run:<rid>:history``                LIST    metric rows as JSON (with ``_step``), oldest
+                                                    first, one series across attempts (capped)
 ``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped)
 ==========================================  ======  ==============================================
+
+One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts
+start by hand with no sweep named; ``resume.lua`` creates it, stopped, on first use (runs.py).
 
 rq's keys (written in rq's own layout so that ``rq info`` and rq dashboards see the queue)
 

@@ -29,13 +29,16 @@ def iso(ms: int | None) -> str | None:
 
 @dataclass(frozen=True)
 class Claim:
-    """What an agent holds: one attempt of one run, fenced by its token."""
+    """What an agent (or a script run by hand) holds: one attempt of one run, fenced by its token.
+    ``last_step`` is the last step the run logged before this attempt (None: it never logged), where
+    the attempt's history continues from."""
 
     sweep_id: str
     run_id: str
     attempt: int
     token: str
     params: dict[str, Any]
+    last_step: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """The typed client over sweepd's Redis data: every write goes through here (reads: reads.py).
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
-renew, preempt, reap, operate, control, log) or one MULTI/EXEC transaction (create_sweep), and says
-so. This is the only module that imports rq: rq lays out each run's job hash and the queue list;
-sweepd's scripts move run ids.
+renew, preempt, reap, operate, control, log; resume and enqueue, whose callers are in runs.py) or
+one MULTI/EXEC transaction (create_sweep), and says so. This is the only module that imports rq: rq
+lays out each run's job hash and the queue list; sweepd's scripts move run ids.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from rq.serializers import JSONSerializer
 from . import keys, search
 from .errors import UserError
 from .jobs import FUNC_NAME
-from .reads import SWEEP_STATES, Reads
+from .reads import SWEEP_STATES
 from .records import Claim
+from .runs import RunStarts, step_of
 from .space import SweepConfig
 
 HISTORY_CAP = 10_000  # metric rows kept per run
@@ -49,12 +50,13 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(resources.files("sweepd.queue.scripts").joinpath(f"{name}.lua").read_text())
 
 
-class Store(Reads):
+class Store(RunStarts):
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but config caches."""
 
     def __init__(self, client: redis.Redis) -> None:
         super().__init__(client)
-        names = ("claim", "create", "complete", "requeue", "renew", "preempt", "reap", "operate", "control", "log")
+        names = ("claim", "create", "complete", "requeue", "renew", "preempt", "reap", "operate", "control", "log",
+                 "resume", "enqueue")  # the last two start runs by name (runs.py)
         self._scripts = {name: _script(client, name) for name in names}
 
     def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
@@ -111,8 +113,11 @@ class Store(Reads):
         if not got:
             return None
         rid, attempt = got[0].decode(), int(got[1])
-        params = json.loads(self.r.hget(keys.run(rid), "params") or b"{}")
-        return Claim(sid, rid, attempt, token, params)
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.run(rid), "params")
+            pipe.hget(keys.run_summary(rid), "_step")  # a resumed run's history continues from here
+            params, step = pipe.execute()
+        return Claim(sid, rid, attempt, token, json.loads(params or b"{}"), step_of((step or b"").decode()))
 
     def create_next(self, sid: str, agent_id: str, lease_s: float) -> Claim | CreateResult:
         """Create the sweep's next run from its search algorithm, already held (create.lua).

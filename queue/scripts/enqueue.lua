@@ -1,0 +1,90 @@
+--[[ enqueue: put a named run on a sweep's queue under the resume table (`sweepd enqueue`), in one
+atomic step.
+
+The caller passes the table's row for its mode (queue/resume.py). A new run is created queued
+(attempt 0, origin `enqueue`); a terminal run is requeued (an explicit requeue: invariant 6) with
+its id, history and attempt counter, and the given params if any; a run already queued is moved to
+the requested end of the queue (and given the params if any). A held run is refused: it is never
+moved from under its holder (`sweepd requeue` asks the holder instead).
+
+KEYS[1]  sweepd:run:<rid>          HASH    read state, sweep_id, agent_id; write the run
+KEYS[2]  sweepd:run:<rid>:summary  HASH    read `_step`: the step a resume continues from
+KEYS[3]  sweepd:sweep:<sid>        HASH    read state: a cancelled sweep takes no run
+KEYS[4]  sweepd:sweep:<sid>:runs   ZSET    ZADD a new run -> creation order
+KEYS[5]  rq:queue:sweepd-<sid>     LIST    LREM, then LPUSH (front) or RPUSH (back) the run id
+KEYS[6]  rq:job:<rid>              HASH    rq's job (fields from ARGV[7..] for a new run), status queued
+KEYS[7]  sweepd:sweep:<sid>:seq    STRING  INCR: creation order
+KEYS[8]  sweepd:sweep:<sid>:wake   LIST    LPUSH: wake an idle agent
+KEYS[9]  rq:queues                 SET     SADD the queue key, so rq tools list it
+ARGV[1]  run id
+ARGV[2]  sweep id
+ARGV[3]  if the run exists: 'resume' or 'refuse'
+ARGV[4]  if it does not: 'create' or 'refuse'
+ARGV[5]  params (JSON); '' keeps a known run's params
+ARGV[6]  '1' for the front of the queue, '0' for the back
+ARGV[7..] rq job hash of a new run, field/value pairs
+
+Returns {'created'}, {'queued', attempts so far, last `_step` or ''} (a known run requeued), or
+{'moved', attempts so far, last `_step` or ''} (it was queued already); or why not (nothing written):
+{'exists'}, {'missing'}, {'held', holder}, {'other-sweep', sweep id}, {'no-sweep'}, {'cancelled'}.
+]]
+local run = redis.call('HMGET', KEYS[1], 'state', 'sweep_id', 'agent_id', 'attempt')
+local exists = run[1] ~= false
+if exists and ARGV[3] == 'refuse' then
+  return {'exists'}
+end
+if not exists and ARGV[4] == 'refuse' then
+  return {'missing'}
+end
+if exists and run[2] ~= ARGV[2] then
+  return {'other-sweep', run[2] or ''}
+end
+local sweep_state = redis.call('HGET', KEYS[3], 'state')
+if not sweep_state then
+  return {'no-sweep'}
+end
+if sweep_state == 'cancelled' then
+  return {'cancelled'}
+end
+if exists and (run[1] == 'running' or run[1] == 'preempting') then
+  return {'held', run[3] or ''}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local result
+if not exists then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'sweep_id', ARGV[2], 'state', 'queued', 'params', ARGV[5],
+    'attempt', 0, 'origin', 'enqueue', 'created_at', now)
+  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[7]), ARGV[1])
+  local job = {}
+  for i = 7, #ARGV do
+    job[#job + 1] = ARGV[i]
+  end
+  if #job > 0 then
+    redis.call('HSET', KEYS[6], unpack(job))
+  end
+  result = {'created'}
+else
+  local step = redis.call('HGET', KEYS[2], '_step') or ''
+  if run[1] == 'queued' then
+    redis.call('LREM', KEYS[5], 0, ARGV[1])
+    result = {'moved', run[4] or '0', step}
+  else
+    redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', 'enqueued')
+    redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+    result = {'queued', run[4] or '0', step}
+  end
+  if ARGV[5] ~= '' then
+    redis.call('HSET', KEYS[1], 'params', ARGV[5])
+  end
+end
+if ARGV[6] == '1' then
+  redis.call('LPUSH', KEYS[5], ARGV[1])
+else
+  redis.call('RPUSH', KEYS[5], ARGV[1])
+end
+redis.call('HSET', KEYS[6], 'status', 'queued')
+redis.call('SADD', KEYS[9], KEYS[5])
+redis.call('LPUSH', KEYS[8], '1')
+redis.call('LTRIM', KEYS[8], 0, 63)
+return result

@@ -1,0 +1,98 @@
+--[[ resume: start a named run by hand (init() without an agent) under the resume table, and hold it,
+in one atomic step.
+
+The caller passes the table's row for its mode (queue/resume.py): what to do if the run exists
+(resume or refuse) and if it does not (create or refuse). A run held by a live holder (its lease
+still runs) is refused: two processes never run one run at once. A held run whose lease expired is
+taken over (as reap.lua then claim.lua would, in one step: the old holder's token is dead). A queued
+run is taken off its queue; a terminal run is requeued and claimed in the same step, so the only
+way out of a terminal state is still an explicit requeue (invariant 6).
+
+KEYS[1]   sweepd:run:<rid>           HASH    read state, sweep_id, token; write the holder's fields
+KEYS[2]   sweepd:run:<rid>:summary   HASH    read `_step`: the last step the run logged
+KEYS[3]   sweepd:sweep:<sid>         HASH    read state; created from ARGV[9] when missing (manual)
+KEYS[4]   sweepd:sweep:<sid>:runs    ZSET    ZADD a new run -> creation order
+KEYS[5]   sweepd:sweep:<sid>:held    ZSET    read the lease deadline; ZADD run id -> new deadline
+KEYS[6]   rq:queue:sweepd-<sid>      LIST    LREM a queued run
+KEYS[7]   rq:job:<rid>               HASH    rq's job (fields from ARGV[10..] for a new run), status
+KEYS[8]   sweepd:sweep:<sid>:seq     STRING  INCR: creation order
+KEYS[9]   sweepd:sweeps              ZSET    ZADD a sweep created here
+KEYS[10]  rq:queues                  SET     SADD the queue of a sweep created here
+ARGV[1]   run id
+ARGV[2]   sweep id
+ARGV[3]   if the run exists: 'resume' or 'refuse'
+ARGV[4]   if it does not: 'create' or 'refuse'
+ARGV[5]   params of a new run (JSON)
+ARGV[6]   holder id (shown to a refused second process)
+ARGV[7]   attempt token, fresh from the caller
+ARGV[8]   lease length in ms
+ARGV[9]   the sweep's hash as a JSON object of strings, to create it when missing; '' otherwise
+ARGV[10..] rq job hash of a new run, field/value pairs
+
+Returns {'created', 1, ''} or {'resumed', attempt, last `_step` as JSON or ''}, or why not (nothing
+written): {'exists'}, {'missing'}, {'held', holder, ms left on its lease}, {'other-sweep', sweep id},
+{'no-sweep'}, {'cancelled'}.
+]]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local run = redis.call('HMGET', KEYS[1], 'state', 'sweep_id', 'agent_id')
+local exists = run[1] ~= false
+if exists and ARGV[3] == 'refuse' then
+  return {'exists'}
+end
+if not exists and ARGV[4] == 'refuse' then
+  return {'missing'}
+end
+if exists and run[2] ~= ARGV[2] then
+  return {'other-sweep', run[2] or ''}
+end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  if ARGV[9] == '' then
+    return {'no-sweep'}
+  end
+  local fields = cjson.decode(ARGV[9])
+  for k, v in pairs(fields) do
+    redis.call('HSET', KEYS[3], k, v)
+  end
+  redis.call('ZADD', KEYS[9], tonumber(fields['created_at']) / 1000, ARGV[2])
+  redis.call('SADD', KEYS[10], KEYS[6])
+end
+if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
+  return {'cancelled'}
+end
+local lease_until = now + tonumber(ARGV[8])
+if not exists then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'sweep_id', ARGV[2], 'state', 'running',
+    'params', ARGV[5], 'attempt', 1, 'token', ARGV[7], 'agent_id', ARGV[6], 'origin', 'manual',
+    'created_at', now, 'started_at', now)
+  redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[8]), ARGV[1])
+  redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
+  local job = {}
+  for i = 10, #ARGV do
+    job[#job + 1] = ARGV[i]
+  end
+  if #job > 0 then
+    redis.call('HSET', KEYS[7], unpack(job))
+  end
+  redis.call('HSET', KEYS[7], 'status', 'started')
+  return {'created', 1, ''}
+end
+local state = run[1]
+if state == 'running' or state == 'preempting' then
+  local deadline = redis.call('ZSCORE', KEYS[5], ARGV[1])
+  if deadline and tonumber(deadline) > now then
+    return {'held', run[3] or '', tostring(tonumber(deadline) - now)}
+  end
+  redis.call('HINCRBY', KEYS[1], 'requeues', 1)  -- the lapsed attempt goes back, as reap.lua would
+elseif state == 'queued' then
+  redis.call('LREM', KEYS[6], 0, ARGV[1])
+else
+  redis.call('HINCRBY', KEYS[1], 'requeues', 1)  -- a terminal run: requeued by this explicit resume
+end
+local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[7], 'agent_id', ARGV[6], 'started_at', now)
+redis.call('HDEL', KEYS[1], 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested')
+redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
+redis.call('HSET', KEYS[7], 'status', 'started')
+local step = redis.call('HGET', KEYS[2], '_step')
+return {'resumed', attempt, step or ''}
