@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -25,9 +26,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from sweepd.queue import command, states
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
+from sweepd.queue.rows import STEP, Steps, parse_line
 
 from . import logs
 from .backoff import REDIS_DOWN, Backoff
+from .buffer import Buffer
 from .channel import Channel
 from .process import Child
 from .sdnotify import ENV_VARS
@@ -39,7 +42,6 @@ log = logs.get("sweepd.agent")
 
 TICK = 0.05  # the longest sleep when the platform gives no pidfd to wait on
 FLUSH_EVERY = 0.25  # seconds between writes of a script's metrics and output
-BUFFER_CAP = 100_000  # rows or lines kept while Redis is away; the oldest go first
 
 Ending = Literal["preempt", "stop"]
 #: What a renewal can ask of the holder, and the reason the run's record will give.
@@ -60,9 +62,15 @@ class Attempt:
         self.agent = agent
         self.claim = claim
         self.workdir = workdir
-        self.rows = _Buffer()  # metric rows from the script, waiting to be written
-        self.output = _Buffer()  # output lines, waiting to be written
+        self.rows = Buffer()  # metric rows from the script, waiting to be written
+        self.output = Buffer()  # output lines, waiting to be written
         self.child_marked = threading.Event()  # the script called mark_preempting()
+        #: A process of the attempt uses the Python API: it reports metrics through it, so printed
+        #: lines are no longer read for metrics (nothing is counted twice).
+        self.api = threading.Event()
+        pattern = agent.config.stdout_metrics
+        self.pattern = re.compile(pattern) if pattern else None
+        self.steps = Steps(claim.last_step)  # printed rows continue the run's history
         self.marked = False  # the run is `preempting` in Redis
         self._mark_failed = False
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -98,7 +106,8 @@ class Attempt:
             return 2
         channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
         log.info("run started", argv=argv, params=claim.params)
-        child = Child(argv, self._env(params_file, channel.path), self.output.add)
+        on_stdout = self._on_stdout if self.pattern is not None else None
+        child = Child(argv, self._env(params_file, channel.path), self.output.add, on_stdout=on_stdout)
         guard = threading.Thread(target=self._guard_lease, args=(child,), daemon=True)
         guard.start()
         try:
@@ -125,8 +134,10 @@ class Attempt:
         checkpoint_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.pop("SWEEPD_REDIS_URL", None)  # the script talks to its agent, never to Redis
-        for name in ENV_VARS:  # systemd's notify socket is the agent's, not the script's
-            env.pop(name, None)
+        for name in (*ENV_VARS, "SWEEPD_RESUME_STEP"):  # systemd's notify socket is the agent's, not
+            env.pop(name, None)  # the script's; a resume step is only ever this run's
+        if claim.last_step is not None:  # where the run's history continues: log() counts on from it
+            env["SWEEPD_RESUME_STEP"] = str(claim.last_step)
         env.update(
             SWEEPD_SWEEP_ID=agent.sid,
             SWEEPD_RUN_ID=claim.run_id,
@@ -310,14 +321,33 @@ class Attempt:
 
     # the training process's side ----------------------------------------------------------------
 
-    def _on_message(self, message: dict[str, Any]) -> None:
-        """Called on the channel's threads: queue metrics, note a self-declared preemption."""
+    def _on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Called on the channel's threads: queue metrics, note a self-declared preemption, answer
+        the API's hello (once answered, printed lines are no longer read for metrics)."""
         op = message.get("op")
         if op == "log" and isinstance(message.get("row"), dict):
             self.rows.add([message["row"]])
         elif op == "preempting":
             self.child_marked.set()
             self.agent.waker.wake()
+        elif op == "hello":
+            self.api.set()
+            return {"op": "hello", "run_id": self.claim.run_id, "attempt": self.claim.attempt}
+        return None
+
+    def _on_stdout(self, lines: list[str]) -> None:
+        """Called on the stdout pump's thread: the metrics a program prints (the sweep's
+        ``stdout_metrics`` pattern) become rows, like the API's."""
+        if self.pattern is None or self.api.is_set():
+            return
+        for line in lines:
+            metrics: dict[str, Any] = dict(parse_line(self.pattern, line))
+            if not metrics:
+                continue
+            given = metrics.pop(STEP, None)
+            step = self.steps.assign(int(given) if given is not None else None)
+            if step is not None and metrics:
+                self.rows.add([{**metrics, STEP: step}])
 
     def _flush(self, final: bool = False) -> None:
         """Write buffered metrics and output. If Redis is away they stay buffered (bounded) and go
@@ -336,27 +366,3 @@ class Attempt:
         finally:
             self.rows.put_back(rows)
             self.output.put_back(lines)
-
-
-class _Buffer:
-    """Items waiting to be stored: producers add, the attempt takes, and puts back what failed."""
-
-    def __init__(self) -> None:
-        self._items: list[Any] = []
-        self._lock = threading.Lock()
-
-    def add(self, items: list[Any]) -> None:
-        with self._lock:
-            self._items.extend(items)
-            del self._items[:-BUFFER_CAP]
-
-    def take(self) -> list[Any]:
-        with self._lock:
-            items, self._items = self._items, []
-        return items
-
-    def put_back(self, items: list[Any]) -> None:
-        if items:
-            with self._lock:
-                self._items[:0] = items
-                del self._items[:-BUFFER_CAP]

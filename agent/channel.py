@@ -1,9 +1,11 @@
 """The line the training script talks to its agent on: a unix socket, one JSON object per line.
 
 The agent passes the socket's path in ``SWEEPD_AGENT_SOCKET``; the script never needs Redis or its
-password. Messages from the script: ``{"op": "log", "row": {...}}`` and ``{"op": "preempting"}``.
-Messages to the script: ``{"op": "preempting"}`` when preemption is coming. Handlers run on the
-channel's threads; they must be quick and must not raise.
+password. Messages from the script: ``{"op": "hello"}`` (the API says it is there; the agent answers
+``{"op": "hello", ...}`` on that connection), ``{"op": "log", "row": {...}}`` and
+``{"op": "preempting"}``. Messages to the script: ``{"op": "preempting"}`` when preemption is coming.
+Handlers run on the channel's threads; they must be quick and must not raise; what a handler returns
+(a dict) is sent back on the connection the message came from.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-Handler = Callable[[dict[str, Any]], None]
+Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class Channel:
@@ -55,7 +57,10 @@ class Channel:
                 except ValueError:
                     continue
                 if isinstance(message, dict):
-                    self._handler(message)
+                    reply = self._handler(message)
+                    if reply is not None:
+                        with self._lock, contextlib.suppress(OSError):  # one writer at a time per socket
+                            conn.sendall((json.dumps(reply) + "\n").encode())
 
     def send(self, message: dict[str, Any]) -> None:
         """Send ``message`` to every connected script (best effort: a script may have gone)."""

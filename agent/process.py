@@ -35,7 +35,8 @@ def _child_setup(parent: int) -> Callable[[], None]:
 
 
 class Child:
-    """One attempt's training process. ``on_lines`` receives its output lines in batches."""
+    """One attempt's training process. ``on_lines`` receives its output lines (stdout and stderr) in
+    batches, and ``on_stdout`` its stdout lines alone, after ``on_lines`` has them."""
 
     def __init__(
         self,
@@ -43,6 +44,7 @@ class Child:
         env: Mapping[str, str],
         on_lines: Callable[[list[str]], None],
         cwd: str | None = None,
+        on_stdout: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.argv = list(argv)
         self.proc = subprocess.Popen(
@@ -63,13 +65,13 @@ class Child:
                 self.pidfd = os.pidfd_open(self.pid)
         self._on_lines = on_lines
         self._pumps = [
-            threading.Thread(target=self._pump, args=(self.proc.stdout, sys.stdout), daemon=True),
-            threading.Thread(target=self._pump, args=(self.proc.stderr, sys.stderr), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stdout, sys.stdout, on_stdout), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, sys.stderr, None), daemon=True),
         ]
         for pump in self._pumps:
             pump.start()
 
-    def _pump(self, src: IO[bytes] | None, dst: IO[str]) -> None:
+    def _pump(self, src: IO[bytes] | None, dst: IO[str], also: Callable[[list[str]], None] | None) -> None:
         """Pass the child's output through to ours, line by line, and hand each line on."""
         if src is None:
             return
@@ -81,7 +83,10 @@ class Child:
                     out.flush()
                 except (OSError, ValueError):
                     out = None  # our own stdout went away: keep reading so the child never blocks
-            self._on_lines([raw.decode(errors="replace").rstrip("\n")])
+            lines = [raw.decode(errors="replace").rstrip("\n")]
+            self._on_lines(lines)
+            if also is not None:
+                also(lines)
         src.close()
 
     def poll(self) -> int | None:
