@@ -1,14 +1,18 @@
 """A small training script for sweepd: reads its parameters, logs a metric, checkpoints each epoch.
 
-Run it under an agent (`sweepd run examples/sweep.yaml`) or by hand (`python examples/train.py`).
+Run it under an agent (`sweepd run examples/sweep.yaml`) or by hand (`python examples/train.py`:
+init() then starts a run of its own; `SWEEPD_RUN_ID=... SWEEPD_RESUME=allow` resumes one).
 """
 
 import json
 import math
 import os
+import sys
 import time
 
 from sweepd.agent import run
+
+run.init(params={"lr": 0.1, "epochs": 5, "width": 32})  # by hand these are the params; an agent's win
 
 lr = float(run.params.get("lr", 0.1))
 epochs = int(run.params.get("epochs", 5))
@@ -33,4 +37,4 @@ for epoch in range(start, epochs):
         json.dump({"epoch": epoch + 1}, fh)
     os.replace(ckpt + ".tmp", ckpt)
     if run.preempting:
-        raise SystemExit(1)  # checkpointed: a non-zero exit while preempting requeues the run
+        sys.exit(1)  # checkpointed: a non-zero exit while preempting requeues the run
