@@ -32,6 +32,7 @@ from . import logs
 from .backoff import REDIS_DOWN, Backoff
 from .buffer import Buffer
 from .channel import Channel
+from .early_stop import EarlyStop
 from .process import Child
 from .sdnotify import ENV_VARS
 
@@ -78,6 +79,7 @@ class Attempt:
         self.kill_at = 0.0
         #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
         self.lease_until = time.monotonic() + agent.opts.lease
+        self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
         self.fenced = threading.Event()  # the guard stopped the training process: the run is not ours
         self.done = threading.Event()  # the training process has exited
         self._backoff = Backoff(cap=max(0.1, agent.opts.heartbeat / 2))
@@ -234,6 +236,12 @@ class Attempt:
         if renewal in _ENDINGS and self.ending is None:
             kind, reason = _ENDINGS[renewal]
             self._end_early(child, channel, kind, reason, now + agent.opts.grace)
+        if self.ending is None and renewal == "ok":
+            try:
+                if self.early.should_stop():
+                    self._end_early(child, channel, "stop", "hyperband", now + agent.opts.grace)
+            except REDIS_DOWN:
+                pass  # judged again at the next heartbeat
         return now + agent.opts.heartbeat
 
     def _mark(self, reason: str) -> None:

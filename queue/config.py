@@ -30,6 +30,7 @@ import yaml
 from . import rows
 from .errors import ConfigError
 from .params import KeyPath, Report, did_you_mean, is_number, number, unknown_keys, validate_parameters
+from .search import hyperband
 from .space import EarlyTerminate, Goal, Method, Metric, SweepConfig
 
 # fmt: off
@@ -300,7 +301,7 @@ def _early_terminate(report: Report, spec: Any) -> EarlyTerminate | None:
         report.problem((*where, "strict"), f"expected true or false, got {strict!r}")
     if len(report.problems) > before or eta is None:
         return None
-    return EarlyTerminate(
+    early = EarlyTerminate(
         type="hyperband",
         min_iter=counts.get("min_iter"),
         max_iter=counts.get("max_iter"),
@@ -308,6 +309,12 @@ def _early_terminate(report: Report, spec: Any) -> EarlyTerminate | None:
         eta=eta,
         strict=strict,
     )
+    try:
+        hyperband.brackets(early)  # a config whose hyperband could never judge a run is a mistake
+    except ValueError as exc:
+        report.problem(where, str(exc))
+        return None
+    return early
 
 
 def _text(report: Report, raw: dict[str, Any], key: str) -> str | None:

@@ -119,6 +119,10 @@ def run_summary(rid: str) -> str:
     return f"{PREFIX}run:{rid}:summary"
 
 
+def run_curve(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:curve"
+
+
 def run_history(rid: str) -> str:
     return f"{PREFIX}run:{rid}:history"
 

@@ -14,6 +14,7 @@ from . import keys, search
 from .config import validate
 from .errors import NotFound
 from .records import RunRecord, SweepRecord
+from .search import hyperband
 from .space import SweepConfig
 
 #: Sweep states. running: runs are handed out; paused: none are, agents wait; stopped: none are,
@@ -100,6 +101,20 @@ class Reads:
                 pipe.hgetall(keys.run_summary(rid))
             raw = pipe.execute()
         return [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
+
+    def curves(self, sid: str, upto: int) -> dict[str, hyperband.RunCurve]:
+        """Every run's state and its first ``upto`` values of the sweep's metric: what hyperband
+        judges. One pipelined read for the whole sweep."""
+        ids = strs(self.r.zrange(keys.sweep_runs(sid), 0, -1))
+        with self.r.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hget(keys.run(rid), "state")
+                pipe.lrange(keys.run_curve(rid), 0, upto - 1)
+            raw = pipe.execute()
+        return {
+            rid: hyperband.RunCurve((raw[2 * i] or b"").decode(), [float(v) for v in raw[2 * i + 1]])
+            for i, rid in enumerate(ids)
+        }
 
     def history(self, rid: str) -> list[dict[str, Any]]:
         return [json.loads(row) for row in self.r.lrange(keys.run_history(rid), 0, -1)]

@@ -55,8 +55,20 @@ class Store(RunStarts):
 
     def __init__(self, client: redis.Redis) -> None:
         super().__init__(client)
-        names = ("claim", "create", "complete", "requeue", "renew", "preempt", "reap", "operate", "control", "log",
-                 "resume", "enqueue")  # the last two start runs by name (runs.py)
+        names = (
+            "claim",
+            "create",
+            "complete",
+            "requeue",
+            "renew",
+            "preempt",
+            "reap",
+            "operate",
+            "control",
+            "log",
+            "resume",
+            "enqueue",
+        )  # the last two start runs by name (runs.py)
         self._scripts = {name: _script(client, name) for name in names}
 
     def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
@@ -260,12 +272,19 @@ class Store(RunStarts):
         for name, value in summary.items():
             fields += [name, json.dumps(value)]
         rid = claim.run_id
+        metric = self.config(claim.sweep_id).metric
         done = self._run_script(
             "log",
-            [keys.run(rid), keys.run_history(rid), keys.run_summary(rid)],
-            [claim.token, HISTORY_CAP, len(rows), *(json.dumps(row) for row in rows), *fields],
+            [keys.run(rid), keys.run_history(rid), keys.run_summary(rid), keys.run_curve(rid)],
+            [
+                claim.token,
+                HISTORY_CAP,
+                len(rows),
+                *(json.dumps(row) for row in rows),
+                metric.name if metric else "",
+                *fields,
+            ],
         )
-        metric = self.config(claim.sweep_id).metric
         values = [row.get(metric.name) for row in rows] if metric else []
         if metric and any(isinstance(v, (int, float)) and metric.reached(float(v)) for v in values):
             self.r.hset(keys.sweep(claim.sweep_id), "target_reached", "1")

@@ -102,3 +102,33 @@ def test_suggest_dry_run_prints_points_and_creates_nothing(tmp_path: Path, cli_e
     assert json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout) == []
     no_flag = run_sweepd("suggest", sid, env=cli_env)
     assert no_flag.returncode == 2
+
+
+def test_hyperband_stops_the_run_its_cut_off_says_through_the_agent(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """Constant curves run one after another, eta 2, brackets 2, 4, 8, 16. Worked by hand, at
+    bracket 2 (cut-off = sorted(values)[int(n / 2)]):
+    k=1 alone: [1] -> cut-off 1, survives; k=5: [1, 5] -> 5, survives (a tie survives);
+    k=9: [1, 5, 9] -> 5, and 9 > 5: stopped; k=3: [1, 3, 5, 9] -> 5, survives."""
+    program = tmp_path / "curve.py"
+    program.write_text(
+        "import time\nfrom sweepd.agent import run\n"
+        "for step in range(24):\n    run.log({'loss': run.params['k']})\n    time.sleep(0.1)\n"
+    )
+    (tmp_path / "sweep.yaml").write_text(
+        f"program: {program}\nmethod: grid\nmetric: {{name: loss, goal: minimize}}\n"
+        "early_terminate: {type: hyperband, min_iter: 2, eta: 2}\n"
+        "parameters:\n  k: {values: [1, 5, 9, 3]}\n"
+    )
+    sid = run_sweepd("sweep", "create", str(tmp_path / "sweep.yaml"), "--quiet", env=cli_env).stdout.strip()
+    agent = subprocess.run(
+        sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "0.3", "--grace", "5"),
+        env=cli_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert agent.returncode == 0, agent.stderr[-2000:]
+    runs = {r["params"]["k"]: r for r in json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout)}
+    assert {k: r["state"] for k, r in runs.items()} == {1: "finished", 5: "finished", 9: "stopped", 3: "finished"}
+    assert runs[9]["reason"] == "hyperband" and runs[9]["attempt"] == 1
