@@ -1,0 +1,199 @@
+"""Dispatch: N runs of a trivial command through 1 and 2 agents, against a bare loop that spawns the
+same commands the same way (sweepd's own ``Child``: process group, parent-death signal, output
+pumps), which is the physical limit on this machine.
+
+For each command (``true``, and a Python one-liner) and each number of agents k, a random sweep with
+``run_cap`` N runs the command with ``${args}``; the agents exit when it is complete. Throughput is
+N over the time from the first run's start to the last run's end (Redis clock: agent start-up is
+not counted). The baseline is k bare loops in parallel spawning the same argv N/k times each.
+The added gap per run is each agent's start-to-next-start time less the bare loop's median time
+per run (median and p99).
+
+    python bench/dispatch.py [--runs 300] [--agents 1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import redis
+from common import (
+    Row,
+    Section,
+    agent,
+    bench_env,
+    markdown,
+    median,
+    new_sweep,
+    num,
+    percentile,
+    private_redis,
+    ratio,
+    stop,
+    table,
+)
+
+from sweepd.queue.reads import Reads
+
+PY_ONE_LINER = "import sys; sys.exit(len(sys.argv) < 1)"
+COMMANDS: dict[str, list[str]] = {
+    "`true`": ["true"],
+    "Python one-liner": [sys.executable, "-c", PY_ONE_LINER],
+}
+#: What ${args} adds to the argv (one random float), so the bare loop spawns an argv of the same shape.
+ARGS = ["--x=0.5488135039273248"]
+
+
+def bare_loop(n: int, argv: list[str], plain: bool) -> list[tuple[float, float]]:
+    """Spawn ``argv`` n times, one after the other, as the agent does; (start, end) of each."""
+    from sweepd.agent.process import Child
+
+    env = dict(os.environ)
+    env.update({name: "x" * 8 for name in ("SWEEPD_SWEEP_ID", "SWEEPD_RUN_ID", "WANDB_RUN_ID", "SWEEPD_ATTEMPT")})
+    times = []
+    for _ in range(n):
+        t0 = time.time()
+        if plain:
+            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        else:
+            child = Child(argv, env, lambda lines: None)
+            child.wait(None)
+            child.drain()
+            child.close()
+        times.append((t0, time.time()))
+    return times
+
+
+def bare(n: int, k: int, argv: list[str], plain: bool = False) -> tuple[float, list[float]]:
+    """k bare loops in parallel (separate processes, like k agents): (runs per second, ms per run)."""
+    cmd = [sys.executable, __file__, "--bare", str(n // k), "--plain" if plain else "--child", "--", *argv]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE) for _ in range(k)]
+    results: list[list[tuple[float, float]]] = []
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        results.append(json.loads(out))
+    start = min(t[0][0] for t in results)
+    end = max(t[-1][1] for t in results)
+    per_run = [(b[0] - a[0]) * 1000 for t in results for a, b in itertools.pairwise(t)]
+    return (n // k) * k / (end - start), per_run
+
+
+def through_agents(url: str, env: dict[str, str], n: int, k: int, argv: list[str]) -> tuple[float, list[float]]:
+    """N runs of ``argv`` through k agents: (runs per second, each agent's ms from a start to the next)."""
+    sid = new_sweep(
+        url,
+        {
+            "method": "random",
+            "command": [*argv, "${args}"],
+            "parameters": {"x": {"min": 0.0, "max": 1.0}},
+            "run_cap": n,
+        },
+    )
+    agents = [agent(env, sid) for _ in range(k)]
+    try:
+        for a in agents:
+            a.wait(600)
+    finally:
+        stop(agents)
+    runs = Reads(redis.Redis.from_url(url)).runs(sid)
+    bad = [r for r in runs if r.state != "finished"]
+    if len(runs) != n or bad:
+        raise RuntimeError(f"dispatch: {len(runs)} runs, {len(bad)} not finished (first: {bad[:1]})")
+    starts = [r.started_at or 0 for r in runs]
+    ends = [r.ended_at or 0 for r in runs]
+    by_agent: dict[str, list[int]] = {}
+    for r in runs:
+        by_agent.setdefault(r.agent_id or "", []).append(r.started_at or 0)
+    cycles = [float(b - a) for s in by_agent.values() for a, b in itertools.pairwise(sorted(s))]
+    return n / ((max(ends) - min(starts)) / 1000), cycles
+
+
+def measure(quick: bool = False, runs: int | None = None, agent_counts: tuple[int, ...] = (1, 2)) -> Section:
+    n = runs or (40 if quick else 300)
+    section = Section("dispatch")
+    detail: list[list[Any]] = []
+    with private_redis() as server:
+        env = bench_env(server.url, server.work)
+        for label, argv in COMMANDS.items():
+            full = [*argv, *ARGS]
+            for k in agent_counts:
+                bare_rate, bare_ms = bare(n, k, full)
+                plain_rate, _ = bare(n, k, full, plain=True)
+                rate, cycles = through_agents(server.url, env, n, k, argv)
+                base = median(bare_ms)
+                gaps = [c - base for c in cycles]
+                who = f"{k} agent{'s' if k > 1 else ''}"
+                section.rows.append(
+                    Row(
+                        f"dispatch, {label}, {who}: runs/s",
+                        num(rate),
+                        f"{num(bare_rate)} (bare loop{'s' if k > 1 else ''})",
+                        ratio(rate, bare_rate),
+                    )
+                )
+                section.rows.append(
+                    Row(
+                        f"dispatch, {label}, {who}: added gap per run, ms p50 / p99",
+                        f"{num(median(gaps))} / {num(percentile(gaps, 99))}",
+                        f"{num(base)} / {num(percentile(bare_ms, 99))} (bare ms per run)",
+                        ratio(median(cycles), base) + " (ms per run)",
+                    )
+                )
+                detail.append(
+                    [
+                        label,
+                        k,
+                        n,
+                        num(rate),
+                        num(bare_rate),
+                        num(plain_rate),
+                        num(median(cycles)),
+                        num(base),
+                        num(median(gaps)),
+                        num(percentile(gaps, 99)),
+                    ]
+                )
+    header = [
+        "command",
+        "agents",
+        "runs",
+        "sweepd runs/s",
+        "bare loop (Child) runs/s",
+        "subprocess.run loop runs/s",
+        "sweepd ms per run p50",
+        "bare ms per run p50",
+        "added gap ms p50",
+        "added gap ms p99",
+    ]
+    section.detail = markdown(detail, header)
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--agents", default="1,2")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare is not None:  # one bare loop, in a process of its own (see bare())
+        print(json.dumps(bare_loop(args.bare, args.argv, args.plain)))
+        return
+    section = measure(args.quick, None if args.quick else args.runs, tuple(int(k) for k in args.agents.split(",")))
+    print(table(section.rows))
+    print()
+    print(section.detail)
+
+
+if __name__ == "__main__":
+    main()
