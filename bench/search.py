@@ -4,10 +4,15 @@ For grid, random and bayes over 10 parameters, with 10, 100 and 1,000 finished r
 sweep (their values from a noisy quadratic), times ``search.suggest`` for the next index, repeated
 with a different index each time (so bayes draws fresh candidates and refits every time).
 
+The baseline, measured in the same run where it is installed: Optuna's samplers on the same space
+with the same finished trials in an in-memory study, timing ``study.ask()`` and the ten
+``suggest_*`` calls: GridSampler, RandomSampler, and for bayes Optuna's default model-based sampler,
+TPESampler (Optuna's GPSampler needs PyTorch).
+
     python bench/search.py [--repeats 40]
 
-Prints a markdown table. Bayes needs the bayes extra (pip install 'sweepd[bayes]'). Target: bayes
-under 200 ms at 1,000 finished runs.
+Prints a markdown table. Bayes needs the bayes extra (pip install 'sweepd[bayes]'); the baseline
+needs Optuna (pip install optuna). Target: bayes under 200 ms at 1,000 finished runs.
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import statistics
 import time
 from typing import Any
+
+from common import Row, Section, has, markdown, median, num, percentile, ratio, table, verdict
 
 from sweepd.queue import search
 from sweepd.queue.search import Observation
@@ -77,30 +83,128 @@ def timings(config: SweepConfig, n: int, repeats: int) -> list[float]:
     return out
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+def optuna_distributions(config: SweepConfig) -> dict[str, Any]:
+    """The same space in Optuna's terms (normal and beta have no Optuna form: their usual range)."""
+    from optuna import distributions as d
+
+    out: dict[str, Any] = {}
+    for p in config.params:
+        if p.kind == "categorical":
+            out[p.name] = d.CategoricalDistribution(list(p.values))
+        elif p.distribution == "int_uniform":
+            out[p.name] = d.IntDistribution(int(p.min or 0), int(p.max or 0))
+        elif p.distribution in ("log_uniform_values", "q_log_uniform_values"):
+            out[p.name] = d.FloatDistribution(float(p.min or 0), float(p.max or 0), log=True)
+        elif p.distribution == "q_uniform":
+            out[p.name] = d.FloatDistribution(float(p.min or 0), float(p.max or 0), step=p.q)
+        elif p.distribution == "normal":
+            out[p.name] = d.FloatDistribution(p.mu - 3 * p.sigma, p.mu + 3 * p.sigma)
+        else:  # uniform, beta
+            out[p.name] = d.FloatDistribution(0.0, 1.0)
+    return out
+
+
+def optuna_timings(config: SweepConfig, n: int, repeats: int) -> list[float]:
+    """ms for Optuna to suggest the next trial's 10 params, with n finished trials in the study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dists = optuna_distributions(config)
+    sampler: Any
+    if config.method == "grid":
+        sampler = optuna.samplers.GridSampler({name: [0, 1, 2, 3] for name in dists}, seed=7)
+    elif config.method == "random":
+        sampler = optuna.samplers.RandomSampler(seed=7)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=7)
+    study = optuna.create_study(sampler=sampler)
+    rng = random.Random(n)
+    trials = []
+    for _ in range(n):
+        params = {name: dist.to_external_repr(dist.to_internal_repr(_draw(dist, rng))) for name, dist in dists.items()}
+        trials.append(optuna.trial.create_trial(params=params, distributions=dists, value=loss(params, rng)))
+    study.add_trials(trials)
+    out = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        for name, dist in dists.items():
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                trial.suggest_categorical(name, dist.choices)
+            elif isinstance(dist, optuna.distributions.IntDistribution):
+                trial.suggest_int(name, dist.low, dist.high)
+            else:
+                trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def _draw(dist: Any, rng: random.Random) -> Any:
+    if hasattr(dist, "choices"):
+        return rng.choice(dist.choices)
+    if dist.__class__.__name__ == "IntDistribution":
+        return rng.randint(dist.low, dist.high)
+    if getattr(dist, "step", None):
+        return dist.low + dist.step * rng.randint(0, int((dist.high - dist.low) / dist.step))
+    if getattr(dist, "log", False):
+        return math.exp(rng.uniform(math.log(dist.low), math.log(dist.high)))
+    return rng.uniform(dist.low, dist.high)
+
+
+def measure(quick: bool = False, repeats: int | None = None) -> Section:
+    repeats = repeats or (5 if quick else 40)
+    section = Section("search")
+    rows = []
+    methods: tuple[Method, ...] = ("grid", "random", "bayes")
+    baseline = has("optuna")
+    for method in methods:
+        config = space(method)
+        if method == "bayes" and not has("sklearn"):
+            section.rows.append(Row("search, bayes", "skipped: the bayes extra is not installed"))
+            continue
+        search.suggest(config, 7, 0, history(config, 3))  # warm-up: imports, caches
+        if baseline:
+            optuna_timings(config, 3, 1)
+        for n in SIZES:
+            ms = timings(config, n, repeats)
+            base = optuna_timings(config, n, max(3, repeats // 4 if method == "bayes" else repeats)) if baseline else []
+            target = "—"
+            if method == "bayes" and n == 1000:
+                target = f"p99 < {TARGET_MS:.0f} ms: {verdict(percentile(ms, 99) < TARGET_MS)}"
+            name = {"grid": "GridSampler", "random": "RandomSampler", "bayes": "TPESampler"}[method]
+            section.rows.append(
+                Row(
+                    f"search, {method}: suggest the next run at {n:,} finished runs (10 params), ms p50 / p99",
+                    f"{num(median(ms), 2)} / {num(percentile(ms, 99), 2)}",
+                    f"{num(median(base), 2)} / {num(percentile(base, 99), 2)} (Optuna {name})"
+                    if base
+                    else "Optuna not installed",
+                    ratio(median(ms), median(base)) if base else "—",
+                    target,
+                )
+            )
+            rows.append(
+                [
+                    method,
+                    f"{n:,}",
+                    num(median(ms), 2),
+                    num(percentile(ms, 99), 2),
+                    num(median(base), 2) if base else "—",
+                ]
+            )
+    section.detail = markdown(rows, ["method", "finished runs", "sweepd p50 ms", "sweepd p99 ms", "Optuna p50 ms"])
+    return section
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=40)
+    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    print("| figure | ms p50 | ms p99 | target |")
-    print("|---|---:|---:|---|")
-    methods: tuple[Method, ...] = ("grid", "random", "bayes")
-    for method in methods:
-        config = space(method)
-        search.suggest(config, 7, 0, history(config, 3))  # warm-up: imports, caches
-        for n in SIZES:
-            ms = timings(config, n, args.repeats)
-            target = "—"
-            if method == "bayes" and n == 1000:
-                target = f"< {TARGET_MS:.0f} ms: {'met' if percentile(ms, 0.99) < TARGET_MS else 'MISSED'}"
-            print(
-                f"| {method}, {n:,} finished runs, 10 params | {statistics.median(ms):.2f} "
-                f"| {percentile(ms, 0.99):.2f} | {target} |"
-            )
+    section = measure(args.quick, None if args.quick else args.repeats)
+    print(table(section.rows))
+    print()
+    print(section.detail)
 
 
 if __name__ == "__main__":
