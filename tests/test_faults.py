@@ -135,7 +135,7 @@ def test_a_redis_restart_shorter_than_a_lease_loses_nothing(tmp_path: Path, serv
 
 def test_operators_stop_and_requeue_running_runs(tmp_path: Path, server: RedisServer) -> None:
     bench = Bench(tmp_path, server.url, "  steps: {value: 80}\n  k: {values: [1, 2]}\n")
-    agent = bench.agent("--heartbeat", "0.3")
+    agent = bench.agent("--heartbeat", "1")
     ((first, pid),) = bench.ready()
     assert "its agent will requeue it" in bench.sweepd("requeue", first)
     wait_until(lambda: bench.runs()[first]["attempt"] == 2, timeout=30)
@@ -151,7 +151,7 @@ def test_operators_stop_and_requeue_running_runs(tmp_path: Path, server: RedisSe
 
 def test_pause_resume_and_cancel_a_sweep(tmp_path: Path, server: RedisServer) -> None:
     bench = Bench(tmp_path, server.url, "  steps: {value: 400}\n  k: {values: [1, 2, 3]}\n")
-    agent = bench.agent("--heartbeat", "0.3")
+    agent = bench.agent("--heartbeat", "1")
     ((first, _),) = bench.ready()
     assert "running -> paused" in bench.sweepd("sweep", "pause", bench.id)
     assert "paused -> running" in bench.sweepd("sweep", "resume", bench.id)

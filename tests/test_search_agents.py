@@ -121,7 +121,7 @@ def test_hyperband_stops_the_run_its_cut_off_says_through_the_agent(tmp_path: Pa
     )
     sid = run_sweepd("sweep", "create", str(tmp_path / "sweep.yaml"), "--quiet", env=cli_env).stdout.strip()
     agent = subprocess.run(
-        sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "0.3", "--grace", "5"),
+        sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "0.5", "--grace", "5"),
         env=cli_env,
         cwd=tmp_path,
         capture_output=True,
