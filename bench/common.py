@@ -55,6 +55,8 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     detail: str = ""
     seconds: float = 0.0
+    #: Figures another script may reuse (run.py hands dispatch's to the baselines).
+    values: dict[str, float] = field(default_factory=dict)
 
 
 HEADER = "| figure | sweepd | baseline | ratio | target |\n|---|---|---|---|---|"

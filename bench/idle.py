@@ -80,8 +80,11 @@ def rq_cli_works() -> bool:
     return done.returncode == 0
 
 
-def measure(quick: bool = False, agents: int = 4, seconds: float | None = None, heartbeat: float = 10) -> Section:
-    seconds = seconds or (10 if quick else 60)
+def measure(
+    quick: bool = False, agents: int | None = None, seconds: float | None = None, heartbeat: float = 10
+) -> Section:
+    seconds = seconds or (4 if quick else 60)
+    agents = agents or (2 if quick else 4)
     section = Section("idle")
     with private_redis() as server, private_redis() as rq_server:
         env = bench_env(server.url, server.work)
@@ -101,7 +104,7 @@ def measure(quick: bool = False, agents: int = 4, seconds: float | None = None, 
             wait_for(lambda: r.zcard(keys.sweep_agents(sid)) == agents, 60, "the agents")
             if workers:
                 wait_for(lambda: len(rq_r.smembers("rq:workers")) == agents, 60, "the rq workers")
-            time.sleep(3)  # past start-up
+            time.sleep(1 if quick else 3)  # past start-up
             meters = [Meter(r, [p.pid for p in procs])]
             if workers:
                 meters.append(Meter(rq_r, [w.pid for w in workers]))
@@ -139,7 +142,9 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=10)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
-    section = measure(args.quick, args.agents, None if args.quick else args.seconds, args.heartbeat)
+    section = measure(
+        args.quick, None if args.quick else args.agents, None if args.quick else args.seconds, args.heartbeat
+    )
     print(table(section.rows))
     print()
     print(section.detail)

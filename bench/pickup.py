@@ -19,6 +19,7 @@ import argparse
 import os
 import random
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,19 +64,24 @@ def read_mark(path: Path) -> float:
     return float(path.read_text().strip().replace(",", "."))
 
 
-def bare_spawns(marks: Path, trials: int) -> list[float]:
-    """The same program spawned from a bare loop: ms from just before the spawn to its first act."""
+def bare_spawns(marks: Path, trials: int, plain: bool = False) -> list[float]:
+    """The same program spawned from a bare loop: ms from just before the spawn to its first act.
+    With ``plain``, by subprocess.run (no process group, no parent-death signal: no preexec_fn)."""
     from sweepd.agent.process import Child
 
     out = []
     for i in range(trials):
-        env = {**os.environ, "MARKS": str(marks), "SWEEPD_RUN_ID": "bare", "SWEEPD_ATTEMPT": str(i)}
+        name = "plain" if plain else "bare"
+        env = {**os.environ, "MARKS": str(marks), "SWEEPD_RUN_ID": name, "SWEEPD_ATTEMPT": str(i)}
         t0 = time.time()
-        child = Child(program(), env, lambda lines: None)
-        child.wait(None)
-        child.drain()
-        child.close()
-        out.append((read_mark(marks / f"bare.{i}") - t0) * 1000)
+        if plain:
+            subprocess.run(program(), env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        else:
+            child = Child(program(), env, lambda lines: None)
+            child.wait(None)
+            child.drain()
+            child.close()
+        out.append((read_mark(marks / f"{name}.{i}") - t0) * 1000)
         time.sleep(0.02)
     return out
 
@@ -108,7 +114,7 @@ def pickups(url: str, env: dict[str, str], marks: Path, trials: int) -> list[flo
 
 
 def measure(quick: bool = False, trials: int | None = None) -> Section:
-    n = trials or (15 if quick else 50)
+    n = trials or (10 if quick else 50)
     section = Section("pickup")
     with private_redis() as server:
         marks = server.work / "marks"
@@ -116,6 +122,7 @@ def measure(quick: bool = False, trials: int | None = None) -> Section:
         env = bench_env(server.url, server.work, MARKS=str(marks))
         ms = pickups(server.url, env, marks, n)
         base = bare_spawns(marks, n)
+        plain = bare_spawns(marks, n, plain=True)
     section.rows.append(
         Row(
             f"pickup: requeue at the front to process start, ms p50 / p99 ({n} trials)",
@@ -127,7 +134,20 @@ def measure(quick: bool = False, trials: int | None = None) -> Section:
     )
     rows = [
         ["idle agent: requeue to start", n, num(median(ms)), num(percentile(ms, 99)), num(max(ms))],
-        ["bare loop: spawn to start", n, num(median(base)), num(percentile(base, 99)), num(max(base))],
+        [
+            "bare loop, as the agent spawns (Child): spawn to start",
+            n,
+            num(median(base)),
+            num(percentile(base, 99)),
+            num(max(base)),
+        ],
+        [
+            "bare loop, subprocess.run: spawn to start",
+            n,
+            num(median(plain)),
+            num(percentile(plain, 99)),
+            num(max(plain)),
+        ],
     ]
     section.detail = markdown(rows, ["pickup", "n", "p50 ms", "p99 ms", "max ms"])
     return section

@@ -52,7 +52,7 @@ time.sleep(3600)
 BOUND_HEARTBEATS = LEASE_HEARTBEATS + 1
 
 
-def round_of(url: str, env: dict[str, str], work: Path, n: int, heartbeat: float) -> list[float]:
+def round_of(url: str, env: dict[str, str], work: Path, n: int, heartbeat: float, settle: float = 1.5) -> list[float]:
     """n sweeps at once, each with two agents: one holds the sweep's one run, the other waits idle.
     Once all are up and settled, each holder is SIGKILLed with its tree (whichever agent it is), at
     a random moment within one heartbeat."""
@@ -65,7 +65,7 @@ def round_of(url: str, env: dict[str, str], work: Path, n: int, heartbeat: float
     try:
         wait_for(lambda: len(list(marks.glob("*.1"))) >= n, 120, "the runs to start", 0.01)
         wait_for(lambda: all(r.zcard(keys.sweep_agents(s)) == 2 for s in sweeps), 60, "every agent", 0.05)
-        time.sleep(1.5)  # past start-up: every agent in its loop
+        time.sleep(settle)  # past start-up: every agent in its loop
         if list(marks.glob("*.2")):
             raise RuntimeError("a run started twice before the kill (a lease expired during start-up)")
         holders: list[tuple[float, str, int]] = []  # (when to kill, run id, agent pid)
@@ -93,7 +93,7 @@ def round_of(url: str, env: dict[str, str], work: Path, n: int, heartbeat: float
             p.unlink()
 
 
-def recover(heartbeat: float, trials: int, parallel: int) -> list[float]:
+def recover(heartbeat: float, trials: int, parallel: int, settle: float = 1.5) -> list[float]:
     with private_redis() as server:
         work = server.work
         (work / "sleeper.py").write_text(SLEEPER)
@@ -101,19 +101,19 @@ def recover(heartbeat: float, trials: int, parallel: int) -> list[float]:
         env = bench_env(server.url, work, MARKS=str(work / "marks"))
         times: list[float] = []
         while len(times) < trials:
-            times += round_of(server.url, env, work, min(parallel, trials - len(times)), heartbeat)
+            times += round_of(server.url, env, work, min(parallel, trials - len(times)), heartbeat, settle)
         return times
 
 
 def measure(
     quick: bool = False, trials: int | None = None, parallel: int | None = None, heartbeats: tuple[float, ...] = ()
 ) -> Section:
-    n = trials or (5 if quick else 20)
+    n = trials or (4 if quick else 20)
     heartbeats = heartbeats or ((1.0,) if quick else (10.0, 1.0))
     section = Section("recovery")
     detail = []
     for heartbeat in heartbeats:
-        times = recover(heartbeat, n, parallel or (n if heartbeat >= 5 else 10))
+        times = recover(heartbeat, n, parallel or (n if heartbeat >= 5 else 10), 0.8 if quick else 1.5)
         bound = BOUND_HEARTBEATS * heartbeat
         label = "default heartbeat (10 s)" if heartbeat == 10 else f"--heartbeat {heartbeat:g}"
         section.rows.append(

@@ -1,8 +1,12 @@
 """Scale: how many agents one Redis serves.
 
-A load generator reproduces the Redis traffic of N agents by making the calls agents make, through
-the same ``Store`` (so the same Lua scripts, the same client set-up as ``sweepd agent``), one thread
-and one connection per simulated agent, in a few generator processes:
+A load generator reproduces the Redis traffic of N agents by making the calls agents make, in the
+agent's order: the same Lua scripts (loaded from ``Store``), keys and arguments that ``Store``
+sends, one asyncio task and one connection per simulated agent, a few hundred agents per
+generator process. The generator speaks the Redis protocol itself, because redis-py's per-call
+CPU would not let 2,000 agents fit beside Redis on 2 cores; ``--check`` (and the full run.py) runs
+real ``sweepd agent`` processes and simulated agents side by side and compares the commands Redis
+executes per agent, command by command:
 
 - busy: every agent holds a run of ``--run-length`` seconds on one random sweep. Each heartbeat:
   ``renew.lua``, ``agent_beat`` (one MULTI/EXEC), ``reap.lua`` (as ``Attempt._supervise``). At
@@ -21,13 +25,13 @@ silent until then), waits ``--ramp`` seconds and measures for ``--window`` secon
 
 - Redis CPU: ``INFO cpu`` (user + sys) delta over the window, in % of one core.
 - Command latency as an agent sees it: a probe in the benchmark's own process makes an agent's
-  calls (renew, agent_beat, claim, the sweep's HGETALL, ZCARD) every 10 ms and times each round trip;
-  p50 and p99. Also the server's own p99 (``INFO latencystats``, blocking commands left out).
+  calls through ``Store`` (renew, agent_beat, claim, the sweep's HGETALL, ZCARD) every 5 ms and
+  times each round trip; p50 and p99. Also the server's own p99 (``INFO latencystats``, blocking commands left out).
 - The baseline, measured in the same run: the probe against the same Redis with no agent (N = 0).
 
 Redis is pinned to one core and runs SCHED_FIFO, and so does the probe (as root, on a machine with
-two or more cores; otherwise both run as they are and the table says so); the generators run at
-normal priority on any core. So Redis has a core of its own, as on a machine of its own, neither
+two or more cores; otherwise both run as they are); the generators run at normal priority on any
+core. So Redis has a core of its own, as on a machine of its own, neither
 Redis nor the probe waits for the generators' CPU, and the generators use what is left. What
 remains in the probe's figure is the machine's own noise (a shared VM's steal time, the disk under
 the append-only file): the N = 0 baseline shows it. The generator must keep up, or the figure
@@ -41,7 +45,7 @@ is ten times the default's heartbeat traffic, so its figures at N stand for 10 N
 default heartbeat (as far as heartbeats go; connections and keys do not scale with it).
 
     python bench/scale.py [--agents 10,100,500,1000,2000] [--workloads busy,busy-hb1,idle]
-                          [--window 4] [--ramp 2] [--run-length 60]
+                          [--window 3] [--ramp 1.5] [--run-length 60] [--check]
 """
 
 from __future__ import annotations
@@ -561,8 +565,9 @@ class Phase:
 def realtime(pid: int) -> bool:
     """Run ``pid`` under SCHED_FIFO (needs root or CAP_SYS_NICE): nothing else on the machine can
     keep it waiting for a core. False when the system does not allow it."""
-    try:
-        os.sched_setscheduler(pid, os.SCHED_FIFO, os.sched_param(REALTIME_PRIORITY))
+    try:  # RESET_ON_FORK: what it starts (the generators) runs at normal priority again
+        policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
+        os.sched_setscheduler(pid, policy, os.sched_param(REALTIME_PRIORITY))
         return True
     except (OSError, AttributeError):
         return False
@@ -669,6 +674,75 @@ def run_workload(
         return base, phases, isolated
 
 
+def per_agent_rates(r: redis.Redis, agents: int, seconds: float) -> dict[str, float]:
+    """Commands Redis executed over ``seconds`` (from a CONFIG RESETSTAT now), per agent per second."""
+    r.config_resetstat()
+    time.sleep(seconds)
+    stats = r.info("commandstats")
+    skip = ("cmdstat_info", "cmdstat_config|resetstat")
+    return {k.removeprefix("cmdstat_"): int(v["calls"]) / seconds / agents for k, v in stats.items() if k not in skip}
+
+
+def fidelity(kind: str, agents: int = 4, seconds: float = 8.0) -> tuple[dict[str, float], dict[str, float]]:
+    """(real agents' commands per agent per second, the generator's), for the same workload: busy
+    at --heartbeat 1 with runs of about 2 s, or idle at the default heartbeat."""
+    from common import agent as start_agent
+    from common import bench_env
+
+    heartbeat, length = (1.0, 2.0) if kind == "busy" else (10.0, 60.0)
+    if kind == "busy":
+        config: dict[str, Any] = {"method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
+        command = [sys.executable, "-c", f"import time; time.sleep({length})", "${args}"]
+    else:
+        config = {"method": "grid", "parameters": {"x": {"value": 1}}}
+        command = ["true", "${args}"]
+    results = []
+    for real in (True, False):
+        with private_redis() as server:
+            r = server.client()
+            sid = new_sweep(server.url, {**config, "command": command})
+            if kind == "idle":
+                Store(r).create_next(sid, "bench-holder", lease_s=3600)  # nothing to hand out, not complete
+            procs: list[subprocess.Popen[Any]] = []
+            try:
+                if real:
+                    env = bench_env(server.url, server.work)
+                    procs = [start_agent(env, sid, "--heartbeat", str(heartbeat)) for _ in range(agents)]
+                    time.sleep(4.0)  # past start-up and the first run
+                else:
+                    w = Workload(f"check-{kind}", kind, heartbeat)
+                    procs = start_generators(server.url, sid, w, [agents], length + 0.1)
+                    now = time.time()
+                    schedule = {"activate": [now], "windows": [[now, now + 1]], "stop": now + 6 + seconds, "spread": 1}
+                    for p in procs:
+                        assert p.stdin is not None
+                        p.stdin.write(json.dumps(schedule) + "\n")
+                        p.stdin.flush()
+                    time.sleep(4.0)
+                results.append(per_agent_rates(r, agents, seconds))
+            finally:
+                stop(procs)
+    return results[0], results[1]
+
+
+def fidelity_rows(kind: str) -> tuple[Row, str]:
+    real, sim = fidelity(kind)
+    total_real, total_sim = sum(real.values()), sum(sim.values())
+    names = sorted(set(real) | set(sim), key=lambda k: -real.get(k, 0))
+    worst = max(abs(sim.get(k, 0) - real.get(k, 0)) / max(real.get(k, 0), 0.05) for k in names)
+    what = "busy, --heartbeat 1, 2 s runs" if kind == "busy" else "idle, default heartbeat"
+    row = Row(
+        f"scale generator fidelity ({what}): Redis commands per agent per second, simulated vs real agents",
+        f"{num(total_sim, 2)} (simulated)",
+        f"{num(total_real, 2)} (4 `sweepd agent` processes)",
+        ratio(total_sim, total_real),
+    )
+    table_rows = [[f"`{k.upper()}`", num(real.get(k, 0), 3), num(sim.get(k, 0), 3)] for k in names]
+    detail = f"Generator fidelity, {what} (largest difference in one command: {100 * worst:.0f}%):\n\n"
+    detail += markdown(table_rows, ["command", "real agent per s", "simulated agent per s"])
+    return row, detail
+
+
 def measure(
     quick: bool = False,
     ns: list[int] | None = None,
@@ -677,11 +751,15 @@ def measure(
     ramp: float | None = None,
     run_length: float = 60.0,
     pinned: bool = True,
+    check: tuple[str, ...] | None = None,
 ) -> Section:
-    ns = ns or ([10, 100, 500, 1000] if quick else [10, 100, 500, 1000, 2000])
+    """The workloads at each N, and the generator's fidelity check for the ``check`` workloads
+    (default: idle, none in --quick)."""
+    check = (() if quick else ("idle",)) if check is None else check
+    ns = ns or ([1000] if quick else [10, 100, 500, 1000, 2000])
     names = workloads or (["idle"] if quick else ["busy", "busy-hb1", "idle"])
-    window = window or (1.5 if quick else 4.0)
-    ramp = ramp or (1.0 if quick else 2.0)
+    window = window or (1.5 if quick else 3.0)
+    ramp = ramp or (1.0 if quick else 1.5)
     pinned = pinned and len(os.sched_getaffinity(0)) >= 2
     section = Section("scale")
     details = []
@@ -740,6 +818,10 @@ def measure(
             "generators' CPU %",
         ]
         details.append(f"{w.label}:\n\n" + markdown(rows, header))
+    for kind in check:
+        row, detail = fidelity_rows(kind)
+        section.rows.append(row)
+        details.append(detail)
     section.detail = "\n\n".join(details)
     return section
 
@@ -748,10 +830,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", default="10,100,500,1000,2000")
     parser.add_argument("--workloads", default="busy,busy-hb1,idle")
-    parser.add_argument("--window", type=float, default=4.0)
-    parser.add_argument("--ramp", type=float, default=2.0)
+    parser.add_argument("--window", type=float, default=3.0)
+    parser.add_argument("--ramp", type=float, default=1.5)
     parser.add_argument("--run-length", type=float, default=60.0)
     parser.add_argument("--no-pin", action="store_true", help="do not pin Redis and the load to separate cores")
+    parser.add_argument("--check", action="store_true", help="compare simulated with real agents, busy and idle")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--generate", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -769,6 +852,7 @@ def main() -> None:
             args.ramp,
             args.run_length,
             not args.no_pin,
+            ("idle", "busy") if args.check else ("idle",),
         )
     print(table(section.rows))
     print()

@@ -152,7 +152,8 @@ def _draw(dist: Any, rng: random.Random) -> Any:
 
 
 def measure(quick: bool = False, repeats: int | None = None) -> Section:
-    repeats = repeats or (5 if quick else 40)
+    repeats = repeats or (3 if quick else 40)
+    sizes = (100,) if quick else SIZES
     section = Section("search")
     rows = []
     methods: tuple[Method, ...] = ("grid", "random", "bayes")
@@ -165,7 +166,7 @@ def measure(quick: bool = False, repeats: int | None = None) -> Section:
         search.suggest(config, 7, 0, history(config, 3))  # warm-up: imports, caches
         if baseline:
             optuna_timings(config, 3, 1)
-        for n in SIZES:
+        for n in sizes:
             ms = timings(config, n, repeats)
             base = optuna_timings(config, n, max(3, repeats // 4 if method == "bayes" else repeats)) if baseline else []
             target = "—"
