@@ -34,7 +34,10 @@ two or more cores; otherwise both run as they are); the generators run at normal
 core. So Redis has a core of its own, as on a machine of its own, neither
 Redis nor the probe waits for the generators' CPU, and the generators use what is left. What
 remains in the probe's figure is the machine's own noise (a shared VM's steal time, the disk under
-the append-only file): the N = 0 baseline shows it. The generator must keep up, or the figure
+the append-only file): the N = 0 baseline shows it. While it measures, the benchmark also keeps the
+cores out of their idle states (Linux PM QoS, ``/dev/cpu_dma_latency``, as root): on a VM a core
+that went idle takes milliseconds to wake, which at low N would be all the probe measured, and a
+Redis serving many agents is never idle long enough for it. The generator must keep up, or the figure
 would understate the load: each phase reports the share of the offered calls (heartbeats, idle
 turns) the generators made in the window, and a phase under 90% is marked generator-limited and
 not counted for the largest N.
@@ -59,6 +62,7 @@ import math
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -574,6 +578,23 @@ def realtime(pid: int) -> bool:
 
 
 @contextlib.contextmanager
+def awake_cpus(wanted: bool) -> Iterator[bool]:
+    """Keep the cores out of their idle states while held (Linux PM QoS, /dev/cpu_dma_latency = 0;
+    root only): a core that went idle takes milliseconds to wake on a VM, which at low load would
+    be all the probe measures. Yields whether it took."""
+    fd = None
+    if wanted:
+        with contextlib.suppress(OSError):
+            fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
+            os.write(fd, struct.pack("i", 0))
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)  # the request ends with the file
+
+
+@contextlib.contextmanager
 def realtime_probe(wanted: bool) -> Iterator[bool]:
     """This process (the probe) under SCHED_FIFO for the duration, then back."""
     before = os.sched_getscheduler(0), os.sched_getparam(0)
@@ -630,7 +651,11 @@ def run_workload(
     w: Workload, ns: list[int], window: float, ramp: float, run_length: float, pinned: bool
 ) -> tuple[Phase, list[Phase], bool]:
     """(the baseline with no agent, one phase per N, whether Redis and the probe ran real-time)."""
-    with private_redis(cpus={0} if pinned else None, in_memory=True) as server, realtime_probe(pinned) as isolated:
+    with (
+        private_redis(cpus={0} if pinned else None, in_memory=True) as server,
+        realtime_probe(pinned) as isolated,
+        awake_cpus(pinned),
+    ):
         isolated = isolated and realtime(server.proc.pid)
         r = server.client()
         if w.kind == "busy":
@@ -674,6 +699,13 @@ def run_workload(
         return base, phases, isolated
 
 
+def made_share(p: Phase, window: float) -> str:
+    """The share of the offered calls the generators made (too few calls in a window to say at small N)."""
+    if not p.offered:
+        return "—"
+    return f"{100 * p.made / p.offered:.0f}%" if p.offered * window >= 20 else "(few calls)"
+
+
 def per_agent_rates(r: redis.Redis, agents: int, seconds: float) -> dict[str, float]:
     """Commands Redis executed over ``seconds`` (from a CONFIG RESETSTAT now), per agent per second."""
     r.config_resetstat()
@@ -683,9 +715,13 @@ def per_agent_rates(r: redis.Redis, agents: int, seconds: float) -> dict[str, fl
     return {k.removeprefix("cmdstat_"): int(v["calls"]) / seconds / agents for k, v in stats.items() if k not in skip}
 
 
-def fidelity(kind: str, agents: int = 4, seconds: float = 8.0) -> tuple[dict[str, float], dict[str, float]]:
+def fidelity(kind: str, agents: int = 4) -> tuple[dict[str, float], dict[str, float]]:
     """(real agents' commands per agent per second, the generator's), for the same workload: busy
-    at --heartbeat 1 with runs of about 2 s, or idle at the default heartbeat."""
+    at --heartbeat 1 with runs of about 2 s, or idle at the default heartbeat; over a window of
+    whole heartbeats (real agents started together beat together)."""
+    from common import wait_for
+
+    seconds = 8.0 if kind == "busy" else 10.0
     from common import agent as start_agent
     from common import bench_env
 
@@ -708,17 +744,20 @@ def fidelity(kind: str, agents: int = 4, seconds: float = 8.0) -> tuple[dict[str
                 if real:
                     env = bench_env(server.url, server.work)
                     procs = [start_agent(env, sid, "--heartbeat", str(heartbeat)) for _ in range(agents)]
-                    time.sleep(4.0)  # past start-up and the first run
+                    key = keys.sweep_agents(sid)
+                    wait_for(lambda c=r, k=key: c.zcard(k) == agents, 60, "the agents", 0.05)
+                    time.sleep(2.0)  # past start-up and the first run
                 else:
                     w = Workload(f"check-{kind}", kind, heartbeat)
                     procs = start_generators(server.url, sid, w, [agents], length + 0.1)
                     now = time.time()
-                    schedule = {"activate": [now], "windows": [[now, now + 1]], "stop": now + 6 + seconds, "spread": 1}
+                    stop_at = now + 6 + seconds
+                    schedule = {"activate": [now], "windows": [[now, now + 1]], "stop": stop_at, "spread": 0.5}
                     for p in procs:
                         assert p.stdin is not None
                         p.stdin.write(json.dumps(schedule) + "\n")
                         p.stdin.flush()
-                    time.sleep(4.0)
+                    time.sleep(2.5)
                 results.append(per_agent_rates(r, agents, seconds))
             finally:
                 stop(procs)
@@ -798,7 +837,7 @@ def measure(
                 num(p.probe_p50, 2),
                 num(p.probe_p99, 2),
                 f"{num(p.server_p99, 3)} ({p.server_cmd})",
-                f"{100 * p.made / p.offered:.0f}%" if p.offered else "—",
+                made_share(p, window),
                 num(p.lag_p99, 1) if w.kind == "busy" else "—",
                 num(p.client_p99, 2),
                 num(p.gen_cpu_pct),
@@ -817,7 +856,14 @@ def measure(
             "generator-side p99 ms",
             "generators' CPU %",
         ]
-        details.append(f"{w.label}:\n\n" + markdown(rows, header))
+        text = f"{w.label}:\n\n" + markdown(rows, header)
+        if top.n and top.cpu_pct > base.cpu_pct:
+            per_1000 = (top.cpu_pct - base.cpu_pct) / top.n * 1000
+            text += (
+                f"\n\nRedis's CPU grows by {per_1000:.1f}% of a core per 1,000 agents: by a straight line, one core "
+                f"would be busy all the time near N = {(100 - base.cpu_pct) / per_1000 * 1000:,.0f}."
+            )
+        details.append(text)
     for kind in check:
         row, detail = fidelity_rows(kind)
         section.rows.append(row)
