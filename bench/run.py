@@ -65,9 +65,7 @@ def main() -> None:
         "scale": lambda: scale.measure(quick),
         "search": lambda: search.measure(quick),
         "baselines": lambda: baselines.measure(
-            quick,
-            sweepd_rate=done["dispatch"].values.get("true_1_agents_per_s") if "dispatch" in done else None,
-            handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None,
+            quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),
     }
     for name in names:
