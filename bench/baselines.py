@@ -193,7 +193,12 @@ def optuna_trial_forever(url: str) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = JournalStorage(JournalRedisBackend(url))
     study = optuna.create_study(storage=storage, study_name="bench-sigterm", load_if_exists=True)
-    study.optimize(lambda trial: time.sleep(600) or trial.suggest_float("x", 0.0, 1.0), n_trials=1)
+
+    def objective(trial: optuna.Trial) -> float:
+        time.sleep(600)
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    study.optimize(objective, n_trials=1)
 
 
 def optuna_sigterm(url: str) -> str:
@@ -223,7 +228,7 @@ def optuna_sigterm(url: str) -> str:
             "(the journal storage has no heartbeat), never retried"
         )
     finally:
-        stop([proc])  # type: ignore[list-item]
+        stop([proc])
 
 
 # the benchmark ----------------------------------------------------------------------------------

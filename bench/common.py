@@ -170,9 +170,10 @@ def private_redis(
 
 
 def redis_version(url: str) -> str:
-    info = redis.Redis.from_url(url).info("server")
+    info: dict[str, Any] = redis.Redis.from_url(url).info("server")
     name = "valkey" if "valkey_version" in info else "redis"
-    return f"{name}-server {info.get('valkey_version') or info['redis_version']}"
+    version = str(info.get("valkey_version") or info["redis_version"])
+    return f"{name}-server {version}"
 
 
 # sweeps and agents ------------------------------------------------------------------------------
@@ -182,7 +183,7 @@ def new_sweep(url: str, config: dict[str, Any], seed: int = 1) -> str:
     """Validate and store a sweep (what ``sweepd sweep create`` does, without a process start)."""
     r = redis.Redis.from_url(url)
     try:
-        return Store(r).create_sweep(validate(config, source="bench"), seed=seed)
+        return str(Store(r).create_sweep(validate(config, source="bench"), seed=seed))
     finally:
         r.close()
 
@@ -224,7 +225,7 @@ def kill_tree(pid: int) -> None:
             p.send_signal(signal.SIGKILL)
 
 
-def stop(procs: Sequence[subprocess.Popen[bytes]]) -> None:
+def stop(procs: Sequence[subprocess.Popen[Any]]) -> None:
     """End what a benchmark started (its own processes only) and reap them."""
     for p in procs:
         if p.poll() is None:

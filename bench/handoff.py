@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 from common import (
@@ -75,7 +75,7 @@ def agent_trial(r: redis.Redis, sid: str, env: dict[str, str], ready: Path, extr
     )
     try:
         wait_for(ready.exists, 60, "the run to start")
-        (rid,) = r.zrange(keys.sweep_runs(sid), 0, -1)
+        (rid,) = cast("list[bytes]", r.zrange(keys.sweep_runs(sid), 0, -1))
         time.sleep(0.05)  # the agent is back in its supervision loop
         if aws is None:
             t0 = time.monotonic()

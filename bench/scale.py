@@ -66,6 +66,7 @@ import struct
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -441,7 +442,8 @@ class SimAgent:
 async def generate_async(plan: Plan) -> None:
     """A generator process: connect every agent, say ready, take the schedule, run it, report."""
     shared = Shared(plan)
-    host, port = redis.connection.parse_url(plan.url)["host"], redis.connection.parse_url(plan.url)["port"]
+    where = urllib.parse.urlsplit(plan.url)
+    host, port = where.hostname or "127.0.0.1", where.port or 6379
     agents = [SimAgent(plan, shared, i, await Wire.open(host, port)) for i in range(plan.counts[-1])]
     print("ready", flush=True)
     schedule = json.loads(await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline))
@@ -618,7 +620,7 @@ def start_generators(url: str, sid: str, w: Workload, ns: list[int], run_length:
     for p in gens:
         line = p.stdout.readline() if p.stdout else ""
         if line.strip() != "ready":
-            stop(gens)  # type: ignore[arg-type]
+            stop(gens)
             raise RuntimeError(f"a load generator did not start: {line!r}")
     return gens
 
@@ -683,7 +685,7 @@ def run_workload(
                 out, _ = p.communicate(timeout=120)
                 reports.append(json.loads(out.strip().splitlines()[-1]))
         finally:
-            stop(gens)  # type: ignore[arg-type]
+            stop(gens)
         for k, phase in enumerate(phases):
             counts: dict[str, int] = defaultdict(int)
             for rep in reports:
