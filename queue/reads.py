@@ -16,6 +16,7 @@ from .errors import NotFound
 from .records import RunRecord, SweepRecord
 from .search import hyperband
 from .space import SweepConfig
+from .summary import metric_value
 
 #: Sweep states. running: runs are handed out; paused: none are, agents wait; stopped: none are,
 #: running runs finish; cancelled: running runs are stopped too.
@@ -71,13 +72,7 @@ class Reads:
     def observations(self, sid: str) -> list[search.Observation]:
         """Every run's point, metric value and state: what a model-based search learns from."""
         config = self.config(sid)
-        name = config.metric.name if config.metric else None
-        out = []
-        for run in self.runs(sid):
-            value = run.summary.get(name) if name else None
-            number = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-            out.append(search.Observation(run.params, number, run.state))
-        return out
+        return [search.Observation(run.params, metric_value(config, run), run.state) for run in self.runs(sid)]
 
     # runs ---------------------------------------------------------------------------------------
 
@@ -135,9 +130,10 @@ class Reads:
     def held_count(self, sid: str) -> int:
         return int(self.r.zcard(keys.sweep_held(sid)))
 
-    def generation_done(self, sid: str) -> bool:
-        """True when the search will make no new run: exhausted, capped, target reached, not running."""
-        sweep, config = self.sweep(sid), self.config(sid)
+    def generation_done(self, sid: str, sweep: SweepRecord | None = None) -> bool:
+        """True when the search will make no new run: exhausted, capped, target reached, not running.
+        ``sweep``: the record, when the caller has just read it."""
+        sweep, config = sweep or self.sweep(sid), self.config(sid)
         if sweep.state != "running" or sweep.target_reached:
             return True
         if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) >= config.run_cap:
@@ -148,12 +144,12 @@ class Reads:
         """No run held anywhere (it may come back) and nothing more to do: for a running sweep,
         nothing queued and nothing left to generate; a stopped or cancelled sweep hands out nothing
         more; a paused one is never complete (it may resume)."""
-        state = self.sweep(sid).state
-        if state == "paused" or self.held_count(sid):
+        sweep = self.sweep(sid)
+        if sweep.state == "paused" or self.held_count(sid):
             return False
-        if state in ("stopped", "cancelled"):
+        if sweep.state in ("stopped", "cancelled"):
             return True
-        return self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid)
+        return self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid, sweep)
 
     def wait_for_work(self, sid: str, timeout_s: float) -> None:
         """Block until something may have changed for the sweep (a requeue, a run's end) or timeout."""
