@@ -17,7 +17,7 @@ from sweepd.queue.config import load_config
 from sweepd.queue.connections import ENV_URL, connect, resolve_url
 from sweepd.queue.store import Store
 
-from . import cli_health, cli_ops, cli_views, logs
+from . import cli_health, cli_ops, cli_runs, cli_views, logs
 from .clikit import Group, redis_option, store_for
 from .loop import Agent, Options
 from .signals import SignalFlags, Waker, parse_signal
@@ -227,7 +227,7 @@ def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     return [p.returncode for p in procs]
 
 
-for _command in (*cli_views.COMMANDS, *cli_ops.COMMANDS, *cli_health.COMMANDS):
+for _command in (*cli_views.COMMANDS, *cli_runs.COMMANDS, *cli_ops.COMMANDS, *cli_health.COMMANDS):
     main.add_command(_command)
 for _name, _command in cli_ops.SWEEP_COMMANDS.items():
     sweep.add_command(_command, _name)

@@ -1,4 +1,4 @@
-"""Read-only commands: ``status``, ``runs``, ``logs``."""
+"""Read-only commands: ``status``, ``logs``, ``suggest``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import click
 
 from sweepd.queue import summary
 from sweepd.queue.records import iso
-from sweepd.queue.states import STATES
 from sweepd.queue.store import Store
 
 from .clikit import redis_option, store_for
@@ -71,28 +70,6 @@ def status_cmd(sweep_id: str, as_json: bool, redis_url: str | None) -> None:
         print_status(store, sweep_id)
 
 
-@click.command("runs")
-@click.argument("sweep_id")
-@click.option("--state", type=click.Choice(STATES), default=None, help="Only runs in this state.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
-@redis_option
-def runs_cmd(sweep_id: str, state: str | None, as_json: bool, redis_url: str | None) -> None:
-    """The runs of SWEEP_ID with their state, attempt, params and metric summary.
-
-    \b
-    Example:
-      sweepd runs abc123de --state failed --json
-    """
-    store = store_for(redis_url)
-    runs = [r for r in store.runs(sweep_id) if state is None or r.state == state]
-    if as_json:
-        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
-        return
-    for r in runs:
-        code = "" if r.exit_code is None else f" exit={r.exit_code}"
-        click.echo(f"{r.id}  {r.state:<10} attempt={r.attempt}{code}  {json.dumps(r.params)}  {json.dumps(r.summary)}")
-
-
 @click.command("logs")
 @click.argument("run_id")
 @click.option("--attempt", type=click.IntRange(min=1), default=None, help="Only this attempt.")
@@ -106,8 +83,6 @@ def logs_cmd(run_id: str, attempt: int | None, redis_url: str | None) -> None:
     """
     for line in store_for(redis_url).logs(run_id, attempt):
         click.echo(line)
-
-
 
 
 @click.command("suggest")
@@ -137,4 +112,4 @@ def suggest_cmd(sweep_id: str, count: int, dry_run: bool, as_json: bool, redis_u
         click.echo(f"(the search has no more points after these {len(out)})")
 
 
-COMMANDS = (status_cmd, runs_cmd, logs_cmd, suggest_cmd)
+COMMANDS = (status_cmd, logs_cmd, suggest_cmd)
