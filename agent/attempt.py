@@ -109,7 +109,14 @@ class Attempt:
         channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
         log.info("run started", argv=argv, params=claim.params)
         on_stdout = self._on_stdout if self.pattern is not None else None
-        child = Child(argv, self._env(params_file, channel.path), self.output.add, on_stdout=on_stdout)
+        try:
+            child = Child(argv, self._env(params_file, channel.path), self.output.add, on_stdout=on_stdout)
+        except OSError as exc:
+            # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.
+            channel.close()
+            log.error("cannot start the run's command", argv=argv, error=str(exc))
+            self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
+            return None
         guard = threading.Thread(target=self._guard_lease, args=(child,), daemon=True)
         guard.start()
         try:

@@ -6,22 +6,41 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO
+from typing import IO, Any
 
 import psutil
 
 PR_SET_PDEATHSIG = 1
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's ``setpriv``, when it has ``--pdeathsig`` (2.33+, in every Debian, Ubuntu and RHEL
+    base image). It sets the parent-death signal and execs the command: a spawn without Python code
+    between fork and exec, which lets subprocess use vfork (about 1 ms against 5-10 ms for
+    ``preexec_fn``, which must fork the agent's whole address space). This is what a run's pickup
+    latency is made of."""
+    path = shutil.which("setpriv")
+    if path is None or not sys.platform.startswith("linux"):
+        return None
+    try:
+        out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path if "--pdeathsig" in out else None
+
+
 def _child_setup(parent: int) -> Callable[[], None]:
-    """What the child runs between fork and exec: own process group; die with the agent (Linux)."""
+    """The fallback without setpriv, run between fork and exec: own process group; die with the agent."""
 
     def setup() -> None:
         os.setpgid(0, 0)
@@ -32,6 +51,17 @@ def _child_setup(parent: int) -> Callable[[], None]:
                 os._exit(1)
 
     return setup
+
+
+def spawn_options(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The argv and Popen options that start ``argv`` in its own process group, SIGKILLed if the
+    agent dies. With setpriv the window between fork and prctl is about a millisecond, in which an
+    agent SIGKILLed leaves its child to the platform's own clean-up (the unit's cgroup, the job
+    step, the pod); the fallback closes even that window, at the cost of a slower spawn."""
+    setpriv = _setpriv()
+    if setpriv is not None and sys.version_info >= (3, 11):
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv], {"process_group": 0}
+    return argv, {"preexec_fn": _child_setup(os.getpid())}
 
 
 class Child:
@@ -47,14 +77,15 @@ class Child:
         on_stdout: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.argv = list(argv)
+        spawn_argv, options = spawn_options(self.argv)
         self.proc = subprocess.Popen(
-            self.argv,
+            spawn_argv,
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            preexec_fn=_child_setup(os.getpid()),
+            **options,
         )
         self.pid = self.proc.pid
         self.started = time.monotonic()
