@@ -3,23 +3,36 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import click
 
 from sweepd.queue import summary
 from sweepd.queue.records import iso
+from sweepd.queue.states import HELD
 from sweepd.queue.store import Store
 
+from . import watch
 from .clikit import redis_option, store_for
 
 
-def status_json(store: Store, sid: str) -> dict[str, Any]:
+def redis_now_ms(store: Store) -> int:
+    """Redis's clock (``TIME``), the one run times are written on: ETAs and ages are measured on it."""
+    seconds, micros = store.r.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def status_json(store: Store, sid: str, now_ms: int | None = None) -> dict[str, Any]:
+    """The sweep's status as JSON. Fields are a contract for scripts: add, never rename or drop.
+    Completion is read first: once it holds, the runs read after it are the final ones."""
+    complete = store.is_complete(sid)
     record, config = store.sweep(sid), store.config(sid)
+    now_ms = redis_now_ms(store) if now_ms is None else now_ms
     runs = store.runs(sid)
     queued = store.queued_ids(sid)
     agents = store.agents(sid)
-    complete = store.is_complete(sid)
+    by_id = {run.id: run for run in runs}
     return {
         "id": sid,
         "name": record.name,
@@ -37,6 +50,20 @@ def status_json(store: Store, sid: str) -> dict[str, Any]:
         "best_run": summary.best_json(config, runs),
         "recent_events": store.events(sid),
         "created_at": iso(record.created_at),
+        # added for --watch
+        "progress": summary.progress(config, runs, now_ms),
+        "best_runs": summary.best_runs(config, runs, 5),
+        "queue_next": [
+            {"id": rid, "attempt": run.attempt, "requeues": run.requeues, "reason": run.reason}
+            for rid in queued[:3]
+            if (run := by_id.get(rid)) is not None
+        ],
+        "held_runs": [
+            {"id": run.id, "agent_id": run.agent_id, "state": run.state, "attempt": run.attempt}
+            for run in runs
+            if run.state in HELD
+        ],
+        "observed_at": iso(now_ms),
     }
 
 
@@ -46,7 +73,7 @@ def print_status(store: Store, sid: str) -> None:
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in s["counts"].items() if v))
     click.echo(f"  queue: {s['queue_depth']} (head: {s['queue_head'] or '-'}); agents alive: {s['agents_alive']}")
     for event in s["recent_events"][:5]:
-        click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({event['reason']})")
+        click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({watch.event_detail(event)})")
     best = s["best_run"]
     if best:
         click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {json.dumps(best['params'])}")
@@ -55,16 +82,45 @@ def print_status(store: Store, sid: str) -> None:
 @click.command("status")
 @click.argument("sweep_id")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--watch",
+    "live",
+    is_flag=True,
+    help="Refresh until the sweep is complete or Ctrl-C: in place on a terminal, else a plain block per refresh.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between refreshes with --watch.",
+)
 @redis_option
-def status_cmd(sweep_id: str, as_json: bool, redis_url: str | None) -> None:
+def status_cmd(sweep_id: str, as_json: bool, live: bool, interval: float, redis_url: str | None) -> None:
     """Counts by state, queue depth, agents alive and the best run of SWEEP_ID.
+
+    With --watch: a live view (progress toward the run cap or the grid's size with an ETA, counts,
+    the queue's head, live agents and their runs, recent preemptions and recoveries, the best runs)
+    until the sweep is complete; plain text, one snapshot per refresh, when stdout is not a terminal.
 
     \b
     Example:
       sweepd status abc123de --json
+      sweepd status abc123de --watch --interval 5
     """
+    if as_json and live:
+        raise click.UsageError("--json and --watch do not go together")
     store = store_for(redis_url)
-    if as_json:
+    if live:
+        store.sweep(sweep_id)  # no such sweep: one line and exit 2, before any frame
+
+        def fetch() -> tuple[dict[str, Any], int]:
+            now_ms = redis_now_ms(store)
+            return status_json(store, sweep_id, now_ms), now_ms
+
+        watch.watch(fetch, interval, tty=sys.stdout.isatty())
+    elif as_json:
         click.echo(json.dumps(status_json(store, sweep_id), indent=2))
     else:
         print_status(store, sweep_id)

@@ -6,8 +6,9 @@ from collections import Counter
 from typing import Any
 
 from .records import RunRecord
+from .search import grid
 from .space import SweepConfig
-from .states import STATES
+from .states import STATES, TERMINAL
 
 
 def metric_value(config: SweepConfig, run: RunRecord) -> float | None:
@@ -42,3 +43,41 @@ def best_json(config: SweepConfig, runs: list[RunRecord]) -> dict[str, Any] | No
         return None
     run, value = found
     return {"id": run.id, "metric": config.metric.name, "value": value, "params": run.params}
+
+
+def best_runs(config: SweepConfig, runs: list[RunRecord], n: int = 5) -> list[dict[str, Any]]:
+    """The ``n`` best runs by the sweep's metric for its goal, best first, shaped as ``best_json``
+    (ties keep creation order, so the first is ``best_json``'s run). Empty without a metric."""
+    metric = config.metric
+    if metric is None:
+        return []
+    scored = [(run, value) for run in runs if (value := metric_value(config, run)) is not None]
+    sign = 1.0 if metric.goal == "minimize" else -1.0
+    scored.sort(key=lambda rv: sign * rv[1])
+    return [{"id": run.id, "metric": metric.name, "value": value, "params": run.params} for run, value in scored[:n]]
+
+
+def total_runs(config: SweepConfig) -> int | None:
+    """The most runs the search will make: ``run_cap``, a grid's size, or the smaller of the two.
+    None when nothing bounds it (random or bayes without ``run_cap``): progress has no end to show."""
+    bounds = [config.run_cap] if config.run_cap is not None else []
+    if config.method == "grid":
+        bounds.append(grid.size(config))
+    return min(bounds) if bounds else None
+
+
+def progress(config: SweepConfig, runs: list[RunRecord], now_ms: int) -> dict[str, Any]:
+    """How far the sweep is: terminal runs out of ``total_runs``, and an ETA from the rate runs have
+    ended at since work began (the first start; a search run is created at its first start).
+    ``now_ms`` is on the clock the run times are on (Redis's). No total or no run ended: no ETA."""
+    done = sum(run.state in TERMINAL for run in runs)
+    total = total_runs(config)
+    fraction = None if total is None else (min(1.0, done / total) if total else 1.0)
+    starts = [run.started_at for run in runs if run.started_at is not None]
+    starts += [run.created_at for run in runs if run.origin == "search" and run.created_at is not None]
+    eta: float | None = None
+    if total is not None and done >= total:
+        eta = 0.0
+    elif total is not None and done and starts and now_ms > min(starts):
+        eta = round((total - done) * (now_ms - min(starts)) / done / 1000, 1)
+    return {"done": done, "total": total, "fraction": fraction, "eta_seconds": eta}
