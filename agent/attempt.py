@@ -12,7 +12,6 @@ same run while this one still runs.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -75,6 +74,7 @@ class Attempt:
         self.marked = False  # the run is `preempting` in Redis
         self._mark_failed = False
         self.ending: Ending | None = None  # why the run is being ended early, once decided
+        self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.reason = ""
         self.kill_at = 0.0
         #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
@@ -117,6 +117,7 @@ class Attempt:
             log.error("cannot start the run's command", argv=argv, error=str(exc))
             self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
             return None
+        agent.metrics.run_started()
         guard = threading.Thread(target=self._guard_lease, args=(child,), daemon=True)
         guard.start()
         try:
@@ -129,6 +130,7 @@ class Attempt:
             raise
         finally:
             self.done.set()
+            agent.metrics.run_exited()
             guard.join()
             child.drain()
             child.close()
@@ -180,6 +182,7 @@ class Attempt:
             now = time.monotonic()
             if self.child_marked.is_set() and not self.marked:
                 self.reason = self.reason or "child-marked"
+                self.handing_off_at = self.handing_off_at or now
                 self._mark("child-marked")
             if agent.preemption.requested and self.ending is None:
                 self._end_early(
@@ -194,8 +197,10 @@ class Attempt:
             if now - last_flush >= FLUSH_EVERY:
                 last_flush = now
                 self._flush()
-            with contextlib.suppress(*REDIS_DOWN):  # a failed reap waits for the next heartbeat
+            try:
                 agent.maybe_reap()
+            except REDIS_DOWN:  # a failed reap waits for the next heartbeat
+                agent.metrics.redis_error()
             agent.notifier.maybe_watchdog()
             wake_at = min(next_renew, now + FLUSH_EVERY)
             if self.ending is not None:
@@ -228,6 +233,7 @@ class Attempt:
             renewal = agent.store.renew(self.claim, agent.opts.lease)
             agent.beat(force=True)
         except REDIS_DOWN as exc:
+            agent.metrics.redis_error()
             delay = self._backoff.next()
             if self._backoff.failures == 1:
                 log.warning("Redis is not answering: retrying, the training process goes on", error=str(exc))
@@ -247,8 +253,8 @@ class Attempt:
             try:
                 if self.early.should_stop():
                     self._end_early(child, channel, "stop", "hyperband", now + agent.opts.grace)
-            except REDIS_DOWN:
-                pass  # judged again at the next heartbeat
+            except REDIS_DOWN:  # judged again at the next heartbeat
+                agent.metrics.redis_error()
         return now + agent.opts.heartbeat
 
     def _mark(self, reason: str) -> None:
@@ -258,6 +264,7 @@ class Attempt:
         try:
             self.marked = self.agent.store.mark_preempting(self.claim, reason)
         except REDIS_DOWN as exc:
+            self.agent.metrics.redis_error()
             if not self._mark_failed:
                 log.warning("could not mark the run preempting yet: Redis is not answering", error=str(exc))
             self._mark_failed = True
@@ -270,6 +277,7 @@ class Attempt:
         agent = self.agent
         self.ending, self.reason, self.kill_at = kind, reason, kill_at
         if kind == "preempt":
+            self.handing_off_at = self.handing_off_at or time.monotonic()
             self._mark(reason)
         grace = max(0.0, kill_at - time.monotonic())
         if agent.preemption.requested:
@@ -305,15 +313,24 @@ class Attempt:
         failed = end.state in (states.FAILED, states.CRASHED)
         if failed and claim.attempt <= agent.opts.max_retries:
             if self._persist(lambda: agent.store.requeue(claim, reason="retry")):
+                agent.metrics.run_ended(end.state, end.reason)
+                agent.metrics.requeued("retry", None)
                 log.warning("run failed, retrying", exit_code=returncode, seconds=round(seconds, 3))
         elif end.requeue:
             reason = self.reason or end.reason
             if self._persist(lambda: agent.store.requeue(claim, reason=reason)):
-                took = agent.preemption.since_request(time.monotonic())
+                now = time.monotonic()
+                took = agent.preemption.since_request(now)
+                if took is None and self.handing_off_at is not None:
+                    took = now - self.handing_off_at
+                if reason != "operator-requeue":
+                    agent.metrics.preempted(reason)
+                agent.metrics.requeued(reason, took)
                 event = {"event": "requeued", "run_id": claim.run_id, "attempt": claim.attempt, "reason": reason}
                 self._persist(lambda: agent.store.add_event(agent.sid, event))
                 log.warning("run requeued at the front", reason=reason, exit_code=returncode, handoff_seconds=took)
         elif self._persist(lambda: agent.store.complete(claim, end.state, returncode, self.reason or end.reason)):
+            agent.metrics.run_ended(end.state, self.reason or end.reason)
             log.info("run ended", state=end.state, exit_code=returncode, seconds=round(seconds, 3))
         agent.count_outcome(failed)
 
@@ -329,6 +346,7 @@ class Attempt:
                 log.warning("the run's end was not recorded: the run is no longer ours")
                 return False
             except REDIS_DOWN as exc:
+                self.agent.metrics.redis_error()
                 if time.monotonic() + backoff.cap >= self.lease_until:
                     log.error("could not record the run's end before its lease expires", error=str(exc))
                     return False
@@ -376,6 +394,7 @@ class Attempt:
             store.append_log(claim.run_id, claim.attempt, lines)
             lines = []
         except REDIS_DOWN as exc:
+            self.agent.metrics.redis_error()
             if final:
                 log.warning("could not store the run's last metrics or output", error=str(exc))
         finally:

@@ -17,7 +17,7 @@ from sweepd.queue.config import load_config
 from sweepd.queue.connections import ENV_URL, connect, resolve_url
 from sweepd.queue.store import Store
 
-from . import cli_health, cli_ops, cli_runs, cli_views, logs
+from . import cli_health, cli_ops, cli_plot, cli_runs, cli_views, logs
 from .clikit import Group, redis_option, store_for
 from .loop import Agent, Options
 from .signals import SignalFlags, Waker, parse_signal
@@ -156,6 +156,20 @@ def agent_options(f: Any) -> Any:
             help="Where runs' checkpoint directories live (SWEEPD_CHECKPOINT_DIR = ROOT/SWEEP/RUN); "
             "shared storage lets any machine resume any run.",
         ),
+        click.option(
+            "--metrics-port",
+            envvar="SWEEPD_METRICS_PORT",
+            type=click.IntRange(min=0, max=65535),
+            default=None,
+            help="Serve Prometheus metrics on this port at /metrics (0: any free port; default: off).",
+        ),
+        click.option(
+            "--metrics-addr",
+            envvar="SWEEPD_METRICS_ADDR",
+            default="0.0.0.0",
+            show_default=True,
+            help="The address the metrics server listens on.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -170,8 +184,9 @@ def agent_cmd(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
     """Work SWEEP_ID: claim, launch and record runs until the sweep is complete.
 
     \b
-    Example:
+    Examples:
       sweepd agent abc123de --count 10
+      sweepd agent abc123de --metrics-port 9464   # Prometheus scrapes :9464/metrics
     """
     logs.configure()
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
@@ -227,7 +242,7 @@ def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     return [p.returncode for p in procs]
 
 
-for _command in (*cli_views.COMMANDS, *cli_runs.COMMANDS, *cli_ops.COMMANDS, *cli_health.COMMANDS):
+for _command in (*cli_views.COMMANDS, *cli_runs.COMMANDS, *cli_ops.COMMANDS, *cli_health.COMMANDS, *cli_plot.COMMANDS):
     main.add_command(_command)
 for _name, _command in cli_ops.SWEEP_COMMANDS.items():
     sweep.add_command(_command, _name)

@@ -28,6 +28,7 @@ from sweepd.queue.store import Store
 from . import logs
 from .attempt import Attempt
 from .backoff import REDIS_DOWN, Backoff
+from .metrics import Metrics
 from .notices import Notice, Watcher, make_watchers
 from .preemption import Preemption
 from .sdnotify import Notifier
@@ -63,6 +64,8 @@ class Options:
     notice_signals: tuple[signal.Signals, ...] = ()
     child_signal: signal.Signals = signal.SIGTERM
     checkpoint_root: str = field(default_factory=lambda: str(data_dir() / "checkpoints"))
+    metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
+    metrics_addr: str = "0.0.0.0"
 
     @property
     def lease(self) -> float:
@@ -88,6 +91,7 @@ class Agent:
         self.waker = Waker()
         self.flags = SignalFlags()
         self.notifier = Notifier.from_env()
+        self.metrics = Metrics(self.sid)
         self.watchers: list[Watcher] = []
         self._notices: list[Notice] = []
         self._seen_signals = 0
@@ -106,6 +110,9 @@ class Agent:
     def run(self) -> int:
         """Work the sweep; return the process exit code (0: complete, --count reached, preempted)."""
         logs.bind_process(sweep_id=self.sid, agent_id=self.id)
+        if self.opts.metrics_port is not None:  # before anything else: a port in use is a user's mistake
+            port = self.metrics.serve(self.opts.metrics_port, self.opts.metrics_addr)
+            log.info("serving Prometheus metrics", url=f"http://{self.opts.metrics_addr}:{port}/metrics")
         self._start()
         try:
             return self._loop()
@@ -128,6 +135,7 @@ class Agent:
             try:
                 code = self._step()
             except REDIS_DOWN as exc:
+                self.metrics.redis_error()
                 delay = backoff.next()
                 if backoff.failures == 1:
                     log.warning("Redis is not answering: retrying", error=str(exc))
@@ -147,12 +155,12 @@ class Agent:
         if self._failing():
             return 0 if self.store.is_complete(self.sid) else 1
         self.maybe_reap()
+        self.beat()  # once a heartbeat, also between back-to-back runs: the agent's record must not expire
         claim = self._next() if self.preemption.may_claim() else None
         if claim is None:
             if self.store.is_complete(self.sid):
                 log.info("sweep complete, exiting")
                 return 0
-            self.beat()
             self.notifier.maybe_watchdog()
             self.store.wait_for_work(self.sid, self._idle_wait)
             return "idle"
@@ -180,6 +188,9 @@ class Agent:
         """A queued run first (a requeued run comes back before any new one), else a new one."""
         claim = self.store.claim(self.sid, self.id, self.opts.lease)
         if claim is not None:
+            if claim.recovered_after is not None:
+                self.metrics.recovered(claim.recovered_after)
+                log.info("resuming an interrupted run", run_id=claim.run_id, recovered_after=claim.recovered_after)
             return claim
         made = self.store.create_next(self.sid, self.id, self.opts.lease)
         return made if isinstance(made, Claim) else None
@@ -234,6 +245,7 @@ class Agent:
             return
         self._last_reap = now
         for rid in self.store.reap(self.sid):
+            self.metrics.requeued("lease-expired", None)
             log.warning("requeued a run whose lease expired", reaped_run_id=rid)
 
     def count_outcome(self, failed: bool) -> None:
@@ -279,3 +291,4 @@ class Agent:
             },
             ttl_s=self.opts.lease,
         )
+        self.metrics.heartbeat()

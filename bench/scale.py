@@ -289,7 +289,7 @@ class SimAgent:
         t0, p0 = time.time(), time.perf_counter()
         token = uuid.uuid4().hex
         got = await self.wire.call(
-            "EVALSHA", self.shared.sha["claim"], 3, self.k_sweep, self.k_queue, self.k_held,
+            "EVALSHA", self.shared.sha["claim"], 4, self.k_sweep, self.k_queue, self.k_held, self.k_events,
             keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, self.id, token, self.lease_ms,
         )  # fmt: skip
         if got:

@@ -20,8 +20,9 @@ key                                         type    holds
 ``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents (capped)
 ``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, Redis clock)
 ``sweepd:sweep:<sid>:seq``                  STRING  counter for the order of ``:runs``
-``sweepd:sweep:<sid>:events``               LIST    recent preemptions and requeues as JSON,
-                                                    newest first (capped)
+``sweepd:sweep:<sid>:events``               LIST    recent requeues (preemptions, lost leases)
+                                                    and resumes (``after_ms``: the recovery) as
+                                                    JSON, newest first (capped)
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``;
                                                     expires when the agent goes silent
@@ -33,7 +34,12 @@ key                                         type    holds
                                                     ``enqueue``, ``manual``), ``created_at``,
                                                     ``started_at``, ``ended_at``, ``reason``,
                                                     ``requeues``, ``preempted_at``,
-                                                    ``stop_requested``, ``requeue_requested``
+                                                    ``renewed_at`` (the holder's last renewal),
+                                                    ``interrupted_at`` (set while a requeued run
+                                                    waits: when it was preempted or its holder
+                                                    last renewed; a claim turns it into a
+                                                    ``resumed`` event and clears it),
+                                                    ``stop_requested``, ``requeue_requested
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
                                                     ``_step`` is the last step the run logged,
                                                     where a resumed attempt continues from

@@ -31,7 +31,8 @@ def iso(ms: int | None) -> str | None:
 class Claim:
     """What an agent (or a script run by hand) holds: one attempt of one run, fenced by its token.
     ``last_step`` is the last step the run logged before this attempt (None: it never logged), where
-    the attempt's history continues from."""
+    the attempt's history continues from. ``recovered_after``: seconds from the run's interruption
+    (preemption, or its holder's last renewal) to this claim; None when it was not interrupted."""
 
     sweep_id: str
     run_id: str
@@ -39,6 +40,7 @@ class Claim:
     token: str
     params: dict[str, Any]
     last_step: int | None = None
+    recovered_after: float | None = None
 
 
 @dataclass(frozen=True)

@@ -119,17 +119,25 @@ class Store(RunStarts):
         token = uuid.uuid4().hex
         got = self._run_script(
             "claim",
-            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid)],
+            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid), keys.sweep_events(sid)],
             [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, agent_id, token, int(lease_s * 1000)],
         )
         if not got:
             return None
-        rid, attempt = got[0].decode(), int(got[1])
+        rid, attempt, recovery_ms = got[0].decode(), int(got[1]), int(got[2])
         with self.r.pipeline(transaction=False) as pipe:
             pipe.hget(keys.run(rid), "params")
             pipe.hget(keys.run_summary(rid), "_step")  # a resumed run's history continues from here
             params, step = pipe.execute()
-        return Claim(sid, rid, attempt, token, json.loads(params or b"{}"), step_of((step or b"").decode()))
+        return Claim(
+            sid,
+            rid,
+            attempt,
+            token,
+            json.loads(params or b"{}"),
+            step_of((step or b"").decode()),
+            recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
+        )
 
     def create_next(self, sid: str, agent_id: str, lease_s: float) -> Claim | CreateResult:
         """Create the sweep's next run from its search algorithm, already held (create.lua).

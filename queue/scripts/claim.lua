@@ -3,6 +3,8 @@
 KEYS[1]  sweepd:sweep:<sid>        HASH  read  `state`: only a running sweep hands out runs
 KEYS[2]  rq:queue:sweepd-<sid>     LIST  LPOP  the next queued run id (head = next)
 KEYS[3]  sweepd:sweep:<sid>:held   ZSET  ZADD  run id -> lease deadline (ms, Redis clock)
+KEYS[4]  sweepd:sweep:<sid>:events LIST  LPUSH a `resumed` event (with the interruption's reason and
+                                         `after_ms`) when the run was interrupted (capped at 100)
 ARGV[1]  prefix of run hashes      ("sweepd:run:")
 ARGV[2]  prefix of rq job hashes   ("rq:job:")
 ARGV[3]  agent id
@@ -10,8 +12,10 @@ ARGV[4]  attempt token, fresh from the caller
 ARGV[5]  lease length in ms
 
 Writes sweepd:run:<rid> (state running, attempt + 1, token, agent_id, started_at, cleared
-exit_code/ended_at) and rq:job:<rid> (status started).
-Returns {run id, attempt}, or false when nothing is queued or the sweep is not running.
+exit_code/ended_at/interrupted_at) and rq:job:<rid> (status started).
+Returns {run id, attempt, recovery ms}, or false when nothing is queued or the sweep is not running.
+Recovery is the time since the run was interrupted (`interrupted_at`, written by requeue.lua and
+reap.lua), -1 when it was not (a new run, an operator's or enqueue's requeue of an ended one).
 A list entry whose run is not `queued` cannot come from these scripts (an edit by hand could make
 one): it is dropped, so a run is never held twice.
 ]]
@@ -28,11 +32,20 @@ while true do
   local rkey = ARGV[1] .. rid
   if redis.call('HGET', rkey, 'state') == 'queued' then
     local attempt = redis.call('HINCRBY', rkey, 'attempt', 1)
+    local before = redis.call('HMGET', rkey, 'interrupted_at', 'reason')
+    local interrupted = tonumber(before[1])
     redis.call('HSET', rkey, 'state', 'running', 'token', ARGV[4], 'agent_id', ARGV[3],
-      'started_at', now)
-    redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested')
+      'started_at', now, 'renewed_at', now)
+    redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested', 'interrupted_at')
     redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), rid)
     redis.call('HSET', ARGV[2] .. rid, 'status', 'started')
-    return {rid, attempt}
+    local recovery = -1
+    if interrupted then
+      recovery = now - interrupted
+      redis.call('LPUSH', KEYS[4], cjson.encode({at = now, event = 'resumed', run_id = rid,
+        attempt = attempt, agent_id = ARGV[3], reason = before[2] or '', after_ms = recovery}))
+      redis.call('LTRIM', KEYS[4], 0, 99)
+    end
+    return {rid, attempt, recovery}
   end
 end

@@ -12,7 +12,7 @@ ARGV[1]  prefix of run hashes      ("sweepd:run:")
 ARGV[2]  prefix of rq job hashes   ("rq:job:")
 
 Writes each sweepd:run:<rid> (state queued, reason lease-expired, requeues + 1, token and agent_id
-cleared) and rq:job:<rid> (status queued). Returns the requeued run ids (oldest deadline first, so
+cleared, interrupted_at: its holder's last renewal, the last moment it was known alive) and rq:job:<rid> (status queued). Returns the requeued run ids (oldest deadline first, so
 the longest-silent run ends up at the very head).
 ]]
 local t = redis.call('TIME')
@@ -21,9 +21,11 @@ local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for i = #expired, 1, -1 do
   local rid = expired[i]
   local rkey = ARGV[1] .. rid
-  local attempt = redis.call('HGET', rkey, 'attempt') or '0'
+  local cur = redis.call('HMGET', rkey, 'attempt', 'renewed_at', 'started_at')
+  local attempt = cur[1] or '0'
+  local interrupted = tonumber(cur[2]) or tonumber(cur[3]) or now
   redis.call('ZREM', KEYS[1], rid)
-  redis.call('HSET', rkey, 'state', 'queued', 'reason', 'lease-expired')
+  redis.call('HSET', rkey, 'state', 'queued', 'reason', 'lease-expired', 'interrupted_at', interrupted)
   redis.call('HINCRBY', rkey, 'requeues', 1)
   redis.call('HDEL', rkey, 'token', 'agent_id', 'stop_requested', 'requeue_requested')
   redis.call('LPUSH', KEYS[2], rid)

@@ -1,7 +1,8 @@
 --[[ renew: extend the lease of a held run, only for the holder of the current attempt, and tell the
 holder whether an operator asked for the run to stop or to be requeued.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read token, state, stop_requested, requeue_requested
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state, stop_requested, requeue_requested;
+                                         write renewed_at (ms): the holder's last sign of life
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZADD XX run id -> new deadline (ms, Redis clock)
 KEYS[3]  sweepd:sweep:<sid>        HASH  read state: a cancelled sweep stops its runs
 ARGV[1]  run id
@@ -22,6 +23,7 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])
+redis.call('HSET', KEYS[1], 'renewed_at', now)
 if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
   return 4
 end

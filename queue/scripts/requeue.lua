@@ -4,7 +4,8 @@ Used for a retry, a preemption, or an operator's requeue request, always by the 
 must still be current. (The reaper has reap.lua; an operator has operate.lua.) A run that is already
 queued is left alone, so a repeated call is harmless.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state queued, reason, requeues + 1
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state, preempted_at; write state queued, reason,
+                                         requeues + 1, interrupted_at (preempted_at, else now)
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run
 KEYS[3]  rq:queue:sweepd-<sid>     LIST  LPUSH (front) or RPUSH (back) the run id
 KEYS[4]  rq:job:<rid>              HASH  status queued
@@ -27,7 +28,13 @@ end
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
   return 0
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interrupted = now
+if cur[2] == 'preempting' then
+  interrupted = tonumber(redis.call('HGET', KEYS[1], 'preempted_at')) or now
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', ARGV[3], 'interrupted_at', interrupted)
 redis.call('HINCRBY', KEYS[1], 'requeues', 1)
 redis.call('HDEL', KEYS[1], 'token', 'agent_id', 'stop_requested', 'requeue_requested')
 redis.call('ZREM', KEYS[2], ARGV[1])

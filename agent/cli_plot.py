@@ -1,0 +1,60 @@
+"""``sweepd plot``: a sweep's metric over runs and its parameters against the metric, as a picture.
+
+matplotlib is the ``plot`` extra: it is imported only when this command runs, so the rest of sweepd
+works without it, and its absence is one line telling the user what to install.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sweepd.queue.errors import UserError
+
+from .clikit import redis_option, store_for
+
+INSTALL_HINT = 'sweepd plot needs matplotlib: pip install "sweepd[plot]"'
+
+
+@click.command("plot")
+@click.argument("sweep_id")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The picture to write; its suffix picks the format (.png, .svg, .pdf).",
+)
+@click.option("--dpi", type=click.IntRange(min=20, max=1200), default=110, show_default=True, help="Resolution.")
+@redis_option
+def plot_cmd(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> None:
+    """Draw SWEEP_ID: (a) its metric per run, in creation order, with the best-so-far line for the
+    metric's goal; (b) parallel coordinates: one axis per searched parameter and one for the metric,
+    a line per run coloured by its metric (log-distributed parameters on log axes).
+
+    Needs the sweep to have a metric that at least one run reported; nothing is written otherwise.
+
+    \b
+    Example:
+      sweepd plot abc123de -o sweep.png
+    """
+    try:
+        from . import plot
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "matplotlib":
+            raise
+        raise UserError(INSTALL_HINT) from None
+    store = store_for(redis_url)
+    record, config = store.sweep(sweep_id), store.config(sweep_id)
+    fig = plot.figure(config, store.runs(sweep_id), sweep_id=sweep_id, name=record.name)
+    try:
+        fig.savefig(output, dpi=dpi)
+    except ValueError as exc:  # matplotlib's word for a format it does not know
+        raise UserError(f"cannot write {output}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
+    click.echo(f"wrote {output}", err=True)
+
+
+COMMANDS = (plot_cmd,)

@@ -1,0 +1,123 @@
+"""The agent's Prometheus metrics, served on ``--metrics-port`` (prometheus_client).
+
+Every metric lives in a registry of the agent's own (nothing global: tests and several agents in one
+process never share counts) and carries a ``sweep`` label. The names below are a contract: dashboards
+and alerts are written against them.
+
+=======================================  =========  ===================================================
+``sweepd_runs_started_total``            counter    attempts whose training process started
+``sweepd_runs_finished_total``           counter    runs that ended ``finished``
+``sweepd_runs_failed_total``             counter    runs that ended ``failed`` or ``crashed`` (``state``)
+``sweepd_runs_stopped_total``            counter    runs that ended ``stopped`` (``reason``)
+``sweepd_runs_preempted_total``          counter    attempts ended by a preemption (``reason``)
+``sweepd_runs_requeued_total``           counter    runs this agent put back on the queue (``reason``:
+                                                    a preemption's, ``retry``, ``lease-expired``)
+``sweepd_handoff_seconds``               histogram  from learning a run must go back (signal, notice,
+                                                    the script's mark, an operator) to it requeued
+``sweepd_recovery_seconds``              histogram  a run's interruption to its restart here
+``sweepd_heartbeat_lag_seconds``         gauge      since Redis last took this agent's heartbeat
+                                                    (healthy: under ``--heartbeat``)
+``sweepd_redis_errors_total``            counter    Redis calls that failed (the agent retries)
+``sweepd_agent_busy``                    gauge      1 while a run's process is running
+=======================================  =========  ===================================================
+"""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from sweepd.queue.errors import UserError
+
+#: Handoffs take milliseconds unless the run checkpoints for up to its grace period.
+HANDOFF_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+#: A preempted run comes back in milliseconds to seconds; a dead agent's within its lease (minutes).
+RECOVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 120, 300, 600, 1800)
+
+
+class Metrics:
+    """What the agent counts. Methods are safe from any thread (prometheus_client locks)."""
+
+    def __init__(self, sweep_id: str) -> None:
+        self.registry = CollectorRegistry()
+        self.sweep_id = sweep_id
+        r, s = self.registry, ["sweep"]
+        self._started = Counter("sweepd_runs_started", "Attempts whose training process started.", s, registry=r)
+        self._finished = Counter("sweepd_runs_finished", "Runs that ended finished.", s, registry=r)
+        self._failed = Counter("sweepd_runs_failed", "Runs that ended failed or crashed.", [*s, "state"], registry=r)
+        self._stopped = Counter("sweepd_runs_stopped", "Runs that ended stopped.", [*s, "reason"], registry=r)
+        self._preempted = Counter(
+            "sweepd_runs_preempted", "Attempts ended by a preemption.", [*s, "reason"], registry=r
+        )
+        self._requeued = Counter(
+            "sweepd_runs_requeued", "Runs this agent put back on the queue.", [*s, "reason"], registry=r
+        )
+        self._handoff = Histogram(
+            "sweepd_handoff_seconds",
+            "From a preemption request to the run requeued at the front.",
+            s,
+            buckets=HANDOFF_BUCKETS,
+            registry=r,
+        )
+        self._recovery = Histogram(
+            "sweepd_recovery_seconds",
+            "From a run's interruption (preemption, or its holder's last renewal) to its restart here.",
+            s,
+            buckets=RECOVERY_BUCKETS,
+            registry=r,
+        )
+        self._redis_errors = Counter("sweepd_redis_errors", "Redis calls that failed.", s, registry=r)
+        self._busy = Gauge("sweepd_agent_busy", "1 while a run's training process runs.", s, registry=r)
+        self._last_beat = time.monotonic()
+        lag = Gauge("sweepd_heartbeat_lag_seconds", "Seconds since Redis last took a heartbeat.", s, registry=r)
+        lag.labels(sweep_id).set_function(lambda: time.monotonic() - self._last_beat)
+        # Zero series from the start, so rate() and alerts see them before the first event.
+        for child in (self._started, self._finished, self._redis_errors):
+            child.labels(sweep_id)
+        self._busy.labels(sweep_id).set(0)
+
+    def serve(self, port: int, addr: str = "0.0.0.0") -> int:
+        """Serve ``/metrics`` from a daemon thread; return the port (0 picks a free one)."""
+        try:
+            server, _thread = start_http_server(port, addr=addr, registry=self.registry)
+        except OSError as exc:
+            raise UserError(f"--metrics-port {port}: cannot listen on {addr}:{port}: {exc.strerror}") from None
+        return int(server.server_port)
+
+    # what the agent reports -------------------------------------------------------------------------
+
+    def run_started(self) -> None:
+        self._started.labels(self.sweep_id).inc()
+        self._busy.labels(self.sweep_id).set(1)
+
+    def run_exited(self) -> None:
+        self._busy.labels(self.sweep_id).set(0)
+
+    def run_ended(self, state: str, reason: str) -> None:
+        """A run reached a terminal state (``states.TERMINAL``)."""
+        if state == "finished":
+            self._finished.labels(self.sweep_id).inc()
+        elif state in ("failed", "crashed"):
+            self._failed.labels(self.sweep_id, state).inc()
+        elif state == "stopped":
+            self._stopped.labels(self.sweep_id, reason).inc()
+
+    def preempted(self, reason: str) -> None:
+        """An attempt ended by a preemption (the agent's, the platform's or the script's own)."""
+        self._preempted.labels(self.sweep_id, reason).inc()
+
+    def requeued(self, reason: str, handoff_s: float | None) -> None:
+        """This agent put a run back on the queue; ``handoff_s``: since it learned it must."""
+        self._requeued.labels(self.sweep_id, reason).inc()
+        if handoff_s is not None:
+            self._handoff.labels(self.sweep_id).observe(handoff_s)
+
+    def recovered(self, seconds: float) -> None:
+        self._recovery.labels(self.sweep_id).observe(seconds)
+
+    def heartbeat(self) -> None:
+        self._last_beat = time.monotonic()
+
+    def redis_error(self) -> None:
+        self._redis_errors.labels(self.sweep_id).inc()
