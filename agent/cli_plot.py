@@ -29,15 +29,18 @@ INSTALL_HINT = 'sweepd plot needs matplotlib: pip install "sweepd[plot]"'
 @click.option("--dpi", type=click.IntRange(min=20, max=1200), default=110, show_default=True, help="Resolution.")
 @redis_option
 def plot_cmd(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> None:
-    """Draw SWEEP_ID: (a) its metric per run, in creation order, with the best-so-far line for the
-    metric's goal; (b) parallel coordinates: one axis per searched parameter and one for the metric,
-    a line per run coloured by its metric (log-distributed parameters on log axes).
+    """A picture of SWEEP_ID: is the search still improving, and which parameters matter.
 
-    Needs the sweep to have a metric that at least one run reported; nothing is written otherwise.
+    Two panels: (a) the sweep's metric per run in creation order (failed runs marked) with the
+    best-so-far line for its goal; (b) parallel coordinates, one axis per searched parameter plus
+    the metric, a line per run coloured by its metric (log-distributed parameters on log axes,
+    categorical ones evenly spaced). The sweep needs a metric that at least one run reported;
+    otherwise nothing is written.
 
     \b
-    Example:
+    Examples:
       sweepd plot abc123de -o sweep.png
+      sweepd plot abc123de --output sweep.svg
     """
     try:
         from . import plot

@@ -31,7 +31,7 @@ from .clikit import redis_option, store_for
     "metric, id, state, attempt, exit_code, or 'created' (the default). Ascending; '-KEY' descending. "
     "Runs without a value come last.",
 )
-@click.option("--reverse", "-r", is_flag=True, help="Reverse the sort direction.")
+@click.option("--reverse", "-r", is_flag=True, help="Reverse the sort direction (runs without a value stay last).")
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=None, help="Only the first N runs after sorting.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: id, state, attempt, exit_code, parameters, metrics.")
