@@ -29,14 +29,20 @@ def main() -> None:
     """sweepd: W&B-style sweeps on Redis, for machines that can be taken away at any moment.
 
     \b
-    Quick start (embedded Redis, one local agent):
+    Example (a quick start: an embedded Redis, two local agents):
       sweepd run examples/sweep.yaml --agents 2
     """
 
 
 @main.group()
 def sweep() -> None:
-    """Create and manage sweeps."""
+    """Create and manage sweeps.
+
+    \b
+    Example:
+      sweepd sweep create sweep.yaml
+      sweepd sweep pause abc123de
+    """
 
 
 @sweep.command("create")
