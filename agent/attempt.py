@@ -15,25 +15,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sweepd.queue import command, states
+from sweepd.queue import states
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, parse_line
 
-from . import logs
+from . import launch, logs
 from .backoff import REDIS_DOWN, Backoff
 from .buffer import Buffer
 from .channel import Channel
 from .early_stop import EarlyStop
 from .process import Child
-from .sdnotify import ENV_VARS
 
 if TYPE_CHECKING:
     from .loop import Agent
@@ -50,11 +46,6 @@ _ENDINGS: dict[str, tuple[Ending, str]] = {
     "cancel": ("stop", "sweep-cancelled"),
     "requeue": ("preempt", "operator-requeue"),
 }
-
-
-def interpreter() -> str:
-    """``${interpreter}``: ``python`` as W&B does, or this Python where no ``python`` is on PATH."""
-    return "python" if shutil.which("python") else sys.executable
 
 
 class Attempt:
@@ -93,30 +84,24 @@ class Attempt:
         with open(params_file, "w", encoding="utf-8") as fh:
             json.dump(claim.params, fh)
         try:
-            argv = command.expand(
-                agent.config.command,
-                program=agent.config.program,
-                params=claim.params,
-                environ=os.environ,
-                interpreter=interpreter(),
-                params_file=params_file,
-            )
+            argv = launch.argv(agent.config, claim, params_file)
         except ConfigError as exc:
             # This machine cannot build the run's command: give the run back untouched and say why.
             agent.store.requeue(claim, reason="agent-config")
             log.error("cannot build the run's command", error=str(exc))
             return 2
         channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
-        log.info("run started", argv=argv, params=claim.params)
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
-            child = Child(argv, self._env(params_file, channel.path), self.output.add, on_stdout=on_stdout)
+            env = launch.environment(claim, agent.opts.checkpoint_root, params_file, channel.path)
+            child = Child(argv, env, self.output.add, on_stdout=on_stdout)
         except OSError as exc:
             # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.
             channel.close()
             log.error("cannot start the run's command", argv=argv, error=str(exc))
             self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
             return None
+        log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
         agent.metrics.run_started()
         guard = threading.Thread(target=self._guard_lease, args=(child,), daemon=True)
         guard.start()
@@ -138,29 +123,6 @@ class Attempt:
         if returncode is not None:
             self._record(returncode, time.monotonic() - child.started)
         return None
-
-    def _env(self, params_file: str, socket_path: str) -> dict[str, str]:
-        agent, claim = self.agent, self.claim
-        checkpoint_dir = Path(agent.opts.checkpoint_root) / agent.sid / claim.run_id
-        checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.pop("SWEEPD_REDIS_URL", None)  # the script talks to its agent, never to Redis
-        for name in (*ENV_VARS, "SWEEPD_RESUME_STEP"):  # systemd's notify socket is the agent's, not
-            env.pop(name, None)  # the script's; a resume step is only ever this run's
-        if claim.last_step is not None:  # where the run's history continues: log() counts on from it
-            env["SWEEPD_RESUME_STEP"] = str(claim.last_step)
-        env.update(
-            SWEEPD_SWEEP_ID=agent.sid,
-            SWEEPD_RUN_ID=claim.run_id,
-            SWEEPD_ATTEMPT=str(claim.attempt),
-            SWEEPD_RESUME="allow",
-            SWEEPD_PARAMS_FILE=params_file,
-            SWEEPD_AGENT_SOCKET=socket_path,
-            SWEEPD_CHECKPOINT_DIR=str(checkpoint_dir),
-            WANDB_RUN_ID=claim.run_id,
-            WANDB_RESUME="allow",
-        )
-        return env
 
     # supervising --------------------------------------------------------------------------------
 

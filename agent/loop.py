@@ -155,17 +155,18 @@ class Agent:
         if self._failing():
             return 0 if self.store.is_complete(self.sid) else 1
         self.maybe_reap()
-        self.beat()  # once a heartbeat, also between back-to-back runs: the agent's record must not expire
         claim = self._next() if self.preemption.may_claim() else None
         if claim is None:
             if self.store.is_complete(self.sid):
                 log.info("sweep complete, exiting")
                 return 0
+            self.beat()
             self.notifier.maybe_watchdog()
             self.store.wait_for_work(self.sid, self._idle_wait)
             return "idle"
         code = self.execute(claim)
-        return "ran" if code is None else code
+        self.beat()  # after the run, not before it (off the pickup path): short runs back to back
+        return "ran" if code is None else code  # would otherwise let the agent's record expire
 
     def _start(self) -> None:
         signums = {signal.SIGTERM, signal.SIGINT, *self.opts.notice_signals}

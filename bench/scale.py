@@ -285,15 +285,13 @@ class SimAgent:
     # Store's calls, as the wire carries them ----------------------------------------------------
 
     async def claim(self) -> tuple[str, str] | None:
-        """Store.claim: claim.lua, then the run's params (HGET) when it got one."""
+        """Store.claim: claim.lua (it returns the run's params and last step too)."""
         t0, p0 = time.time(), time.perf_counter()
         token = uuid.uuid4().hex
         got = await self.wire.call(
             "EVALSHA", self.shared.sha["claim"], 4, self.k_sweep, self.k_queue, self.k_held, self.k_events,
             keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, self.id, token, self.lease_ms,
         )  # fmt: skip
-        if got:
-            await self.wire.call("HGET", keys.run(got[0].decode()), "params")
         self.note("claim", t0, p0)
         return (got[0].decode(), token) if got else None
 

@@ -125,17 +125,13 @@ class Store(RunStarts):
         if not got:
             return None
         rid, attempt, recovery_ms = got[0].decode(), int(got[1]), int(got[2])
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.run(rid), "params")
-            pipe.hget(keys.run_summary(rid), "_step")  # a resumed run's history continues from here
-            params, step = pipe.execute()
         return Claim(
             sid,
             rid,
             attempt,
             token,
-            json.loads(params or b"{}"),
-            step_of((step or b"").decode()),
+            json.loads(got[3]),
+            step_of((got[4] or b"").decode()),
             recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
         )
 

@@ -13,7 +13,10 @@ ARGV[5]  lease length in ms
 
 Writes sweepd:run:<rid> (state running, attempt + 1, token, agent_id, started_at, cleared
 exit_code/ended_at/interrupted_at) and rq:job:<rid> (status started).
-Returns {run id, attempt, recovery ms}, or false when nothing is queued or the sweep is not running.
+Returns {run id, attempt, recovery ms, params (JSON), last step}, or false when nothing is queued or
+the sweep is not running. The last step is the summary's `_step` (sweepd:run:<rid>:summary, false if
+the run never logged): the attempt's history continues from it. Returning params and step here
+saves the agent a round trip between a run's requeue and its start.
 Recovery is the time since the run was interrupted (`interrupted_at`, written by requeue.lua and
 reap.lua), -1 when it was not (a new run, an operator's or enqueue's requeue of an ended one).
 A list entry whose run is not `queued` cannot come from these scripts (an edit by hand could make
@@ -46,6 +49,7 @@ while true do
         attempt = attempt, agent_id = ARGV[3], reason = before[2] or '', after_ms = recovery}))
       redis.call('LTRIM', KEYS[4], 0, 99)
     end
-    return {rid, attempt, recovery}
+    local step = redis.call('HGET', rkey .. ':summary', '_step')
+    return {rid, attempt, recovery, redis.call('HGET', rkey, 'params') or '{}', step}
   end
 end
