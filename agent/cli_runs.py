@@ -24,6 +24,7 @@ from .clikit import redis_option, store_for
 )
 @click.option(
     "--sort",
+    "--sort-by",
     "sort",
     metavar="KEY",
     default=None,

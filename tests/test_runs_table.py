@@ -209,6 +209,7 @@ def test_runs_on_a_sweep_a_real_agent_ran(tmp_path: Path, cli_env: dict[str, str
     assert [r["params"]["x"] for r in best] == [3, 4, 2, 1]  # loss 0.4, 0.6, 1.4, 2.4
     assert list(best[0]) == list(record(0).to_json())
     assert best[0] == by_x[3]
+    assert json.loads(runs("--json", "--sort-by", "metric", "--limit", "4").stdout) == best  # the alias
 
     # The text table: a header, then the runs best first, the one without a loss last.
     lines = runs("--sort", "metric").stdout.splitlines()
