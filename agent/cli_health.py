@@ -50,6 +50,10 @@ def agents_cmd(sweep_id: str | None, as_json: bool, redis_url: str | None) -> No
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if not rows:
+        where = f" on sweep {sweep_id}" if sweep_id else ""
+        click.echo(f"no agents{where} (an agent that exits cleanly leaves no record)")
+        return
     now = time.time()
     for a in rows:
         if a["alive"]:
