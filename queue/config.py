@@ -11,25 +11,24 @@ checks, and departs from them on purpose in three ways:
 - It reports every problem at once, one line each starting with its key path, with a hint where
   W&B's message would be cryptic (``1e-5`` read as text by YAML 1.1, a typo in a key).
 
-Pure apart from ``load_config`` reading the file. ``SweepConfig.raw`` is plain JSON data, so a stored
-config validates again, to an equal ``SweepConfig``, on any machine.
+Pure apart from ``load_config`` reading the file. The text's parsing (YAML or JSON, one-line parse
+errors) is parsing.py's; ``parse_text`` is re-exported here. ``SweepConfig.raw`` is plain JSON data, so
+a stored config validates again, to an equal ``SweepConfig``, on any machine.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import math
 import os
 import re
 from collections.abc import Collection
 from typing import Any, Literal
 
-import yaml
-
 from . import rows
 from .errors import ConfigError
 from .params import KeyPath, Report, did_you_mean, is_number, number, unknown_keys, validate_parameters
+from .parsing import parse_text as parse_text  # re-exported: callers import it from here
 from .search import hyperband
 from .space import EarlyTerminate, Goal, Method, Metric, SweepConfig
 
@@ -63,34 +62,6 @@ _IGNORED = {
 }
 _METRIC_KEYS = ("name", "goal", "target", "impute", "impute_while_running")
 _HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
-
-
-def parse_text(text: str, source: str = "") -> dict[str, Any]:
-    """Parse a config's text: JSON for a ``.json`` source, else YAML 1.1 as the wandb CLI reads it.
-
-    A YAML error in text that starts with ``{`` gets a second chance as JSON, since JSON indented with
-    a TAB is not YAML. Raises ``ConfigError`` (one line with line and column) on a parse error or a top
-    level that is not a mapping.
-    """
-    if source.lower().endswith(".json"):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            problem = f"line {e.lineno}, column {e.colno}: not valid JSON: {e.msg}"
-            raise ConfigError([problem], source) from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            data = _json_fallback(text)
-            if data is None:
-                raise ConfigError([_yaml_problem(e)], source) from None
-    if not isinstance(data, dict):
-        line, column = _start(text)
-        got = "nothing (the file is empty)" if data is None else f"a {type(data).__name__}: {str(data)[:40]!r}"
-        problem = f"line {line}, column {column}: expected a mapping of sweep keys (method, ...), got {got}"
-        raise ConfigError([problem], source)
-    return data
 
 
 def load_config(path: str | os.PathLike[str]) -> SweepConfig:
@@ -368,35 +339,3 @@ def _macros(report: Report, where: KeyPath, item: str, program: str | None, name
             report.problem(where, f"{macro} must be a list item of its own, not part of {item!r}")
         elif macro == "${program}" and program is None:
             report.problem(where, "${program} needs program: set it, or write the script in the command")
-
-
-def _json_fallback(text: str) -> dict[str, Any] | None:
-    """JSON that YAML refused (a TAB in the indentation), or None."""
-    if not text.lstrip("\ufeff \t\r\n").startswith("{"):
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def _yaml_problem(error: yaml.YAMLError) -> str:
-    """One line: where PyYAML stopped, and why."""
-    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
-        mark = error.problem_mark
-        return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {error.problem}"
-    return "not valid YAML: " + " ".join(str(error).split())
-
-
-def _start(text: str) -> tuple[int, int]:
-    """Line and column (1-based) where the top-level value starts."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        node = None
-    if node is not None:
-        return node.start_mark.line + 1, node.start_mark.column + 1
-    offset = len(text) - len(text.lstrip())
-    line_start = text.rfind("\n", 0, offset) + 1
-    return text.count("\n", 0, offset) + 1, offset - line_start + 1
