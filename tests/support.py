@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import redis
 
 from sweepd.queue.connections import server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAINER = ROOT / "tests" / "trainer.py"
 
 
 def free_port() -> int:
@@ -112,3 +115,69 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(15)
             self.proc = None
+
+
+class SweepBench:
+    """A grid sweep of tests/trainer.py from ``params`` (the lines under ``parameters:``), and agents on it
+    started as subprocesses with the test's ``env`` plus ``OUT_DIR`` (where the trainer writes ``<run>.jsonl``
+    and ``<run>.ready``) and ``SWEEPD_CHECKPOINT_ROOT``. Accessors for the runs, the trainer's events and the
+    status; ``close()`` kills the agents still running (a fixture's teardown)."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str], params: str) -> None:
+        self.dir, self.out = tmp_path, tmp_path / "out"
+        self.out.mkdir()
+        self.env = {**env, "OUT_DIR": str(self.out), "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt")}
+        config = tmp_path / "sweep.yaml"
+        config.write_text(f"method: grid\nprogram: {TRAINER}\nparameters:\n{params}")
+        self.id = self.sweepd("sweep", "create", str(config), "--quiet").strip()
+        self.procs: list[subprocess.Popen[str]] = []
+
+    def sweepd(self, *args: str) -> str:
+        """``sweepd *args`` with the bench's environment: its stdout; it must succeed."""
+        done = run_sweepd(*args, env=self.env)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def agent(self, *extra: str, env: dict[str, str] | None = None, sweep_id: str = "") -> subprocess.Popen[str]:
+        """An agent on the sweep (or on ``sweep_id``), with ``env`` over the bench's environment."""
+        proc = subprocess.Popen(
+            sweepd_cmd("agent", sweep_id or self.id, "--notices", "none", *extra),
+            env={**self.env, **(env or {})},
+            cwd=self.dir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.procs.append(proc)
+        return proc
+
+    def ready(self, n: int = 1, timeout: float = 60) -> list[tuple[str, int]]:
+        """Wait until at least ``n`` runs are part-way through; each one's id and its training
+        process's pid, in order of id."""
+        wait_until(lambda: len(list(self.out.glob("*.ready"))) >= n, timeout=timeout)
+        return [(p.stem, int(str(wait_until(p.read_text, timeout=5)))) for p in sorted(self.out.glob("*.ready"))]
+
+    def events(self, rid: str) -> list[dict[str, object]]:
+        """What the trainer noted for the run, in order, across its attempts."""
+        return [json.loads(line) for line in (self.out / f"{rid}.jsonl").read_text().splitlines()]
+
+    def runs(self) -> dict[str, dict[str, object]]:
+        """``sweepd runs --json``, by run id."""
+        return {r["id"]: r for r in json.loads(self.sweepd("runs", self.id, "--json"))}
+
+    def run(self, rid: str) -> dict[str, object]:
+        return self.runs()[rid]
+
+    def status(self) -> dict[str, Any]:
+        """``sweepd status --json``."""
+        return dict(json.loads(self.sweepd("status", self.id, "--json")))
+
+    def no_overlap(self) -> None:
+        for path in self.out.glob("*.jsonl"):
+            assert "overlap" not in path.read_text(), f"two executions of {path.stem} at once"
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=30)

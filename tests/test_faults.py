@@ -11,56 +11,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support import ROOT, RedisServer, run_sweepd, sweepd_cmd, wait_until
-
-TRAINER = ROOT / "tests" / "trainer.py"
+from support import RedisServer, SweepBench, run_sweepd, wait_until
 
 
-class Bench:
-    """One sweep of the test trainer on a given Redis, and the agents working it."""
-
-    def __init__(self, tmp_path: Path, url: str, params: str) -> None:
-        self.dir, self.out = tmp_path, tmp_path / "out"
-        self.out.mkdir()
-        self.env = {
-            **os.environ,
-            "SWEEPD_REDIS_URL": url,
-            "SWEEPD_HOME": str(tmp_path / "home"),
-            "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt"),
-            "OUT_DIR": str(self.out),
-        }
-        config = tmp_path / "sweep.yaml"
-        config.write_text(f"method: grid\nprogram: {TRAINER}\nparameters:\n{params}")
-        self.id = self.sweepd("sweep", "create", str(config), "--quiet").strip()
-
-    def sweepd(self, *args: str) -> str:
-        done = run_sweepd(*args, env=self.env)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
-    def agent(self, *extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            sweepd_cmd("agent", self.id, "--notices", "none", *extra),
-            env=self.env,
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def ready(self, n: int = 1) -> list[tuple[str, int]]:
-        wait_until(lambda: len(list(self.out.glob("*.ready"))) >= n, timeout=60)
-        return [(p.stem, int(str(wait_until(p.read_text, timeout=5)))) for p in sorted(self.out.glob("*.ready"))]
-
-    def events(self, rid: str) -> list[dict[str, object]]:
-        return [json.loads(line) for line in (self.out / f"{rid}.jsonl").read_text().splitlines()]
-
-    def runs(self) -> dict[str, dict[str, object]]:
-        return {r["id"]: r for r in json.loads(self.sweepd("runs", self.id, "--json"))}
-
-    def no_overlap(self) -> None:
-        for path in self.out.glob("*.jsonl"):
-            assert "overlap" not in path.read_text(), f"two executions of {path.stem} at once"
+def on_server(tmp_path: Path, server: RedisServer, params: str) -> SweepBench:
+    """A bench on the test's own Redis (one it can stop and start), with a private home."""
+    env = {**os.environ, "SWEEPD_REDIS_URL": server.url, "SWEEPD_HOME": str(tmp_path / "home")}
+    return SweepBench(tmp_path, env, params)
 
 
 @pytest.fixture
@@ -87,7 +44,7 @@ def kill_tree(proc: subprocess.Popen[str]) -> None:
 
 
 def test_a_vanished_agent_s_run_is_requeued_and_resumed_elsewhere(tmp_path: Path, server: RedisServer) -> None:
-    bench = Bench(tmp_path, server.url, "  steps: {value: 60}\n")
+    bench = on_server(tmp_path, server, "  steps: {value: 60}\n")
     first = bench.agent("--heartbeat", "0.5")
     ((rid, pid),) = bench.ready()
     kill_tree(first)
@@ -98,13 +55,13 @@ def test_a_vanished_agent_s_run_is_requeued_and_resumed_elsewhere(tmp_path: Path
     assert (run["state"], run["attempt"], run["requeues"]) == ("finished", 2, 1)
     starts = [e for e in bench.events(rid) if e["event"] == "start"]
     assert starts[1]["step"] > 0  # resumed from its checkpoint
-    status = json.loads(bench.sweepd("status", bench.id, "--json"))
+    status = bench.status()
     assert status["recent_events"][-1]["reason"] == "lease-expired"
     bench.no_overlap()
 
 
 def test_redis_gone_longer_than_a_lease(tmp_path: Path, server: RedisServer) -> None:
-    bench = Bench(tmp_path, server.url, "  steps: {value: 80}\n")
+    bench = on_server(tmp_path, server, "  steps: {value: 80}\n")
     agent = bench.agent("--heartbeat", "0.5")
     ((rid, pid),) = bench.ready()
     server.stop()
@@ -120,7 +77,7 @@ def test_redis_gone_longer_than_a_lease(tmp_path: Path, server: RedisServer) -> 
 
 
 def test_a_redis_restart_shorter_than_a_lease_loses_nothing(tmp_path: Path, server: RedisServer) -> None:
-    bench = Bench(tmp_path, server.url, "  steps: {value: 60}\n")
+    bench = on_server(tmp_path, server, "  steps: {value: 60}\n")
     agent = bench.agent("--heartbeat", "2")
     ((rid, pid),) = bench.ready()
     server.stop()
@@ -134,7 +91,7 @@ def test_a_redis_restart_shorter_than_a_lease_loses_nothing(tmp_path: Path, serv
 
 
 def test_operators_stop_and_requeue_running_runs(tmp_path: Path, server: RedisServer) -> None:
-    bench = Bench(tmp_path, server.url, "  steps: {value: 80}\n  k: {values: [1, 2]}\n")
+    bench = on_server(tmp_path, server, "  steps: {value: 80}\n  k: {values: [1, 2]}\n")
     agent = bench.agent("--heartbeat", "1")
     ((first, pid),) = bench.ready()
     assert "its agent will requeue it" in bench.sweepd("requeue", first)
@@ -150,7 +107,7 @@ def test_operators_stop_and_requeue_running_runs(tmp_path: Path, server: RedisSe
 
 
 def test_pause_resume_and_cancel_a_sweep(tmp_path: Path, server: RedisServer) -> None:
-    bench = Bench(tmp_path, server.url, "  steps: {value: 400}\n  k: {values: [1, 2, 3]}\n")
+    bench = on_server(tmp_path, server, "  steps: {value: 400}\n  k: {values: [1, 2, 3]}\n")
     agent = bench.agent("--heartbeat", "1")
     ((first, _),) = bench.ready()
     assert "running -> paused" in bench.sweepd("sweep", "pause", bench.id)

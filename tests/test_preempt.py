@@ -15,49 +15,8 @@ import pytest
 import redis
 
 from standins import AwsImds, AzureScheduledEvents, GcpMetadata
-from support import ROOT, run_sweepd, sweepd_cmd, wait_until
+from support import SweepBench, run_sweepd, wait_until
 from sweepd.queue import keys
-
-TRAINER = ROOT / "tests" / "trainer.py"
-
-
-class Sweep:
-    """A one-sweep test bench: create it, start agents, read what the trainer wrote."""
-
-    def __init__(self, tmp_path: Path, env: dict[str, str], params: str) -> None:
-        self.dir = tmp_path
-        self.out = tmp_path / "out"
-        self.out.mkdir()
-        self.env = {**env, "OUT_DIR": str(self.out), "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt")}
-        config = tmp_path / "sweep.yaml"
-        config.write_text(f"method: grid\nprogram: {TRAINER}\nparameters:\n{params}")
-        done = run_sweepd("sweep", "create", str(config), "--quiet", env=self.env)
-        assert done.returncode == 0, done.stderr
-        self.id = done.stdout.strip()
-
-    def agent(self, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            sweepd_cmd("agent", self.id, "--notices", "none", *extra),
-            env={**self.env, **(env or {})},
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def ready(self, timeout: float = 60) -> tuple[str, int]:
-        """Wait until a run is part-way through; its id and the training process's pid."""
-        path = wait_until(lambda: next(self.out.glob("*.ready"), None), timeout=timeout)
-        assert isinstance(path, Path)
-        pid = wait_until(lambda: path.read_text(), timeout=5)
-        return path.stem, int(str(pid))
-
-    def events(self, rid: str) -> list[dict[str, object]]:
-        return [json.loads(line) for line in (self.out / f"{rid}.jsonl").read_text().splitlines()]
-
-    def run(self, rid: str) -> dict[str, object]:
-        runs = json.loads(run_sweepd("runs", self.id, "--json", env=self.env).stdout)
-        return next(r for r in runs if r["id"] == rid)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 60) -> int:
@@ -68,9 +27,9 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> int:
 def test_sigterm_checkpoints_requeues_at_the_front_and_the_next_agent_resumes(
     tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
 ) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 30}\n  k: {values: [1, 2, 3]}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 30}\n  k: {values: [1, 2, 3]}\n")
     first = sweep.agent()
-    rid, _pid = sweep.ready()
+    rid, _pid = sweep.ready()[0]
     first.send_signal(signal.SIGTERM)
     assert finish(first) == 0  # a clean stop
     assert r.lindex(keys.rq_queue(sweep.id), 0) == rid.encode()  # at the head of the queue
@@ -95,9 +54,9 @@ def test_sigterm_checkpoints_requeues_at_the_front_and_the_next_agent_resumes(
 def test_exit_0_while_preempting_is_finished_and_never_run_again(
     tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
 ) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 60}\n  mode: {value: exit0}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 60}\n  mode: {value: exit0}\n")
     agent = sweep.agent()
-    rid, _ = sweep.ready()
+    rid, _ = sweep.ready()[0]
     agent.send_signal(signal.SIGTERM)
     assert finish(agent) == 0
     run = sweep.run(rid)
@@ -108,22 +67,22 @@ def test_exit_0_while_preempting_is_finished_and_never_run_again(
 
 
 def test_mark_preempting_then_a_non_zero_exit_is_requeued(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 5}\n  mode: {value: mark}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 5}\n  mode: {value: mark}\n")
     assert finish(sweep.agent()) == 0
     (rid,) = [p.stem for p in sweep.out.glob("*.jsonl")]
     run = sweep.run(rid)
     assert (run["state"], run["attempt"], run["requeues"]) == ("finished", 2, 1)
     assert [e["event"] for e in sweep.events(rid)] == ["start", "marked", "start", "done"]
-    status = json.loads(run_sweepd("status", sweep.id, "--json", env=sweep.env).stdout)
+    status = sweep.status()
     assert status["recent_events"][0]["reason"] == "child-marked"
 
 
 def test_a_grace_period_that_runs_out_kills_the_tree_and_still_requeues(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 1000}\n  mode: {value: stubborn}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 1000}\n  mode: {value: stubborn}\n")
     agent = sweep.agent("--grace", "1")
-    rid, pid = sweep.ready()
+    rid, pid = sweep.ready()[0]
     grandchild = int(next(e for e in sweep.events(rid) if e["event"] == "grandchild")["pid"])  # type: ignore[call-overload]
     agent.send_signal(signal.SIGTERM)
     assert finish(agent) == 0
@@ -136,9 +95,9 @@ def test_a_grace_period_that_runs_out_kills_the_tree_and_still_requeues(
 def test_repeated_signals_neither_cut_the_checkpoint_short_nor_skip_the_requeue(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 100}\n  slow_checkpoint: {value: 1.0}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 100}\n  slow_checkpoint: {value: 1.0}\n")
     agent = sweep.agent()
-    rid, _ = sweep.ready()
+    rid, _ = sweep.ready()[0]
     for signum in (signal.SIGTERM, signal.SIGCONT, signal.SIGTERM, signal.SIGINT, signal.SIGTERM):
         agent.send_signal(signum)
         time.sleep(0.05)  # spacing between the signals themselves, not a wait for a result
@@ -148,9 +107,9 @@ def test_repeated_signals_neither_cut_the_checkpoint_short_nor_skip_the_requeue(
 
 
 def test_a_notice_signal_preempts_like_sigterm(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 100}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 100}\n")
     agent = sweep.agent("--notice-signal", "USR2")
-    rid, _ = sweep.ready()
+    rid, _ = sweep.ready()[0]
     agent.send_signal(signal.SIGUSR2)
     assert finish(agent) == 0
     assert sweep.run(rid)["state"] == "queued"
@@ -159,9 +118,9 @@ def test_a_notice_signal_preempts_like_sigterm(tmp_path: Path, cli_env: dict[str
 
 
 def test_the_training_process_dies_with_a_sigkilled_agent(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 1000}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 1000}\n")
     agent = sweep.agent()
-    _rid, pid = sweep.ready()
+    _rid, pid = sweep.ready()[0]
     agent.kill()
     agent.wait(10)
     wait_until(lambda: not _alive(pid), timeout=2)  # the issue's bound: gone within 2 s
@@ -176,13 +135,13 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
 def test_a_cloud_notice_triggers_the_same_handoff(tmp_path: Path, cli_env: dict[str, str], cloud: str) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 1000}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 1000}\n")
     standin: AwsImds | GcpMetadata | AzureScheduledEvents
     standin = {"aws": AwsImds, "gcp": GcpMetadata, "azure": AzureScheduledEvents}[cloud]()
     with standin:
         env = {f"SWEEPD_{cloud.upper()}_METADATA_URL": standin.url}
         agent = sweep.agent("--notices", cloud, "--notice-interval", "0.2", env=env)
-        rid, _ = sweep.ready()
+        rid, _ = sweep.ready()[0]
         if isinstance(standin, AwsImds):
             standin.set_notice("terminate")
         elif isinstance(standin, GcpMetadata):
@@ -200,12 +159,12 @@ def test_a_cloud_notice_triggers_the_same_handoff(tmp_path: Path, cli_env: dict[
 
 
 def test_status_shows_preempting_and_requeued_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 100}\n  slow_checkpoint: {value: 30}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 100}\n  slow_checkpoint: {value: 30}\n")
     agent = sweep.agent("--grace", "60")
-    rid, _ = sweep.ready()
+    rid, _ = sweep.ready()[0]
     agent.send_signal(signal.SIGTERM)
     wait_until(lambda: sweep.run(rid)["state"] == "preempting")
-    status = json.loads(run_sweepd("status", sweep.id, "--json", env=sweep.env).stdout)
+    status = sweep.status()
     assert status["counts"]["preempting"] == 1
     agent.send_signal(signal.SIGKILL)
     agent.wait(10)
@@ -216,9 +175,9 @@ def test_a_platform_that_signals_the_training_process_too_still_gets_a_requeue(
 ) -> None:
     """SLURM at the end of GraceTime and Kubernetes signal every process at once: the training
     process may exit before the agent has told it anything; the run must still be requeued."""
-    sweep = Sweep(tmp_path, cli_env, "  steps: {value: 100}\n")
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 100}\n")
     agent = sweep.agent()
-    rid, pid = sweep.ready()
+    rid, pid = sweep.ready()[0]
     os.kill(pid, signal.SIGKILL)  # the training process dies first, as a platform may make it
     agent.send_signal(signal.SIGTERM)
     assert finish(agent) == 0

@@ -31,13 +31,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import ROOT, run_sweepd, sweepd_cmd, wait_until
+from support import ROOT, TRAINER, SweepBench, run_sweepd
 from sweepd.queue import keys
 
 SYSTEMD = ROOT / "deploy" / "systemd"
 UNITS = [SYSTEMD / "sweepd-agent.service", SYSTEMD / "sweepd-agent@.service"]
 ENV_EXAMPLE = SYSTEMD / "agent.env.example"
-TRAINER = ROOT / "tests" / "trainer.py"
 
 WATCHDOG_USEC = 1_000_000  # a 1 s watchdog: pings are due every 0.5 s
 # What systemd gives a service (no shell, no login): its default PATH, after the agent's own bin
@@ -119,53 +118,12 @@ def gaps(times: list[float]) -> list[float]:
 # --- a sweep of tests/trainer.py and agents on it ----------------------------------------------------------
 
 
-class Bench:
-    def __init__(self, tmp_path: Path, env: dict[str, str], params: str) -> None:
-        self.dir = tmp_path
-        self.out = tmp_path / "out"
-        self.out.mkdir()
-        self.env = {**env, "OUT_DIR": str(self.out), "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt")}
-        config = tmp_path / "sweep.yaml"
-        config.write_text(f"method: grid\nprogram: {TRAINER}\nparameters:\n{params}")
-        done = run_sweepd("sweep", "create", str(config), "--quiet", env=self.env)
-        assert done.returncode == 0, done.stderr
-        self.id = done.stdout.strip()
-        self.procs: list[subprocess.Popen[str]] = []
-
-    def agent(self, *extra: str, env: dict[str, str] | None = None, sweep_id: str = "") -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            sweepd_cmd("agent", sweep_id or self.id, "--notices", "none", *extra),
-            env={**self.env, **(env or {})},
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.procs.append(proc)
-        return proc
-
-    def running(self, timeout: float = 60) -> str:
-        """The id of a run part-way through (the trainer says so)."""
-        path = wait_until(lambda: next(self.out.glob("*.ready"), None), timeout=timeout)
-        assert isinstance(path, Path)
-        return path.stem
-
-    def events(self, rid: str) -> list[str]:
-        return [line for line in (self.out / f"{rid}.jsonl").read_text().splitlines()]
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate(timeout=30)
-
-
 @pytest.fixture
-def bench_factory(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[Callable[[str], Bench]]:
-    made: list[Bench] = []
+def bench_factory(tmp_path: Path, cli_env: dict[str, str]) -> Iterator[Callable[[str], SweepBench]]:
+    made: list[SweepBench] = []
 
-    def make(params: str) -> Bench:
-        made.append(Bench(tmp_path, cli_env, params))
+    def make(params: str) -> SweepBench:
+        made.append(SweepBench(tmp_path, cli_env, params))
         return made[-1]
 
     yield make
@@ -183,7 +141,7 @@ def stopped(proc: subprocess.Popen[str], timeout: float = 60) -> int:
 
 
 def test_ready_comes_once_the_agent_works_the_sweep_then_the_watchdog_at_half_its_timeout(
-    bench_factory: Callable[[str], Bench], notify: NotifySocket, r: redis.Redis
+    bench_factory: Callable[[str], SweepBench], notify: NotifySocket, r: redis.Redis
 ) -> None:
     bench = bench_factory("  steps: {value: 2000}\n")
     agent = bench.agent(env=notify.env())
@@ -193,7 +151,7 @@ def test_ready_comes_once_the_agent_works_the_sweep_then_the_watchdog_at_half_it
     # READY only once connected: by then the agent is registered with the sweep in Redis.
     assert r.zcard(keys.sweep_agents(bench.id)) == 1
 
-    bench.running()
+    bench.ready()
     notify.wait_for(count("WATCHDOG=1", 12), timeout=60, what="12 watchdog pings")
     pings = notify.times("WATCHDOG=1")
     # Pacing, loosely (the median ignores a stall of this machine): about every half of the
@@ -208,11 +166,11 @@ def test_ready_comes_once_the_agent_works_the_sweep_then_the_watchdog_at_half_it
 
 
 def test_an_idle_agent_keeps_the_watchdog_at_half_its_timeout_too(
-    bench_factory: Callable[[str], Bench], notify: NotifySocket
+    bench_factory: Callable[[str], SweepBench], notify: NotifySocket
 ) -> None:
     bench = bench_factory("  steps: {value: 2000}\n")
     bench.agent()  # holds the only run: the sweep is not complete, and the next agent waits
-    bench.running()
+    bench.ready()
     idle = bench.agent(env=notify.env())
     notify.wait_for(count("WATCHDOG=1", 6), timeout=60, what="6 watchdog pings")
     pings = notify.times("WATCHDOG=1")
@@ -224,12 +182,12 @@ def test_an_idle_agent_keeps_the_watchdog_at_half_its_timeout_too(
 
 
 def test_sigterm_while_the_run_checkpoints_slowly_says_stopping_and_extends_the_timeout(
-    bench_factory: Callable[[str], Bench], notify: NotifySocket, r: redis.Redis
+    bench_factory: Callable[[str], SweepBench], notify: NotifySocket, r: redis.Redis
 ) -> None:
     grace, checkpoint = 30.0, 4.0
     bench = bench_factory(f"  steps: {{value: 2000}}\n  slow_checkpoint: {{value: {checkpoint}}}\n")
     agent = bench.agent("--grace", str(grace), env=notify.env())
-    rid = bench.running()
+    rid, _ = bench.ready()[0]
     notify.wait_for(count("WATCHDOG=1", 2), what="watchdog pings while the run trains")
     agent.send_signal(signal.SIGTERM)  # what `systemctl stop` (KillSignal=SIGTERM) sends
     messages = notify.wait_for(
@@ -250,14 +208,14 @@ def test_sigterm_while_the_run_checkpoints_slowly_says_stopping_and_extends_the_
     assert stopped(agent) == 0
     notify.drain()
     assert not any(m.startswith("READY=1") for m in notify.messages()[1:]), notify.messages()
-    assert '"event": "preempted"' in bench.events(rid)[-1]  # the checkpoint completed
+    assert bench.events(rid)[-1]["event"] == "preempted"  # the checkpoint completed
     assert r.hget(keys.run(rid), "state") == b"queued"
     assert r.lindex(keys.rq_queue(bench.id), 0) == rid.encode()
 
 
 @pytest.mark.parametrize("case", ["unknown sweep", "no Redis"])
 def test_an_agent_that_cannot_work_the_sweep_never_says_ready(
-    bench_factory: Callable[[str], Bench], notify: NotifySocket, case: str
+    bench_factory: Callable[[str], SweepBench], notify: NotifySocket, case: str
 ) -> None:
     bench = bench_factory("  steps: {value: 5}\n")
     if case == "unknown sweep":
