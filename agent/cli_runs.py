@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -71,7 +72,7 @@ def runs_cmd(
         return
     rows = table.rows(cols, runs)
     if as_csv:
-        table.write_csv(cols, rows, click.get_text_stream("stdout"))
+        table.write_csv(cols, rows, sys.stdout)
         return
     for line in table.text(cols, rows):
         click.echo(line)
