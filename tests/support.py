@@ -14,6 +14,7 @@ from typing import Any
 import redis
 
 from sweepd.queue.connections import server_binary
+from sweepd.queue.records import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINER = ROOT / "tests" / "trainer.py"
@@ -181,3 +182,27 @@ class SweepBench:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate(timeout=30)
+
+
+def run_record(
+    rid: str, state: str, params: dict[str, Any], summary: dict[str, Any] | None = None, **fields: Any
+) -> RunRecord:
+    """A run's record for the pure tests (tables, plots, the watch view): what a test does not set is
+    empty, as for a run of sweep ``s`` that never started."""
+    base: dict[str, Any] = {
+        "id": rid,
+        "sweep_id": "s",
+        "state": state,
+        "params": params,
+        "attempt": 1,
+        "agent_id": None,
+        "exit_code": None,
+        "reason": None,
+        "index": None,
+        "origin": "search",
+        "created_at": None,
+        "started_at": None,
+        "ended_at": None,
+        "summary": summary or {},
+    }
+    return RunRecord(**{**base, **fields})

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 
-from support import run_sweepd
+from support import run_record, run_sweepd
 from sweepd.agent import plot
 from sweepd.queue.config import validate
 from sweepd.queue.errors import UserError
@@ -35,22 +35,8 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def record(i: int, state: str, loss: float | None, lr: float, optimizer: str, layers: int = 2) -> RunRecord:
-    return RunRecord(
-        id=f"run{i}",
-        sweep_id="s",
-        state=state,  # type: ignore[arg-type]
-        params={"lr": lr, "optimizer": optimizer, "layers": layers, "tag": "fixed", "model": {"dropout": 0.1 * i}},
-        attempt=1,
-        agent_id=None,
-        exit_code=None,
-        reason=None,
-        index=i,
-        origin="search",
-        created_at=None,
-        started_at=None,
-        ended_at=None,
-        summary={} if loss is None else {"loss": loss},
-    )
+    params = {"lr": lr, "optimizer": optimizer, "layers": layers, "tag": "fixed", "model": {"dropout": 0.1 * i}}
+    return run_record(f"run{i}", state, params, None if loss is None else {"loss": loss}, index=i)
 
 
 RUNS = [

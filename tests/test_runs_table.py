@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from support import run_sweepd, sweepd_cmd
+from support import run_record, run_sweepd, sweepd_cmd
 from sweepd.agent import table
 from sweepd.queue.config import validate
 from sweepd.queue.errors import UserError
@@ -30,22 +30,8 @@ NESTED = {
 
 
 def record(i: int, state: str = "finished", summary: dict[str, Any] | None = None, **params: Any) -> RunRecord:
-    return RunRecord(
-        id=f"run{i}",
-        sweep_id="s",
-        state=state,  # type: ignore[arg-type]
-        params=params,
-        attempt=1,
-        agent_id=None,
-        exit_code=0 if state == "finished" else (1 if state == "failed" else None),
-        reason=None,
-        index=i,
-        origin="search",
-        created_at=None,
-        started_at=None,
-        ended_at=None,
-        summary=summary or {},
-    )
+    code = 0 if state == "finished" else (1 if state == "failed" else None)
+    return run_record(f"run{i}", state, params, summary, exit_code=code, index=i)
 
 
 def ids(runs: list[RunRecord]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 from click.testing import CliRunner
 from rich.console import Console
 
-from support import run_sweepd, sweepd_cmd, wait_until
+from support import run_record, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent import cli_views, watch
 from sweepd.queue import summary
 from sweepd.queue.config import validate
@@ -42,22 +42,7 @@ def text_of(status: dict[str, Any], now_ms: int = NOW, note: str | None = None) 
 
 
 def record(rid: str, state: str, *, started: int | None = None, ended: int | None = None, **summary: Any) -> RunRecord:
-    return RunRecord(
-        id=rid,
-        sweep_id="s",
-        state=state,  # type: ignore[arg-type]
-        params={"x": rid},
-        attempt=1,
-        agent_id=None,
-        exit_code=None,
-        reason=None,
-        index=None,
-        origin="search",
-        created_at=started,
-        started_at=started,
-        ended_at=ended,
-        summary=summary,
-    )
+    return run_record(rid, state, {"x": rid}, summary, created_at=started, started_at=started, ended_at=ended)
 
 
 def status_dict(**over: Any) -> dict[str, Any]:
