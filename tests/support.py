@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import redis
 
 from sweepd.queue.connections import server_binary
@@ -206,3 +207,11 @@ def run_record(
         "summary": summary or {},
     }
     return RunRecord(**{**base, **fields})
+
+
+def alive(pid: int) -> bool:
+    """The process runs (a zombie, dead but not yet reaped by its parent, does not count)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

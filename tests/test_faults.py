@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support import RedisServer, SweepBench, run_sweepd, wait_until
+from support import RedisServer, SweepBench, alive, run_sweepd, wait_until
 
 
 def on_server(tmp_path: Path, server: RedisServer, params: str) -> SweepBench:
@@ -26,13 +26,6 @@ def server(tmp_path: Path) -> RedisServer:
     srv = RedisServer(tmp_path / "redis").start()
     yield srv
     srv.stop()
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def kill_tree(proc: subprocess.Popen[str]) -> None:

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from standins import AwsImds, AzureScheduledEvents, GcpMetadata
-from support import SweepBench, run_sweepd, wait_until
+from support import SweepBench, alive, run_sweepd, wait_until
 from sweepd.queue import keys
 
 
@@ -87,7 +87,7 @@ def test_a_grace_period_that_runs_out_kills_the_tree_and_still_requeues(
     agent.send_signal(signal.SIGTERM)
     assert finish(agent) == 0
     assert not psutil.pid_exists(pid)  # the agent reaped its child
-    wait_until(lambda: not _alive(grandchild), timeout=5)  # SIGKILLed too, though it left the group
+    wait_until(lambda: not alive(grandchild), timeout=5)  # SIGKILLed too, though it left the group
     run = sweep.run(rid)
     assert (run["state"], run["attempt"], run["reason"]) == ("queued", 1, "signal")
 
@@ -123,14 +123,7 @@ def test_the_training_process_dies_with_a_sigkilled_agent(tmp_path: Path, cli_en
     _rid, pid = sweep.ready()[0]
     agent.kill()
     agent.wait(10)
-    wait_until(lambda: not _alive(pid), timeout=2)  # the bound: gone within 2 s
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
+    wait_until(lambda: not alive(pid), timeout=2)  # the bound: gone within 2 s
 
 
 @pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support import run_sweepd, sweepd_cmd, wait_until
+from support import alive, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent import process
 
 #: A stand-in agent: starts one Child (sleep 60) and prints its pid, then waits to be killed.
@@ -30,13 +30,6 @@ time.sleep(60)
 PATHS = ["setpriv", "fallback"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.parametrize("path", PATHS)
 def test_the_child_has_its_own_group_and_dies_with_its_parent(path: str) -> None:
     if path == "setpriv" and process._setpriv() is None:
@@ -46,13 +39,15 @@ def test_the_child_has_its_own_group_and_dies_with_its_parent(path: str) -> None
     pid = int(parent.stdout.readline())
     try:
         assert os.getpgid(pid) == pid  # its own group: a preemption signal reaches its whole tree
-        assert psutil.Process(pid).name() == "sleep"  # setpriv exec'd the command: the pid is the run's
+        # setpriv execs the command in the same process: the pid is the run's (once exec'd: Popen
+        # returns when setpriv starts, a moment before it execs the command)
+        wait_until(lambda: psutil.Process(pid).name() == "sleep", timeout=5)
         parent.kill()
         parent.wait(10)
-        wait_until(lambda: not _alive(pid), timeout=2)
+        wait_until(lambda: not alive(pid), timeout=2)
     finally:
         parent.kill()
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
