@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from support import free_port
+from support import apt_install, free_port
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
@@ -55,20 +55,11 @@ def ensure_slurm() -> None:
         return
     if shutil.which("apt-get") is None:
         pytest.skip(f"SLURM is not installed ({', '.join(_missing())} missing) and there is no apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES]
-    output = []
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-    output.append(done.stdout + done.stderr)
-    if done.returncode != 0:  # most often a stale or empty package list
-        update = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, timeout=900)
-        output.append(update.stdout + update.stderr)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-        output.append(done.stdout + done.stderr)
-    if done.returncode != 0 or _missing():
+    code, output = apt_install(list(PACKAGES))
+    if code != 0 or _missing():
         pytest.fail(
-            f"installing {' '.join(PACKAGES)} with apt-get failed (exit {done.returncode}; still missing: "
-            f"{', '.join(_missing()) or 'nothing'}):\n" + "\n".join(output)[-6000:],
+            f"installing {' '.join(PACKAGES)} with apt-get failed (exit {code}; still missing: "
+            f"{', '.join(_missing()) or 'nothing'}):\n" + output[-6000:],
             pytrace=False,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -215,3 +216,20 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def apt_install(packages: list[str]) -> tuple[int, str]:
+    """``apt-get install`` the packages (Debian's, non-interactively), refreshing the package list and
+    trying once more when the first try fails (most often a stale or empty list). Returns the exit
+    code and apt's output, for a test to show when it fails."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages]
+    output = []
+    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
+    output.append(done.stdout + done.stderr)
+    if done.returncode != 0:
+        update = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, timeout=900)
+        output.append(update.stdout + update.stderr)
+        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
+        output.append(done.stdout + done.stderr)
+    return done.returncode, "\n".join(output)

@@ -31,7 +31,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import ROOT, TRAINER, SweepBench, run_sweepd
+from support import ROOT, TRAINER, SweepBench, apt_install, run_sweepd
 from sweepd.queue import keys
 
 SYSTEMD = ROOT / "deploy" / "systemd"
@@ -392,19 +392,10 @@ def systemd_analyze() -> str:
         return found
     if os.name != "posix" or os.geteuid() != 0 or shutil.which("apt-get") is None:
         pytest.skip("systemd-analyze is not installed, and it cannot be installed here (needs root and apt-get)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "systemd"]
-    output = []
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-    output.append(done.stdout + done.stderr)
-    if done.returncode != 0:  # most often a stale or empty package list
-        update = subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, text=True, timeout=900)
-        output.append(update.stdout + update.stderr)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-        output.append(done.stdout + done.stderr)
+    code, output = apt_install(["systemd"])
     found = shutil.which("systemd-analyze")
-    if done.returncode != 0 or not found:
-        pytest.fail(f"installing systemd with apt-get failed (exit {done.returncode}):\n" + "\n".join(output)[-6000:])
+    if code != 0 or not found:
+        pytest.fail(f"installing systemd with apt-get failed (exit {code}):\n" + output[-6000:])
     return found
 
 
