@@ -37,12 +37,16 @@ def counts(runs: list[RunRecord]) -> dict[str, int]:
     return {state: c.get(state, 0) for state in STATES}
 
 
+def _best_row(metric: str, run: RunRecord, value: float) -> dict[str, Any]:
+    """A best run as ``status --json`` shows it (``best_run``, ``best_runs``): the names are a contract."""
+    return {"id": run.id, "metric": metric, "value": value, "params": run.params}
+
+
 def best_json(config: SweepConfig, runs: list[RunRecord]) -> dict[str, Any] | None:
     found = best_run(config, runs)
     if found is None or config.metric is None:
         return None
-    run, value = found
-    return {"id": run.id, "metric": config.metric.name, "value": value, "params": run.params}
+    return _best_row(config.metric.name, *found)
 
 
 def best_runs(config: SweepConfig, runs: list[RunRecord], n: int = 5) -> list[dict[str, Any]]:
@@ -54,7 +58,7 @@ def best_runs(config: SweepConfig, runs: list[RunRecord], n: int = 5) -> list[di
     scored = [(run, value) for run in runs if (value := metric_value(config, run)) is not None]
     sign = 1.0 if metric.goal == "minimize" else -1.0
     scored.sort(key=lambda rv: sign * rv[1])
-    return [{"id": run.id, "metric": metric.name, "value": value, "params": run.params} for run, value in scored[:n]]
+    return [_best_row(metric.name, run, value) for run, value in scored[:n]]
 
 
 def total_runs(config: SweepConfig) -> int | None:
