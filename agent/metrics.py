@@ -42,9 +42,12 @@ class Metrics:
     def __init__(self, sweep_id: str) -> None:
         self.registry = CollectorRegistry()
         self.sweep_id = sweep_id
-        r, s = self.registry, ["sweep"]
-        self._started = Counter("sweepd_runs_started", "Attempts whose training process started.", s, registry=r)
-        self._finished = Counter("sweepd_runs_finished", "Runs that ended finished.", s, registry=r)
+        r, s, sid = self.registry, ["sweep"], sweep_id
+        # Series with the sweep label alone are bound once; those with a reason or state per event.
+        self._started = Counter(
+            "sweepd_runs_started", "Attempts whose training process started.", s, registry=r
+        ).labels(sid)
+        self._finished = Counter("sweepd_runs_finished", "Runs that ended finished.", s, registry=r).labels(sid)
         self._failed = Counter("sweepd_runs_failed", "Runs that ended failed or crashed.", [*s, "state"], registry=r)
         self._stopped = Counter("sweepd_runs_stopped", "Runs that ended stopped.", [*s, "reason"], registry=r)
         self._preempted = Counter(
@@ -55,27 +58,23 @@ class Metrics:
         )
         self._handoff = Histogram(
             "sweepd_handoff_seconds",
-            "From a preemption request to the run requeued at the front.",
+            "From learning a run must go back (signal, notice, the script's mark, an operator) to it requeued.",
             s,
             buckets=HANDOFF_BUCKETS,
             registry=r,
-        )
+        ).labels(sid)
         self._recovery = Histogram(
             "sweepd_recovery_seconds",
             "From a run's interruption (preemption, or its holder's last renewal) to its restart here.",
             s,
             buckets=RECOVERY_BUCKETS,
             registry=r,
-        )
-        self._redis_errors = Counter("sweepd_redis_errors", "Redis calls that failed.", s, registry=r)
-        self._busy = Gauge("sweepd_agent_busy", "1 while a run's training process runs.", s, registry=r)
+        ).labels(sid)
+        self._redis_errors = Counter("sweepd_redis_errors", "Redis calls that failed.", s, registry=r).labels(sid)
+        self._busy = Gauge("sweepd_agent_busy", "1 while a run's training process runs.", s, registry=r).labels(sid)
         self._last_beat = time.monotonic()
         lag = Gauge("sweepd_heartbeat_lag_seconds", "Seconds since Redis last took a heartbeat.", s, registry=r)
-        lag.labels(sweep_id).set_function(lambda: time.monotonic() - self._last_beat)
-        # Zero series from the start, so rate() and alerts see them before the first event.
-        for child in (self._started, self._finished, self._redis_errors):
-            child.labels(sweep_id)
-        self._busy.labels(sweep_id).set(0)
+        lag.labels(sid).set_function(lambda: time.monotonic() - self._last_beat)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> int:
         """Serve ``/metrics`` from a daemon thread; return the port (0 picks a free one)."""
@@ -88,16 +87,16 @@ class Metrics:
     # what the agent reports -------------------------------------------------------------------------
 
     def run_started(self) -> None:
-        self._started.labels(self.sweep_id).inc()
-        self._busy.labels(self.sweep_id).set(1)
+        self._started.inc()
+        self._busy.set(1)
 
     def run_exited(self) -> None:
-        self._busy.labels(self.sweep_id).set(0)
+        self._busy.set(0)
 
     def run_ended(self, state: str, reason: str) -> None:
         """A run reached a terminal state (``states.TERMINAL``)."""
         if state == "finished":
-            self._finished.labels(self.sweep_id).inc()
+            self._finished.inc()
         elif state in ("failed", "crashed"):
             self._failed.labels(self.sweep_id, state).inc()
         elif state == "stopped":
@@ -111,13 +110,13 @@ class Metrics:
         """This agent put a run back on the queue; ``handoff_s``: since it learned it must."""
         self._requeued.labels(self.sweep_id, reason).inc()
         if handoff_s is not None:
-            self._handoff.labels(self.sweep_id).observe(handoff_s)
+            self._handoff.observe(handoff_s)
 
     def recovered(self, seconds: float) -> None:
-        self._recovery.labels(self.sweep_id).observe(seconds)
+        self._recovery.observe(seconds)
 
     def heartbeat(self) -> None:
         self._last_beat = time.monotonic()
 
     def redis_error(self) -> None:
-        self._redis_errors.labels(self.sweep_id).inc()
+        self._redis_errors.inc()
