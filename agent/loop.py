@@ -165,8 +165,10 @@ class Agent:
             self.store.wait_for_work(self.sid, self._idle_wait)
             return "idle"
         code = self.execute(claim)
-        self.beat()  # after the run, not before it (off the pickup path): short runs back to back
-        return "ran" if code is None else code  # would otherwise let the agent's record expire
+        # Short runs back to back never renew a lease, so beat here too or the agent's record expires;
+        # after the run rather than before the claim, which keeps it off the pickup path.
+        self.beat()
+        return "ran" if code is None else code
 
     def _start(self) -> None:
         signums = {signal.SIGTERM, signal.SIGINT, *self.opts.notice_signals}
