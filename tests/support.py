@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -184,6 +185,51 @@ class SweepBench:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate(timeout=30)
+
+
+class Sweeps:
+    """Sweeps of one ``program`` (its source, saved as ``prog.py`` in the test's ``directory``), made with
+    ``sweepd sweep create`` from the rest of their config; agents on them and their runs. Every command
+    runs in ``directory`` with the test's ``env``, and must succeed."""
+
+    def __init__(self, directory: Path, env: dict[str, str], program: str) -> None:
+        self.dir, self.env = directory, env
+        (directory / "prog.py").write_text(program)
+
+    def create(self, body: str) -> str:
+        """A sweep from ``body``, its config (dedented) but for ``program``: the sweep's id."""
+        config = self.dir / "sweep.yaml"
+        config.write_text(f"program: prog.py\n{textwrap.dedent(body)}")
+        done = run_sweepd("sweep", "create", str(config), "--quiet", env=self.env, cwd=self.dir)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def agents(self, n: int, sid: str, *extra: str, timeout: float = 240) -> list[int]:
+        """Start ``n`` agents at once (``sweepd agent <sid> *extra``) and wait for every one to exit: their
+        exit codes, in the order they were started."""
+        procs = [
+            subprocess.Popen(
+                sweepd_cmd("agent", sid, *extra),
+                env=self.env,
+                cwd=self.dir,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for _ in range(n)
+        ]
+        try:
+            return [p.wait(timeout=timeout) for p in procs]
+        finally:
+            for p in procs:
+                if p.poll() is None:  # past the deadline: the test fails, and leaves no agent behind
+                    p.kill()
+                    p.wait()
+
+    def runs(self, sid: str, *extra: str) -> list[dict[str, Any]]:
+        """``sweepd runs <sid> --json *extra``: the sweep's runs."""
+        done = run_sweepd("runs", sid, "--json", *extra, env=self.env)
+        assert done.returncode == 0, done.stderr
+        return list(json.loads(done.stdout))
 
 
 def run_record(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import subprocess
 import textwrap
 from pathlib import Path
 
+import pytest
 import redis
 
-from support import run_sweepd, sweepd_cmd
+from support import Sweeps, run_sweepd
 
 PROGRAM = textwrap.dedent(
     """
@@ -31,94 +31,54 @@ PROGRAM = textwrap.dedent(
 )
 
 
-def write_sweep(tmp_path: Path, body: str) -> Path:
-    (tmp_path / "prog.py").write_text(PROGRAM)
-    (tmp_path / "out").mkdir(exist_ok=True)
-    path = tmp_path / "sweep.yaml"
-    path.write_text(f"program: prog.py\n{textwrap.dedent(body)}")
-    return path
+@pytest.fixture
+def sweeps(tmp_path: Path, cli_env: dict[str, str]) -> Sweeps:
+    """Sweeps of PROGRAM, which writes down in ``out/`` (its OUT_DIR) what each run was given."""
+    (tmp_path / "out").mkdir()
+    return Sweeps(tmp_path, {**cli_env, "OUT_DIR": str(tmp_path / "out")}, PROGRAM)
 
 
-def create(tmp_path: Path, env: dict[str, str], body: str) -> str:
-    done = run_sweepd("sweep", "create", str(write_sweep(tmp_path, body)), "--quiet", env=env, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-def runs_json(sid: str, env: dict[str, str], *extra: str) -> list[dict[str, object]]:
-    done = run_sweepd("runs", sid, "--json", *extra, env=env)
-    assert done.returncode == 0, done.stderr
-    return list(json.loads(done.stdout))
-
-
-def agents(n: int, sid: str, env: dict[str, str], cwd: Path, *extra: str) -> list[int]:
-    env = {**env, "OUT_DIR": str(cwd / "out")}
-    procs = [
-        subprocess.Popen(
-            sweepd_cmd("agent", sid, *extra),
-            env=env,
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for _ in range(n)
-    ]
-    return [p.wait(timeout=180) for p in procs]
-
-
-def test_three_agents_run_each_grid_point_exactly_once(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_three_agents_run_each_grid_point_exactly_once(tmp_path: Path, sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: grid
         metric: {name: score, goal: maximize}
         parameters:
           a: {values: [1, 2, 3, 4]}
           b: {values: [10, 20, 30]}
           c: {values: [100, 200]}
-        """,
-    )
-    assert agents(3, sid, cli_env, tmp_path) == [0, 0, 0]
-    runs = runs_json(sid, cli_env)
-    points = [(r["params"]["a"], r["params"]["b"], r["params"]["c"]) for r in runs]  # type: ignore[index]
+        """)
+    assert sweeps.agents(3, sid) == [0, 0, 0]
+    runs = sweeps.runs(sid)
+    points = [(r["params"]["a"], r["params"]["b"], r["params"]["c"]) for r in runs]
     assert len(points) == 24 and len(set(points)) == 24
     assert sorted(points) == sorted(itertools.product([1, 2, 3, 4], [10, 20, 30], [100, 200]))
     assert {r["state"] for r in runs} == {"finished"} and {r["attempt"] for r in runs} == {1}
     assert len(list((tmp_path / "out").iterdir())) == 24  # 24 executions, no more
-    status = json.loads(run_sweepd("status", sid, "--json", env=cli_env).stdout)
+    status = json.loads(run_sweepd("status", sid, "--json", env=sweeps.env).stdout)
     assert status["complete"] and status["counts"]["finished"] == 24 and status["queue_depth"] == 0
     assert status["best_run"]["value"] == 234 and status["best_run"]["params"] == {"a": 4, "b": 30, "c": 200}
 
 
-def test_run_cap_holds_with_four_agents_racing(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_run_cap_holds_with_four_agents_racing(sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: random
         run_cap: 9
         parameters:
           x: {min: 0.0, max: 1.0}
-        """,
-    )
-    assert agents(4, sid, cli_env, tmp_path) == [0, 0, 0, 0]
-    runs = runs_json(sid, cli_env)
+        """)
+    assert sweeps.agents(4, sid) == [0, 0, 0, 0]
+    runs = sweeps.runs(sid)
     assert len(runs) == 9 and {r["state"] for r in runs} == {"finished"}
 
 
-def test_the_training_process_gets_its_run_and_no_redis_url(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_the_training_process_gets_its_run_and_no_redis_url(tmp_path: Path, sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: grid
         parameters:
           lr: {value: 0.5}
           name: {value: "two words"}
-        """,
-    )
-    assert agents(1, sid, cli_env, tmp_path) == [0]
+        """)
+    assert sweeps.agents(1, sid) == [0]
     (record_file,) = (tmp_path / "out").iterdir()
     record = json.loads(record_file.read_text())
     env = record["env"]
@@ -127,67 +87,51 @@ def test_the_training_process_gets_its_run_and_no_redis_url(tmp_path: Path, cli_
     assert "SWEEPD_REDIS_URL" not in env
     assert record["params"] == {"lr": 0.5, "name": "two words"}
     assert record["argv"] == ["--lr=0.5", "--name=two words"]  # W&B's default ${args}, no shell
-    logs = run_sweepd("logs", record["run_id"], env=cli_env)
+    logs = run_sweepd("logs", record["run_id"], env=sweeps.env)
     assert f"hello from {record['run_id']}" in logs.stdout.splitlines()
 
 
-def test_exit_status_decides_the_outcome(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_exit_status_decides_the_outcome(sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: grid
         parameters:
           exit: {values: [0, 3, -9]}
-        """,
-    )
-    assert agents(1, sid, cli_env, tmp_path) == [0]
-    outcome = {r["params"]["exit"]: (r["state"], r["exit_code"]) for r in runs_json(sid, cli_env)}  # type: ignore[index]
+        """)
+    assert sweeps.agents(1, sid) == [0]
+    outcome = {r["params"]["exit"]: (r["state"], r["exit_code"]) for r in sweeps.runs(sid)}
     assert outcome == {0: ("finished", 0), 3: ("failed", 3), -9: ("crashed", -9)}
 
 
-def test_max_retries_requeues_a_failed_run_with_the_same_id(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_max_retries_requeues_a_failed_run_with_the_same_id(tmp_path: Path, sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: grid
         parameters:
           exit: {value: 4}
-        """,
-    )
-    assert agents(1, sid, cli_env, tmp_path, "--max-retries", "2") == [0]
-    (run,) = runs_json(sid, cli_env)
+        """)
+    assert sweeps.agents(1, sid, "--max-retries", "2") == [0]
+    (run,) = sweeps.runs(sid)
     assert (run["state"], run["attempt"], run["exit_code"]) == ("failed", 3, 4)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{run['id']}.{i}.json" for i in (1, 2, 3)]
 
 
-def test_an_agent_whose_runs_fail_fast_stops(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_an_agent_whose_runs_fail_fast_stops(sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: random
         parameters:
           exit: {value: 1}
-        """,
-    )
-    assert agents(1, sid, cli_env, tmp_path, "--fast-failures", "3") == [1]
-    assert [r["state"] for r in runs_json(sid, cli_env)] == ["failed"] * 3
+        """)
+    assert sweeps.agents(1, sid, "--fast-failures", "3") == [1]
+    assert [r["state"] for r in sweeps.runs(sid)] == ["failed"] * 3
 
 
-def test_count_stops_the_agent_after_n_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = create(
-        tmp_path,
-        cli_env,
-        """
+def test_count_stops_the_agent_after_n_runs(sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: random
         parameters:
           x: {values: [1, 2, 3]}
-        """,
-    )
-    assert agents(1, sid, cli_env, tmp_path, "--count", "2") == [0]
-    assert len(runs_json(sid, cli_env, "--state", "finished")) == 2
+        """)
+    assert sweeps.agents(1, sid, "--count", "2") == [0]
+    assert len(sweeps.runs(sid, "--state", "finished")) == 2
 
 
 def test_an_invalid_config_is_refused_and_stores_nothing(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import run_sweepd, sweepd_cmd
+from support import Sweeps, run_sweepd, sweepd_cmd
 from sweepd.queue import keys
 
 pytest.importorskip("sklearn", reason="bayes needs the bayes extra")
@@ -25,82 +25,54 @@ OBJECTIVE = textwrap.dedent(
 )
 
 
-def sweep(tmp_path: Path, env: dict[str, str], body: str) -> str:
-    (tmp_path / "objective.py").write_text(OBJECTIVE)
-    (tmp_path / "sweep.yaml").write_text(f"program: {tmp_path / 'objective.py'}\n" + textwrap.dedent(body))
-    done = run_sweepd("sweep", "create", str(tmp_path / "sweep.yaml"), "--quiet", env=env)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
+@pytest.fixture
+def sweeps(tmp_path: Path, cli_env: dict[str, str]) -> Sweeps:
+    """Sweeps of OBJECTIVE, whose loss is least at x = 0.3, k = 0."""
+    return Sweeps(tmp_path, cli_env, OBJECTIVE)
 
 
-def agents(n: int, sid: str, env: dict[str, str], tmp_path: Path) -> list[int]:
-    procs = [
-        subprocess.Popen(
-            sweepd_cmd("agent", sid, "--notices", "none"),
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(n)
-    ]
-    return [p.wait(timeout=240) for p in procs]
-
-
-def test_bayes_agents_never_duplicate_a_point(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = sweep(
-        tmp_path,
-        cli_env,
-        """
+def test_bayes_agents_never_duplicate_a_point(sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: bayes
         run_cap: 12
         metric: {name: loss, goal: minimize}
         parameters:
           x: {values: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]}
           k: {values: [0, 1]}
-        """,
-    )
-    assert agents(3, sid, cli_env, tmp_path) == [0, 0, 0]
-    runs = json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout)
+        """)
+    assert sweeps.agents(3, sid, "--notices", "none") == [0, 0, 0]
+    runs = sweeps.runs(sid)
     points = [(r["params"]["x"], r["params"]["k"]) for r in runs]
     assert len(points) == 12 and len(set(points)) == 12  # the whole 12-point space, each once
     assert {r["state"] for r in runs} == {"finished"}
 
 
-def test_a_reached_target_stops_new_runs(tmp_path: Path, cli_env: dict[str, str], r: redis.Redis) -> None:
-    sid = sweep(
-        tmp_path,
-        cli_env,
-        """
+def test_a_reached_target_stops_new_runs(sweeps: Sweeps, r: redis.Redis) -> None:
+    sid = sweeps.create("""
         method: grid
         metric: {name: loss, goal: minimize, target: 0.05}
         parameters:
           x: {values: [0.3, 0.0, 0.1, 0.2, 0.4, 0.5]}
           k: {value: 0}
-        """,
-    )
-    assert agents(1, sid, cli_env, tmp_path) == [0]
-    runs = json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout)
+        """)
+    assert sweeps.agents(1, sid, "--notices", "none") == [0]
+    runs = sweeps.runs(sid)
     assert len(runs) == 1 and runs[0]["summary"]["loss"] == 0.0  # the first run reached it: no second
     assert r.hget(keys.sweep(sid), "target_reached") == b"1"
 
 
-def test_suggest_dry_run_prints_points_and_creates_nothing(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    sid = sweep(
-        tmp_path,
-        cli_env,
-        """
+def test_suggest_dry_run_prints_points_and_creates_nothing(sweeps: Sweeps) -> None:
+    sid = sweeps.create("""
         method: grid
         parameters:
           x: {values: [0.1, 0.2]}
           k: {values: [0, 1]}
-        """,
-    )
-    done = run_sweepd("suggest", sid, "--dry-run", "-n", "5", "--json", env=cli_env)
+        """)
+    done = run_sweepd("suggest", sid, "--dry-run", "-n", "5", "--json", env=sweeps.env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [{"x": 0.1, "k": 0}, {"x": 0.1, "k": 1}, {"x": 0.2, "k": 0}, {"x": 0.2, "k": 1}]
-    assert json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout) == []
-    no_flag = run_sweepd("suggest", sid, env=cli_env)
+    assert sweeps.runs(sid) == []
+    no_flag = run_sweepd("suggest", sid, env=sweeps.env)
     assert no_flag.returncode == 2
 
 
