@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +40,15 @@ def wait_until(cond: Callable[[], object], timeout: float = 30.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s: {cond}")
         time.sleep(interval)
+
+
+def race(n: int, worker: Callable[[int], object]) -> None:
+    """Run ``worker(0)`` to ``worker(n - 1)`` on ``n`` threads at once, and wait for all of them."""
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
 
 
 def start_redis(directory: Path, port: int) -> subprocess.Popen[bytes]:

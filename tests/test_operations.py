@@ -6,6 +6,7 @@ import threading
 
 import redis
 
+from support import race
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim
@@ -29,18 +30,14 @@ def test_many_reapers_requeue_each_expired_run_exactly_once(r: redis.Redis, stor
     lock = threading.Lock()
     start = threading.Barrier(8)
 
-    def reaper() -> None:
+    def reaper(_: int) -> None:
         own = Store(redis.Redis(connection_pool=r.connection_pool))
         start.wait()
         got = own.reap(sid)
         with lock:
             reaped.extend(got)
 
-    threads = [threading.Thread(target=reaper) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race(8, reaper)
     expected = {c.run_id for c in claims[1:]}
     assert sorted(reaped) == sorted(expected)  # each once, across all reapers
     assert set(store.queued_ids(sid)) == expected and len(store.queued_ids(sid)) == 9

@@ -10,6 +10,7 @@ import zlib
 import redis
 from rq import Queue
 
+from support import race
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim
@@ -44,11 +45,7 @@ def test_threads_racing_on_a_grid_create_every_point_exactly_once(r: redis.Redis
             with lock:
                 made.append(got)
 
-    threads = [threading.Thread(target=agent, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race(8, agent)
     points = [(c.params["a"], c.params["b"], c.params["c"]) for c in made]
     assert len(points) == 24
     assert sorted(points) == sorted(itertools.product([1, 2, 3, 4], ["x", "y"], [0.1, 0.2, 0.3]))
@@ -60,17 +57,13 @@ def test_run_cap_holds_with_threads_racing(r: redis.Redis, store: Store) -> None
     sid = make(store, {"method": "random", "run_cap": 7, "parameters": {"x": {"min": 0.0, "max": 1.0}}})
     results: list[object] = []
 
-    def agent() -> None:
+    def agent(_: int) -> None:
         own = Store(redis.Redis(connection_pool=r.connection_pool))
         while isinstance(got := own.create_next(sid, "a", 30), Claim):
             results.append(got)
         results.append(got)
 
-    threads = [threading.Thread(target=agent) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    race(6, agent)
     assert sum(isinstance(x, Claim) for x in results) == 7
     assert r.zcard(keys.sweep_runs(sid)) == 7
     assert store.generation_done(sid)
