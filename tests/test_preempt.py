@@ -24,14 +24,21 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> int:
     return code
 
 
+def preempt(sweep: SweepBench, *agent_args: str, signum: int = signal.SIGTERM) -> str:
+    """Start an agent with ``agent_args``, send it ``signum`` once its first run is part-way through, and
+    wait for it to stop cleanly (exit 0): that run's id."""
+    agent = sweep.agent(*agent_args)
+    rid, _pid = sweep.ready()[0]
+    agent.send_signal(signum)
+    assert finish(agent) == 0  # a clean stop
+    return rid
+
+
 def test_sigterm_checkpoints_requeues_at_the_front_and_the_next_agent_resumes(
     tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
 ) -> None:
     sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 30}\n  k: {values: [1, 2, 3]}\n")
-    first = sweep.agent()
-    rid, _pid = sweep.ready()[0]
-    first.send_signal(signal.SIGTERM)
-    assert finish(first) == 0  # a clean stop
+    rid = preempt(sweep)
     assert r.lindex(keys.rq_queue(sweep.id), 0) == rid.encode()  # at the head of the queue
     run = sweep.run(rid)
     assert (run["state"], run["attempt"], run["reason"]) == ("queued", 1, "signal")
@@ -55,10 +62,7 @@ def test_exit_0_while_preempting_is_finished_and_never_run_again(
     tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
 ) -> None:
     sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 60}\n  mode: {value: exit0}\n")
-    agent = sweep.agent()
-    rid, _ = sweep.ready()[0]
-    agent.send_signal(signal.SIGTERM)
-    assert finish(agent) == 0
+    rid = preempt(sweep)
     run = sweep.run(rid)
     assert (run["state"], run["exit_code"]) == ("finished", 0)
     assert r.llen(keys.rq_queue(sweep.id)) == 0
@@ -108,10 +112,7 @@ def test_repeated_signals_neither_cut_the_checkpoint_short_nor_skip_the_requeue(
 
 def test_a_notice_signal_preempts_like_sigterm(tmp_path: Path, cli_env: dict[str, str]) -> None:
     sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 100}\n")
-    agent = sweep.agent("--notice-signal", "USR2")
-    rid, _ = sweep.ready()[0]
-    agent.send_signal(signal.SIGUSR2)
-    assert finish(agent) == 0
+    rid = preempt(sweep, "--notice-signal", "USR2", signum=signal.SIGUSR2)
     assert sweep.run(rid)["state"] == "queued"
     preempted = [e for e in sweep.events(rid) if e["event"] == "preempted"]
     assert preempted[0]["terms"] == 1  # the training process got SIGTERM, the default --child-signal
