@@ -14,10 +14,17 @@ import pytest
 from support import RedisServer, SweepBench, alive, run_sweepd, wait_until
 
 
-def on_server(tmp_path: Path, server: RedisServer, params: str) -> SweepBench:
-    """A bench on the test's own Redis (one it can stop and start), with a private home."""
+def started(
+    tmp_path: Path, server: RedisServer, params: str, heartbeat: str
+) -> tuple[SweepBench, subprocess.Popen[str], str, int]:
+    """A bench on the test's own Redis (one it can stop and start), with a private home, and an agent on
+    it that beats every ``heartbeat`` seconds, once its run is part-way through (the only one so far): the
+    bench, the agent, and the run's id and its training process's pid."""
     env = {**os.environ, "SWEEPD_REDIS_URL": server.url, "SWEEPD_HOME": str(tmp_path / "home")}
-    return SweepBench(tmp_path, env, params)
+    bench = SweepBench(tmp_path, env, params)
+    agent = bench.agent("--heartbeat", heartbeat)
+    ((rid, pid),) = bench.ready()
+    return bench, agent, rid, pid
 
 
 @pytest.fixture
@@ -37,9 +44,7 @@ def kill_tree(proc: subprocess.Popen[str]) -> None:
 
 
 def test_a_vanished_agent_s_run_is_requeued_and_resumed_elsewhere(tmp_path: Path, server: RedisServer) -> None:
-    bench = on_server(tmp_path, server, "  steps: {value: 60}\n")
-    first = bench.agent("--heartbeat", "0.5")
-    ((rid, pid),) = bench.ready()
+    bench, first, rid, pid = started(tmp_path, server, "  steps: {value: 60}\n", heartbeat="0.5")
     kill_tree(first)
     wait_until(lambda: not alive(pid), timeout=5)
     second = bench.agent("--heartbeat", "0.5")
@@ -54,9 +59,7 @@ def test_a_vanished_agent_s_run_is_requeued_and_resumed_elsewhere(tmp_path: Path
 
 
 def test_redis_gone_longer_than_a_lease(tmp_path: Path, server: RedisServer) -> None:
-    bench = on_server(tmp_path, server, "  steps: {value: 80}\n")
-    agent = bench.agent("--heartbeat", "0.5")
-    ((rid, pid),) = bench.ready()
+    bench, agent, rid, pid = started(tmp_path, server, "  steps: {value: 80}\n", heartbeat="0.5")
     server.stop()
     wait_until(lambda: not alive(pid), timeout=10)  # fenced: stopped before its lease could expire
     assert agent.poll() is None  # the agent itself waits for Redis
@@ -70,9 +73,7 @@ def test_redis_gone_longer_than_a_lease(tmp_path: Path, server: RedisServer) -> 
 
 
 def test_a_redis_restart_shorter_than_a_lease_loses_nothing(tmp_path: Path, server: RedisServer) -> None:
-    bench = on_server(tmp_path, server, "  steps: {value: 60}\n")
-    agent = bench.agent("--heartbeat", "2")
-    ((rid, pid),) = bench.ready()
+    bench, agent, rid, pid = started(tmp_path, server, "  steps: {value: 60}\n", heartbeat="2")
     server.stop()
     server.start()
     assert alive(pid)  # the training process went on
@@ -84,9 +85,7 @@ def test_a_redis_restart_shorter_than_a_lease_loses_nothing(tmp_path: Path, serv
 
 
 def test_operators_stop_and_requeue_running_runs(tmp_path: Path, server: RedisServer) -> None:
-    bench = on_server(tmp_path, server, "  steps: {value: 80}\n  k: {values: [1, 2]}\n")
-    agent = bench.agent("--heartbeat", "1")
-    ((first, pid),) = bench.ready()
+    bench, agent, first, pid = started(tmp_path, server, "  steps: {value: 80}\n  k: {values: [1, 2]}\n", heartbeat="1")
     assert "its agent will requeue it" in bench.sweepd("requeue", first)
     wait_until(lambda: bench.runs()[first]["attempt"] == 2, timeout=30)
     assert not alive(pid)
@@ -100,9 +99,9 @@ def test_operators_stop_and_requeue_running_runs(tmp_path: Path, server: RedisSe
 
 
 def test_pause_resume_and_cancel_a_sweep(tmp_path: Path, server: RedisServer) -> None:
-    bench = on_server(tmp_path, server, "  steps: {value: 400}\n  k: {values: [1, 2, 3]}\n")
-    agent = bench.agent("--heartbeat", "1")
-    ((first, _),) = bench.ready()
+    bench, agent, first, _ = started(
+        tmp_path, server, "  steps: {value: 400}\n  k: {values: [1, 2, 3]}\n", heartbeat="1"
+    )
     assert "running -> paused" in bench.sweepd("sweep", "pause", bench.id)
     assert "paused -> running" in bench.sweepd("sweep", "resume", bench.id)
     assert "running -> cancelled" in bench.sweepd("sweep", "cancel", bench.id)
