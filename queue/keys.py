@@ -63,26 +63,16 @@ rq's keys (written in rq's own layout so that ``rq info`` and rq dashboards see 
 
 from __future__ import annotations
 
-import re
-
-from .errors import InvalidId
+# The ID rules live in ids.py; keys.ID_RE and keys.check_id stay importable from here.
+from .ids import ID_RE as ID_RE
+from .ids import check_id as check_id
 
 PREFIX = "sweepd:"
 RQ_QUEUE_PREFIX = "rq:queue:"
 RQ_JOB_PREFIX = "rq:job:"
 RQ_QUEUES = "rq:queues"
 
-#: IDs are what rq accepts for job ids, and short enough for a key and a directory name.
-ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
 SWEEPS = PREFIX + "sweeps"
-
-
-def check_id(value: str, what: str = "id") -> str:
-    """Return ``value`` if it is a valid sweep, run or agent ID; else raise ``InvalidId``."""
-    if not isinstance(value, str) or not ID_RE.match(value):
-        raise InvalidId(f"{what} {value!r} is not valid: use 1 to 64 of A-Z a-z 0-9 _ -")
-    return value
 
 
 def sweep(sid: str) -> str:
