@@ -1,7 +1,8 @@
 """Every Redis key sweepd writes, its type, and what it holds: the one place that names them.
 
-IDs are checked (``check_id``) before they reach a key name, so a key can never be steered into
-another sweep's or another program's keys.
+IDs are checked (``check_id``, from ids.py) before they reach a key name, so a key can never be
+steered into another sweep's or another program's keys. tests/test_keys.py holds this table to the
+functions below and to docs/design.md's summary of it.
 
 sweepd's own keys (prefix ``sweepd:``)
 
@@ -13,16 +14,19 @@ key                                         type    holds
                                                     user's config as JSON), ``seed``, ``state``
                                                     (running, paused, stopped, cancelled),
                                                     ``next_index`` (next search point),
-                                                    ``created_at``, ``target_reached``
+                                                    ``created_at``, ``target_reached`` (``1`` once
+                                                    an accepted log reached ``metric.target``)
 ``sweepd:sweep:<sid>:runs``                 ZSET    run id -> creation order (the sweep's runs)
 ``sweepd:sweep:<sid>:held``                 ZSET    run id -> lease deadline (ms, Redis clock):
                                                     the runs an agent holds (running, preempting)
-``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents (capped)
+``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents (capped at 64)
 ``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, Redis clock)
 ``sweepd:sweep:<sid>:seq``                  STRING  counter for the order of ``:runs``
-``sweepd:sweep:<sid>:events``               LIST    recent requeues (preemptions, lost leases)
-                                                    and resumes (``after_ms``: the recovery) as
-                                                    JSON, newest first (capped)
+``sweepd:sweep:<sid>:events``               LIST    recent events as JSON, newest first (capped at
+                                                    100): ``requeued`` (preemptions, retries, lost
+                                                    leases: run, attempt, reason) and ``resumed``
+                                                    (run, attempt, agent, reason, ``after_ms``:
+                                                    the recovery)
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``;
                                                     expires when the agent goes silent
@@ -39,13 +43,17 @@ key                                         type    holds
                                                     waits: when it was preempted or its holder
                                                     last renewed; a claim turns it into a
                                                     ``resumed`` event and clears it),
-                                                    ``stop_requested``, ``requeue_requested
+                                                    ``stop_requested``, ``requeue_requested``
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
                                                     ``_step`` is the last step the run logged,
                                                     where a resumed attempt continues from
+``sweepd:run:<rid>:curve``                  LIST    the sweep metric's numeric values, one per
+                                                    logged row that has one, oldest first (capped
+                                                    at 10,000): what hyperband judges
 ``sweepd:run:<rid>:history``                LIST    metric rows as JSON (with ``_step``), oldest
-                                                    first, one series across attempts (capped)
-``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped)
+                                                    first, one series across attempts (capped at
+                                                    10,000)
+``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped at 10,000)
 ==========================================  ======  ==============================================
 
 One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts
@@ -53,6 +61,8 @@ start by hand with no sweep named; ``resume.lua`` creates it, stopped, on first 
 
 rq's keys (written in rq's own layout so that ``rq info`` and rq dashboards see the queue)
 
+==========================================  ======  ==============================================
+key                                         type    holds
 ==========================================  ======  ==============================================
 ``rq:queues``                               SET     every rq queue key (``rq:queue:sweepd-<sid>``)
 ``rq:queue:sweepd-<sid>``                   LIST    ids of the sweep's queued runs, head first
