@@ -2,8 +2,10 @@
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
 renew, preempt, reap, operate, control, log; resume and enqueue, whose callers are in runs.py) or
-one MULTI/EXEC transaction (create_sweep), and says so. This is the only module that imports rq: rq
-lays out each run's job hash and the queue list; sweepd's scripts move run ids.
+one MULTI/EXEC transaction (create_sweep), and says so. Every script is registered behind
+``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
+that step is written once and each script is still one EVAL. This is the only module that imports
+rq: rq lays out each run's job hash and the queue list; sweepd's scripts move run ids.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import secrets
 import time
 import uuid
 from enum import Enum
+from functools import cache
 from importlib import resources
 from typing import Any, Literal, cast
 
@@ -32,7 +35,8 @@ from .space import SweepConfig
 
 HISTORY_CAP = 10_000  # metric rows kept per run
 LOG_CAP = 10_000  # output lines kept per attempt
-EVENTS_CAP = 100  # preemption and requeue events kept per sweep
+EVENTS_CAP = 100  # preemption and requeue events kept per sweep (the scripts' prelude caps at the same)
+PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 
 CreateResult = Literal["ok", "exhausted", "paused", "cap", "target"]
 #: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours.
@@ -40,8 +44,21 @@ Renewal = Literal["ok", "stop", "requeue", "cancel", "fenced"]
 _RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 0: "fenced"}
 
 
+@cache
+def _lua(name: str) -> str:
+    return resources.files("sweepd.queue.scripts").joinpath(f"{name}.lua").read_text()
+
+
+def script_source(name: str) -> str:
+    """The text Redis runs for script ``name``: the shared prelude, then the script itself. The
+    prelude only defines local functions, so the script's own header still says what it touches."""
+    if name == PRELUDE:
+        raise ValueError("the prelude is put in front of the scripts, not run alone")
+    return _lua(PRELUDE) + "\n" + _lua(name)
+
+
 def _script(r: redis.Redis, name: str) -> Script:
-    return r.register_script(resources.files("sweepd.queue.scripts").joinpath(f"{name}.lua").read_text())
+    return r.register_script(script_source(name))
 
 
 class Store(RunStarts):

@@ -25,8 +25,7 @@ one): it is dropped, so a run is never held twice.
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return false
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 while true do
   local rid = redis.call('LPOP', KEYS[2])
   if not rid then
@@ -45,9 +44,8 @@ while true do
     local recovery = -1
     if interrupted then
       recovery = now - interrupted
-      redis.call('LPUSH', KEYS[4], cjson.encode({at = now, event = 'resumed', run_id = rid,
-        attempt = attempt, agent_id = ARGV[3], reason = before[2] or '', after_ms = recovery}))
-      redis.call('LTRIM', KEYS[4], 0, 99)
+      add_event(KEYS[4], {at = now, event = 'resumed', run_id = rid, attempt = attempt, agent_id = ARGV[3],
+        reason = before[2] or '', after_ms = recovery})
     end
     local step = redis.call('HGET', rkey .. ':summary', '_step')
     return {rid, attempt, recovery, redis.call('HGET', rkey, 'params') or '{}', step}

@@ -17,8 +17,7 @@ local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HSET', KEYS[1], 'state', ARGV[3], 'ended_at', now, 'reason', ARGV[5])
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'exit_code', ARGV[4])
@@ -32,6 +31,5 @@ elseif ARGV[3] == 'stopped' then
   rq_status = 'stopped'
 end
 redis.call('HSET', KEYS[3], 'status', rq_status)
-redis.call('LPUSH', KEYS[4], '1')
-redis.call('LTRIM', KEYS[4], 0, 63)
+wake(KEYS[4])
 return 1

@@ -24,8 +24,5 @@ if ARGV[1] == 'cancelled' then
   end
   redis.call('DEL', KEYS[2])
 end
-for _ = 1, 8 do
-  redis.call('LPUSH', KEYS[3], '1')
-end
-redis.call('LTRIM', KEYS[3], 0, 63)
+wake(KEYS[3], 8)  -- enough tokens for several idle agents at once
 return previous

@@ -41,8 +41,7 @@ end
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return 'exists'
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HINCRBY', KEYS[1], 'next_index', 1)
 redis.call('ZADD', KEYS[2], redis.call('INCR', KEYS[6]), ARGV[2])
 redis.call('HSET', KEYS[4], 'id', ARGV[2], 'sweep_id', ARGV[8], 'state', 'running',

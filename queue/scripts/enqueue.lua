@@ -49,8 +49,8 @@ end
 if exists and (run[1] == 'running' or run[1] == 'preempting') then
   return {'held', run[3] or ''}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
+local front = ARGV[6] == '1'
 local result
 if not exists then
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'sweep_id', ARGV[2], 'state', 'queued', 'params', ARGV[5],
@@ -63,28 +63,22 @@ if not exists then
   if #job > 0 then
     redis.call('HSET', KEYS[6], unpack(job))
   end
+  push_run(KEYS[5], KEYS[6], ARGV[1], front)
   result = {'created'}
 else
   local step = redis.call('HGET', KEYS[2], '_step') or ''
   if run[1] == 'queued' then
     redis.call('LREM', KEYS[5], 0, ARGV[1])
+    push_run(KEYS[5], KEYS[6], ARGV[1], front)
     result = {'moved', run[4] or '0', step}
   else
-    redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', 'enqueued')
-    redis.call('HINCRBY', KEYS[1], 'requeues', 1)
+    requeue_run({key = KEYS[1], id = ARGV[1], queue = KEYS[5], job = KEYS[6], reason = 'enqueued', front = front})
     result = {'queued', run[4] or '0', step}
   end
   if ARGV[5] ~= '' then
     redis.call('HSET', KEYS[1], 'params', ARGV[5])
   end
 end
-if ARGV[6] == '1' then
-  redis.call('LPUSH', KEYS[5], ARGV[1])
-else
-  redis.call('RPUSH', KEYS[5], ARGV[1])
-end
-redis.call('HSET', KEYS[6], 'status', 'queued')
 redis.call('SADD', KEYS[9], KEYS[5])
-redis.call('LPUSH', KEYS[8], '1')
-redis.call('LTRIM', KEYS[8], 0, 63)
+wake(KEYS[8])
 return result

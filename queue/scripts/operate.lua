@@ -6,7 +6,8 @@ holder: the request is noted on the run, and the holder, at its next renew (rene
 the first still runs. A terminal run is requeued at the front by `requeue` (its attempt counter goes
 on), and left alone by `stop`.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read state; write state, reason, stop/requeue_requested
+KEYS[1]  sweepd:run:<rid>          HASH  read state; write state, reason, requeues + 1, or
+                                         stop/requeue_requested
 KEYS[2]  rq:queue:sweepd-<sid>     LIST  LREM (stop a queued run) or LPUSH (requeue a terminal one)
 KEYS[3]  rq:job:<rid>              HASH  status
 KEYS[4]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent
@@ -25,7 +26,7 @@ if ARGV[2] == 'stop' then
     redis.call('LREM', KEYS[2], 0, ARGV[1])
     redis.call('HSET', KEYS[1], 'state', 'stopped', 'reason', 'operator-stop')
     redis.call('HSET', KEYS[3], 'status', 'stopped')
-    redis.call('LPUSH', KEYS[4], '1')
+    wake(KEYS[4])
     return 'stopped'
   elseif held then
     redis.call('HSET', KEYS[1], 'stop_requested', '1')
@@ -39,10 +40,6 @@ if held then
 elseif state == 'queued' then
   return 'unchanged'
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', 'operator-requeue')
-redis.call('HINCRBY', KEYS[1], 'requeues', 1)
-redis.call('LPUSH', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[3], 'status', 'queued')
-redis.call('LPUSH', KEYS[4], '1')
-redis.call('LTRIM', KEYS[4], 0, 63)
+requeue_run({key = KEYS[1], id = ARGV[1], queue = KEYS[2], job = KEYS[3], reason = 'operator-requeue', front = true})
+wake(KEYS[4])
 return 'requeued'

@@ -16,7 +16,6 @@ end
 if cur[2] ~= 'running' then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('HSET', KEYS[1], 'state', 'preempting', 'reason', ARGV[2], 'preempted_at', now)
 return 1

@@ -20,8 +20,7 @@ end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])
 redis.call('HSET', KEYS[1], 'renewed_at', now)
 if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then

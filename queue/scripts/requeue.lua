@@ -5,7 +5,8 @@ must still be current. (The reaper has reap.lua; an operator has operate.lua.) A
 queued is left alone, so a repeated call is harmless.
 
 KEYS[1]  sweepd:run:<rid>          HASH  read token, state, preempted_at; write state queued, reason,
-                                         requeues + 1, interrupted_at (preempted_at, else now)
+                                         requeues + 1, interrupted_at (preempted_at, else now); clear
+                                         token, agent_id, stop/requeue_requested
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run
 KEYS[3]  rq:queue:sweepd-<sid>     LIST  LPUSH (front) or RPUSH (back) the run id
 KEYS[4]  rq:job:<rid>              HASH  status queued
@@ -28,23 +29,13 @@ end
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local interrupted = now
 if cur[2] == 'preempting' then
   interrupted = tonumber(redis.call('HGET', KEYS[1], 'preempted_at')) or now
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'reason', ARGV[3], 'interrupted_at', interrupted)
-redis.call('HINCRBY', KEYS[1], 'requeues', 1)
-redis.call('HDEL', KEYS[1], 'token', 'agent_id', 'stop_requested', 'requeue_requested')
-redis.call('ZREM', KEYS[2], ARGV[1])
-if ARGV[4] == '1' then
-  redis.call('LPUSH', KEYS[3], ARGV[1])
-else
-  redis.call('RPUSH', KEYS[3], ARGV[1])
-end
+requeue_run({key = KEYS[1], id = ARGV[1], queue = KEYS[3], job = KEYS[4], reason = ARGV[3],
+  front = ARGV[4] == '1', held = KEYS[2], interrupted_at = interrupted})
 redis.call('SADD', KEYS[6], KEYS[3])
-redis.call('HSET', KEYS[4], 'status', 'queued')
-redis.call('LPUSH', KEYS[5], '1')
-redis.call('LTRIM', KEYS[5], 0, 63)
+wake(KEYS[5])
 return 1

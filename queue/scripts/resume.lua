@@ -33,8 +33,7 @@ Returns {'created', 1, ''} or {'resumed', attempt, last `_step` as JSON or ''}, 
 written): {'exists'}, {'missing'}, {'held', holder, ms left on its lease}, {'other-sweep', sweep id},
 {'no-sweep'}, {'cancelled'}.
 ]]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local run = redis.call('HMGET', KEYS[1], 'state', 'sweep_id', 'agent_id')
 local exists = run[1] ~= false
 if exists and ARGV[3] == 'refuse' then

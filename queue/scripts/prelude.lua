@@ -1,0 +1,64 @@
+--[[ prelude: the Lua the scripts share, written once.
+
+The loader (`script_source` in queue/store.py) puts this file in front of every other script in
+this folder when it registers it with Redis: each script runs as prelude + script, one EVAL, still
+one atomic step. The prelude only defines local functions (it reads, writes and returns nothing by
+itself); they take every key they touch as an argument, so each script's own header still names
+every key and ARGV it uses.
+
+now_ms()               the Redis clock (TIME) in ms: lease deadlines and every timestamp a script
+                       writes are on it, so agents' clocks do not matter
+wake(key, n)           LPUSH n tokens (default 1) on a sweep's wake list, capped at 64: idle agents
+                       blocked on it (BLPOP) look again
+add_event(key, event)  LPUSH the event (a table, as JSON) on a sweep's events list, newest first,
+                       capped at 100: what `status` shows
+push_run(queue, job, id, front)
+                       put a run id on its sweep's queue, LPUSH (front: true) or RPUSH (back), and
+                       mark the run's rq job `queued`
+requeue_run(run)       send a run back to its queue: its hash gets state `queued`, `reason`,
+                       `requeues` + 1 (and `interrupted_at` when given: claim.lua turns it into a
+                       `resumed` event), then push_run. `run` is a table: key (sweepd:run:<rid>),
+                       id, queue, job, reason, front; held (sweepd:sweep:<sid>:held) for a run that
+                       was held: it leaves the held set and loses `token`, `agent_id`,
+                       `stop_requested`, `requeue_requested` (the old holder is fenced); without it
+                       (a terminal run) those fields are left as they are; interrupted_at, optional.
+]]
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function wake(key, n)
+  for _ = 1, n or 1 do
+    redis.call('LPUSH', key, '1')
+  end
+  redis.call('LTRIM', key, 0, 63)
+end
+
+local function add_event(key, event)
+  redis.call('LPUSH', key, cjson.encode(event))
+  redis.call('LTRIM', key, 0, 99)
+end
+
+local function push_run(queue, job, id, front)
+  if front then
+    redis.call('LPUSH', queue, id)
+  else
+    redis.call('RPUSH', queue, id)
+  end
+  redis.call('HSET', job, 'status', 'queued')
+end
+
+local function requeue_run(run)
+  if run.interrupted_at then
+    redis.call('HSET', run.key, 'state', 'queued', 'reason', run.reason, 'interrupted_at', run.interrupted_at)
+  else
+    redis.call('HSET', run.key, 'state', 'queued', 'reason', run.reason)
+  end
+  redis.call('HINCRBY', run.key, 'requeues', 1)
+  if run.held then
+    redis.call('HDEL', run.key, 'token', 'agent_id', 'stop_requested', 'requeue_requested')
+    redis.call('ZREM', run.held, run.id)
+  end
+  push_run(run.queue, run.job, run.id, run.front)
+end
