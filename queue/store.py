@@ -203,8 +203,10 @@ class Store(RunStarts):
             )
         )
 
-    def requeue(self, claim: Claim, *, reason: str, front: bool = True) -> bool:
-        """The holder puts its run back on the queue (requeue.lua); False when it was fenced off."""
+    def requeue(self, claim: Claim, *, reason: str, front: bool = True, event: bool = False) -> bool:
+        """The holder puts its run back on the queue (requeue.lua); False when it was fenced off
+        (or the run was queued already). ``event`` writes the sweep's ``requeued`` event (run,
+        attempt, reason) in the same step, so it is there exactly when the requeue is."""
         sid, rid = claim.sweep_id, claim.run_id
         done = self._run_script(
             "requeue",
@@ -215,8 +217,9 @@ class Store(RunStarts):
                 keys.rq_job(rid),
                 keys.sweep_wake(sid),
                 keys.RQ_QUEUES,
+                keys.sweep_events(sid),
             ],
-            [rid, claim.token, reason, "1" if front else "0"],
+            [rid, claim.token, reason, "1" if front else "0", "1" if event else "0"],
         )
         return int(done) == 1
 
@@ -315,7 +318,8 @@ class Store(RunStarts):
             pipe.execute()
 
     def add_event(self, sid: str, event: dict[str, Any]) -> bool:
-        """Note a preemption or requeue for ``status`` (the newest 100 are kept)."""
+        """Note an event for ``status`` (the newest 100 are kept). A requeue's event is better
+        written by ``requeue(..., event=True)``, in the requeue's own step."""
         with self.r.pipeline(transaction=False) as pipe:
             pipe.lpush(keys.sweep_events(sid), json.dumps({"at": int(time.time() * 1000), **event}))
             pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)

@@ -1,4 +1,5 @@
-"""The Lua scripts against a real Redis: every one runs behind the shared prelude."""
+"""The Lua scripts against a real Redis: every one runs behind the shared prelude, and a requeue's
+event is written by the requeue's own script."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.renew(a, 30) == "ok"
     assert store.log_metrics(a, [{"loss": 1.0}])
     assert store.mark_preempting(a, "signal")
-    assert store.requeue(a, reason="signal")  # requeue_run (held), wake
+    assert store.requeue(a, reason="signal", event=True)  # requeue_run (held), wake, add_event
     again = store.claim(sid, "ag2", 30)  # claim: add_event (resumed)
     assert again is not None and again.run_id == a.run_id
     assert store.complete(again, "failed", 1, "exit-1")  # complete: wake
@@ -89,4 +90,65 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert set(ran) == set(NAMES)
     assert r.llen(keys.sweep_wake(sid)) <= 64
     kinds = [(e["event"], e["run_id"]) for e in events(r, sid)]
-    assert kinds == [("requeued", b.run_id), ("resumed", a.run_id)]
+    assert kinds == [("requeued", b.run_id), ("resumed", a.run_id), ("requeued", a.run_id)]
+
+
+# requeue's event ----------------------------------------------------------------------------------
+
+
+def test_requeue_with_event_writes_one_requeued_event_in_the_same_step(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    claim = held(store, sid)
+    before = redis_ms(r)
+    assert store.requeue(claim, reason="aws-notice", event=True)
+    got = events(r, sid)
+    assert len(got) == 1
+    event = got[0]
+    assert {k: v for k, v in event.items() if k != "at"} == {
+        "event": "requeued",
+        "run_id": claim.run_id,
+        "attempt": 1,
+        "reason": "aws-notice",
+    }
+    assert before <= event["at"] <= redis_ms(r)  # Redis-clock ms
+    # the same TIME as the requeue itself (a run not preempting is interrupted at the requeue)
+    assert int(r.hget(keys.run(claim.run_id), "interrupted_at") or 0) == event["at"]
+    assert not store.requeue(claim, reason="aws-notice", event=True)  # queued already: no second event
+    assert len(events(r, sid)) == 1
+
+
+def test_requeue_carries_the_attempt_of_the_run(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    store.requeue(held(store, sid), reason="retry")
+    second = store.claim(sid, "ag", 30)
+    assert second is not None and second.attempt == 2
+    assert store.requeue(second, reason="signal", front=False, event=True)
+    requeued = [(e["attempt"], e["reason"]) for e in events(r, sid) if e["event"] == "requeued"]
+    assert requeued == [(2, "signal")]  # the retry's requeue (event False) wrote none
+
+
+def test_requeue_without_event_writes_none(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    assert store.requeue(held(store, sid), reason="retry")
+    assert store.requeue(held(store, sid), reason="retry", event=False)
+    assert r.llen(keys.sweep_events(sid)) == 0
+
+
+def test_a_fenced_requeue_writes_no_event(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    claim = held(store, sid)
+    r.zadd(keys.sweep_held(sid), {claim.run_id: 1})
+    assert store.reap(sid) == [claim.run_id]
+    newer = store.claim(sid, "other", 30)
+    assert newer is not None
+    r.delete(keys.sweep_events(sid))
+    assert not store.requeue(claim, reason="signal", event=True)  # stale token
+    assert r.llen(keys.sweep_events(sid)) == 0
+
+
+def test_the_requeued_events_stay_capped_at_100(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate({"method": "random", "parameters": {"x": {"min": 0.0, "max": 1.0}}}))
+    claims = [held(store, sid) for _ in range(105)]
+    for claim in claims:
+        assert store.requeue(claim, reason="retry", event=True)
+    assert [e["run_id"] for e in events(r, sid)] == [c.run_id for c in reversed(claims[5:])]  # newest first

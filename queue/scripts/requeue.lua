@@ -4,22 +4,25 @@ Used for a retry, a preemption, or an operator's requeue request, always by the 
 must still be current. (The reaper has reap.lua; an operator has operate.lua.) A run that is already
 queued is left alone, so a repeated call is harmless.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read token, state, preempted_at; write state queued, reason,
-                                         requeues + 1, interrupted_at (preempted_at, else now); clear
-                                         token, agent_id, stop/requeue_requested
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state, attempt, preempted_at; write state queued,
+                                         reason, requeues + 1, interrupted_at (preempted_at, else
+                                         now); clear token, agent_id, stop/requeue_requested
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run
 KEYS[3]  rq:queue:sweepd-<sid>     LIST  LPUSH (front) or RPUSH (back) the run id
 KEYS[4]  rq:job:<rid>              HASH  status queued
 KEYS[5]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent
 KEYS[6]  rq:queues                 SET   SADD the queue key, so rq tools list it
+KEYS[7]  sweepd:sweep:<sid>:events LIST  with ARGV[5] '1': LPUSH a `requeued` event (run, attempt,
+                                         reason; at: now), capped at 100
 ARGV[1]  run id
 ARGV[2]  attempt token of the holder
 ARGV[3]  reason
 ARGV[4]  '1' for the front of the queue, '0' for the back
+ARGV[5]  '1' to write the `requeued` event in this same step, '0' (or absent) not to
 
 Returns 1 when requeued, 0 when refused (stale token, or no such run), 2 when already queued.
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
+local cur = redis.call('HMGET', KEYS[1], 'token', 'state', 'attempt')
 if not cur[2] then
   return 0
 end
@@ -38,4 +41,7 @@ requeue_run({key = KEYS[1], id = ARGV[1], queue = KEYS[3], job = KEYS[4], reason
   front = ARGV[4] == '1', held = KEYS[2], interrupted_at = interrupted})
 redis.call('SADD', KEYS[6], KEYS[3])
 wake(KEYS[5])
+if ARGV[5] == '1' then
+  add_event(KEYS[7], {at = now, event = 'requeued', run_id = ARGV[1], attempt = tonumber(cur[3]), reason = ARGV[3]})
+end
 return 1
