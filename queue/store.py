@@ -4,8 +4,9 @@ Each step that must be atomic is one Lua script from ``scripts/`` (claim, create
 renew, preempt, reap, operate, control, log; resume and enqueue, whose callers are in runs.py) or
 one MULTI/EXEC transaction (create_sweep), and says so. Every script is registered behind
 ``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
-that step is written once and each script is still one EVAL. This is the only module that imports
-rq: rq lays out each run's job hash and the queue list; sweepd's scripts move run ids.
+that step is written once and each script is still one EVAL. Everything that belongs to a move (its
+event, the sweep's ``target_reached``) is written by that move's script. This is the only module
+that imports rq: rq lays out each run's job hash and the queue list; sweepd's scripts move run ids.
 """
 
 from __future__ import annotations
@@ -279,8 +280,9 @@ class Store(RunStarts):
     # what runs report -----------------------------------------------------------------------------
 
     def log_metrics(self, claim: Claim, rows: list[dict[str, Any]]) -> bool:
-        """Append metric rows to the run's history and summary (log.lua, fenced by the token), and
-        note when the sweep's target is reached. False when the claim was fenced off."""
+        """Append metric rows to the run's history and summary (log.lua, fenced by the token); the
+        same step notes on the sweep when a row reaches the metric's target, so a refused log
+        never does. False when the claim was fenced off."""
         if not rows:
             return True
         summary: dict[str, Any] = {}
@@ -291,21 +293,27 @@ class Store(RunStarts):
             fields += [name, json.dumps(value)]
         rid = claim.run_id
         metric = self.config(claim.sweep_id).metric
+        target = metric.target if metric else None
         done = self._run_script(
             "log",
-            [keys.run(rid), keys.run_history(rid), keys.run_summary(rid), keys.run_curve(rid)],
+            [
+                keys.run(rid),
+                keys.run_history(rid),
+                keys.run_summary(rid),
+                keys.run_curve(rid),
+                keys.sweep(claim.sweep_id),
+            ],
             [
                 claim.token,
                 HISTORY_CAP,
                 len(rows),
                 *(json.dumps(row) for row in rows),
                 metric.name if metric else "",
+                metric.goal if metric else "",
+                "" if target is None else repr(float(target)),
                 *fields,
             ],
         )
-        values = [row.get(metric.name) for row in rows] if metric else []
-        if metric and any(isinstance(v, (int, float)) and metric.reached(float(v)) for v in values):
-            self.r.hset(keys.sweep(claim.sweep_id), "target_reached", "1")
         return bool(done)
 
     def append_log(self, rid: str, attempt: int, lines: list[str]) -> None:

@@ -1,5 +1,5 @@
-"""The Lua scripts against a real Redis: every one runs behind the shared prelude, and a requeue's
-event is written by the requeue's own script."""
+"""The Lua scripts against a real Redis: every one runs behind the shared prelude, and what belongs
+to a move (the requeue's event, the sweep's target_reached) is written by that move's own script."""
 
 from __future__ import annotations
 
@@ -152,3 +152,60 @@ def test_the_requeued_events_stay_capped_at_100(r: redis.Redis, store: Store) ->
     for claim in claims:
         assert store.requeue(claim, reason="retry", event=True)
     assert [e["run_id"] for e in events(r, sid)] == [c.run_id for c in reversed(claims[5:])]  # newest first
+
+
+# log's target_reached -------------------------------------------------------------------------------
+
+
+def sweep_with_target(store: Store, goal: str, target: float) -> str:
+    return store.create_sweep(
+        validate({**GRID, "metric": {"name": "loss", "goal": goal, "target": target}}),
+    )
+
+
+def reached(r: redis.Redis, sid: str) -> bool:
+    return r.hget(keys.sweep(sid), "target_reached") == b"1"
+
+
+@pytest.mark.parametrize(
+    ("goal", "target", "short", "hit"),
+    [
+        ("minimize", 0.5, 0.51, 0.5),  # the target itself counts (space.Metric.reached)
+        ("minimize", 0.0, 1, 0),  # ints are numbers
+        ("maximize", 0.5, 0.49, 0.5),
+        ("maximize", 1.0, False, True),  # booleans as 0 and 1, as Python's check took them
+    ],
+)
+def test_a_log_reaching_the_target_sets_target_reached(
+    r: redis.Redis, store: Store, goal: str, target: float, short: object, hit: object
+) -> None:
+    sid = sweep_with_target(store, goal, target)
+    claim = held(store, sid)
+    assert store.log_metrics(claim, [{"loss": short}, {"loss": "n/a"}, {"loss": None}, {"other": hit}])
+    assert not reached(r, sid)
+    assert store.log_metrics(claim, [{"loss": short}, {"loss": hit}])
+    assert reached(r, sid)
+    assert store.sweep(sid).target_reached
+    assert store.create_next(sid, "ag", 30) == "target"
+
+
+def test_a_refused_log_does_not_set_target_reached(r: redis.Redis, store: Store) -> None:
+    sid = sweep_with_target(store, "minimize", 0.5)
+    claim = held(store, sid)
+    r.zadd(keys.sweep_held(sid), {claim.run_id: 1})
+    assert store.reap(sid) == [claim.run_id]
+    newer = store.claim(sid, "other", 30)
+    assert newer is not None
+    assert not store.log_metrics(claim, [{"loss": 0.1}])  # stale token: nothing written
+    assert not reached(r, sid)
+    assert r.llen(keys.run_history(claim.run_id)) == 0
+    assert store.log_metrics(newer, [{"loss": 0.9}])
+    assert not reached(r, sid)
+
+
+def test_without_a_target_a_log_never_sets_it(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate({**GRID, "metric": {"name": "loss", "goal": "minimize"}}))
+    claim = held(store, sid)
+    assert store.log_metrics(claim, [{"loss": -1e300}])
+    assert not reached(r, sid)
+    assert r.lrange(keys.run_curve(claim.run_id), 0, -1) == [b"-1e+300"]  # the curve as before
