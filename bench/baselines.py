@@ -40,8 +40,8 @@ from common import (
     private_redis,
     progress,
     ratio,
+    show,
     stop,
-    table,
     wait_for,
 )
 from dispatch import through_agents
@@ -307,10 +307,7 @@ def main() -> None:
     elif args.optuna_trial_forever:
         optuna_trial_forever(args.optuna_trial_forever)
     else:
-        section = measure(args.quick, None if args.quick else args.runs)
-        print(table(section.rows))
-        print()
-        print(section.detail)
+        show(measure(args.quick, None if args.quick else args.runs))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,14 @@ def table(rows: Sequence[Row]) -> str:
     return "\n".join(lines)
 
 
+def show(section: Section) -> None:
+    """Print what a script measured, as it does when run on its own: its rows of the table, then its
+    detailed tables."""
+    print(table(section.rows))
+    print()
+    print(section.detail)
+
+
 def markdown(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
     """A plain markdown table (a script's detailed figures)."""
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -38,8 +38,8 @@ from common import (
     percentile,
     private_redis,
     ratio,
+    show,
     stop,
-    table,
 )
 
 from sweepd.queue.reads import Reads
@@ -58,7 +58,7 @@ ARGS = ["--x=0.5488135039273248"]
 
 def bare_loop(n: int, argv: list[str], plain: bool) -> list[tuple[float, float]]:
     """Spawn ``argv`` n times, one after the other, as the agent does; (start, end) of each."""
-    from sweepd.agent.process import Child
+    from sweepd.agent.daemon.process import Child
 
     env = dict(os.environ)
     env.update({name: "x" * 8 for name in ("SWEEPD_SWEEP_ID", "SWEEPD_RUN_ID", "WANDB_RUN_ID", "SWEEPD_ATTEMPT")})
@@ -209,10 +209,7 @@ def main() -> None:
         print(json.dumps(bare_loop(args.bare, args.argv, args.plain)))
         return
     counts = () if args.quick else tuple(int(k) for k in args.agents.split(","))
-    section = measure(args.quick, None if args.quick else args.runs, counts)
-    print(table(section.rows))
-    print()
-    print(section.detail)
+    show(measure(args.quick, None if args.quick else args.runs, counts))
 
 
 if __name__ == "__main__":

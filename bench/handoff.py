@@ -37,8 +37,8 @@ from common import (
     percentile,
     private_redis,
     ratio,
+    show,
     stop,
-    table,
     verdict,
     wait_for,
 )
@@ -95,7 +95,7 @@ def agent_trial(r: redis.Redis, sid: str, env: dict[str, str], ready: Path, extr
 
 def bare_supervisor(url: str, key: str, rid: str, argv: list[str]) -> None:
     """The baseline's process: start the program, and on SIGTERM forward it, wait, LPUSH the id."""
-    from sweepd.agent.process import Child
+    from sweepd.agent.daemon.process import Child
 
     r = redis.Redis.from_url(url)
     r.ping()  # connected before the clock starts, as an agent's client is
@@ -189,10 +189,7 @@ def main() -> None:
         url, key, rid, *argv = args.bare_supervisor
         bare_supervisor(url, key, rid, argv)
         return
-    section = measure(args.quick, None if args.quick else args.trials, args.aws)
-    print(table(section.rows))
-    print()
-    print(section.detail)
+    show(measure(args.quick, None if args.quick else args.trials, args.aws))
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ from common import (
     num,
     private_redis,
     ratio,
+    show,
     stop,
-    table,
     wait_for,
 )
 
@@ -145,9 +145,7 @@ def main() -> None:
     section = measure(
         args.quick, None if args.quick else args.agents, None if args.quick else args.seconds, args.heartbeat
     )
-    print(table(section.rows))
-    print()
-    print(section.detail)
+    show(section)
 
 
 if __name__ == "__main__":

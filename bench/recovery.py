@@ -32,13 +32,13 @@ from common import (
     one_point,
     private_redis,
     ratio,
+    show,
     stop,
-    table,
     verdict,
     wait_for,
 )
 
-from sweepd.agent.loop import LEASE_HEARTBEATS
+from sweepd.agent.daemon.hold import LEASE_HEARTBEATS
 from sweepd.queue import keys
 from sweepd.queue.store import Store
 
@@ -144,9 +144,7 @@ def main() -> None:
     else:
         hbs = tuple(float(h) for h in args.heartbeats.split(","))
         section = measure(False, args.trials, args.parallel, hbs)
-    print(table(section.rows))
-    print()
-    print(section.detail)
+    show(section)
 
 
 if __name__ == "__main__":

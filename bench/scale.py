@@ -85,12 +85,12 @@ from common import (
     private_redis,
     progress,
     ratio,
+    show,
     stop,
-    table,
     verdict,
 )
 
-from sweepd.agent.loop import LEASE_HEARTBEATS
+from sweepd.agent.daemon.hold import LEASE_HEARTBEATS
 from sweepd.queue import keys, search
 from sweepd.queue.connections import connect
 from sweepd.queue.records import Claim
@@ -900,9 +900,7 @@ def main() -> None:
             not args.no_pin,
             ("idle", "busy") if args.check else ("idle",),
         )
-    print(table(section.rows))
-    print()
-    print(section.detail)
+    show(section)
 
 
 if __name__ == "__main__":
