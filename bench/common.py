@@ -7,6 +7,7 @@ shared machine drift from one run to the next, ratios much less.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import importlib.util
 import math
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,16 @@ def show(section: Section) -> None:
     print(table(section.rows))
     print()
     print(section.detail)
+
+
+def sized_main(doc: str, measure: Callable[[bool, int | None], Section], size: str, default: int) -> None:
+    """The command line of a script whose one setting is how much it measures (``size``, such as
+    ``--trials``, a whole number): ``--quick`` leaves that to ``measure``'s quick default."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument(size, type=int, default=default, dest="size", metavar=size.removeprefix("--").upper())
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    show(measure(args.quick, None if args.quick else args.size))
 
 
 def markdown(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:

@@ -15,7 +15,6 @@ Target: under 10 ms median (W&B's agent polls every 5 s).
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import shutil
@@ -37,8 +36,8 @@ from common import (
     percentile,
     private_redis,
     ratio,
+    sized_main,
     stop,
-    table,
     verdict,
     wait_for,
 )
@@ -67,7 +66,7 @@ def read_mark(path: Path) -> float:
 def bare_spawns(marks: Path, trials: int, plain: bool = False) -> list[float]:
     """The same program spawned from a bare loop: ms from just before the spawn to its first act.
     With ``plain``, by subprocess.run (no process group, no parent-death signal: no preexec_fn)."""
-    from sweepd.agent.process import Child
+    from sweepd.agent.daemon.process import Child
 
     out = []
     for i in range(trials):
@@ -153,16 +152,5 @@ def measure(quick: bool = False, trials: int | None = None) -> Section:
     return section
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    section = measure(args.quick, None if args.quick else args.trials)
-    print(table(section.rows))
-    print()
-    print(section.detail)
-
-
 if __name__ == "__main__":
-    main()
+    sized_main(__doc__, measure, "--trials", 50)

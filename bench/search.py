@@ -17,13 +17,12 @@ needs Optuna (pip install optuna). Target: bayes under 200 ms at 1,000 finished 
 
 from __future__ import annotations
 
-import argparse
 import math
 import random
 import time
 from typing import Any
 
-from common import Row, Section, has, markdown, median, num, percentile, ratio, table, verdict
+from common import Row, Section, has, markdown, median, num, percentile, ratio, sized_main, verdict
 
 from sweepd.queue import search
 from sweepd.queue.search import Observation
@@ -197,16 +196,5 @@ def measure(quick: bool = False, repeats: int | None = None) -> Section:
     return section
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=40)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    section = measure(args.quick, None if args.quick else args.repeats)
-    print(table(section.rows))
-    print()
-    print(section.detail)
-
-
 if __name__ == "__main__":
-    main()
+    sized_main(__doc__, measure, "--repeats", 40)
