@@ -36,6 +36,7 @@ from common import (
     wait_for,
 )
 
+from sweepd.agent.daemon.options import Options
 from sweepd.queue import keys
 from sweepd.queue.store import Store
 
@@ -81,7 +82,7 @@ def rq_cli_works() -> bool:
 
 
 def measure(
-    quick: bool = False, agents: int | None = None, seconds: float | None = None, heartbeat: float = 10
+    quick: bool = False, agents: int | None = None, seconds: float | None = None, heartbeat: float = Options.heartbeat
 ) -> Section:
     seconds = seconds or (4 if quick else 60)
     agents = agents or (2 if quick else 4)
@@ -139,7 +140,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--heartbeat", type=float, default=10)
+    parser.add_argument("--heartbeat", type=float, default=Options.heartbeat)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     section = measure(

@@ -39,6 +39,7 @@ from common import (
 )
 
 from sweepd.agent.daemon.hold import LEASE_HEARTBEATS
+from sweepd.agent.daemon.options import Options
 from sweepd.queue import keys
 from sweepd.queue.store import Store
 
@@ -50,6 +51,7 @@ with open(os.path.join(os.environ["MARKS"], name), "w") as fh:
 time.sleep(3600)
 """
 BOUND_HEARTBEATS = LEASE_HEARTBEATS + 1
+DEFAULT = f"default heartbeat ({Options.heartbeat:g} s)"
 
 
 def round_of(url: str, env: dict[str, str], work: Path, n: int, heartbeat: float, settle: float = 1.5) -> list[float]:
@@ -109,13 +111,13 @@ def measure(
     quick: bool = False, trials: int | None = None, parallel: int | None = None, heartbeats: tuple[float, ...] = ()
 ) -> Section:
     n = trials or (4 if quick else 20)
-    heartbeats = heartbeats or ((1.0,) if quick else (10.0, 1.0))
+    heartbeats = heartbeats or ((1.0,) if quick else (Options.heartbeat, 1.0))
     section = Section("recovery")
     detail = []
     for heartbeat in heartbeats:
         times = recover(heartbeat, n, parallel or (n if heartbeat >= 5 else 10), 0.8 if quick else 1.5)
         bound = BOUND_HEARTBEATS * heartbeat
-        label = "default heartbeat (10 s)" if heartbeat == 10 else f"--heartbeat {heartbeat:g}"
+        label = DEFAULT if heartbeat == Options.heartbeat else f"--heartbeat {heartbeat:g}"
         section.rows.append(
             Row(
                 f"dead-agent recovery, {label}: SIGKILL of the agent tree to the run's next start, s p50 / max",
@@ -127,7 +129,12 @@ def measure(
         )
         detail.append([label, len(times), num(median(times), 2), num(max(times), 2), f"{bound:g} s + pickup"])
     if quick:
-        section.rows.append(Row("dead-agent recovery, default heartbeat (10 s)", "skipped in --quick (40 s a trial)"))
+        section.rows.append(
+            Row(
+                f"dead-agent recovery, {DEFAULT}",
+                f"skipped in --quick ({BOUND_HEARTBEATS * Options.heartbeat:g} s a trial)",
+            )
+        )
     section.detail = markdown(detail, ["dead-agent recovery", "n", "p50 s", "max s", f"bound: {BOUND_HEARTBEATS} x hb"])
     return section
 
@@ -136,7 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--parallel", type=int, default=None)
-    parser.add_argument("--heartbeats", default="10,1")
+    parser.add_argument("--heartbeats", default=f"{Options.heartbeat:g},1")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:

@@ -91,6 +91,7 @@ from common import (
 )
 
 from sweepd.agent.daemon.hold import LEASE_HEARTBEATS
+from sweepd.agent.daemon.options import Options
 from sweepd.queue import keys, search
 from sweepd.queue.connections import connect
 from sweepd.queue.records import Claim
@@ -111,24 +112,24 @@ class Workload:
 
     @property
     def label(self) -> str:
-        hb = "default heartbeat" if self.heartbeat == 10 else f"--heartbeat {self.heartbeat:g}"
+        hb = "default heartbeat" if self.heartbeat == Options.heartbeat else f"--heartbeat {self.heartbeat:g}"
         what = "busy (every agent holds a run)" if self.kind == "busy" else "idle (every agent waiting)"
         return f"{what}, {hb}"
 
 
 WORKLOADS = {
-    "busy": Workload("busy", "busy", 10.0),
+    "busy": Workload("busy", "busy", Options.heartbeat),
     "busy-hb1": Workload("busy-hb1", "busy", 1.0),
-    "idle": Workload("idle", "idle", 10.0),
+    "idle": Workload("idle", "idle", Options.heartbeat),
 }
 
 
 def client_timeout(heartbeat: float) -> float:
-    """The Redis client timeout ``sweepd agent`` sets (agent/cli.py)."""
+    """The Redis client timeout ``sweepd agent`` sets (agent/cli/agent.py)."""
     return min(10.0, max(1.0, heartbeat))
 
 
-def idle_wait(heartbeat: float, idle_poll: float = 1.0) -> float:
+def idle_wait(heartbeat: float, idle_poll: float = Options.idle_poll) -> float:
     """How long the idle loop blocks (Agent._idle_wait)."""
     return min(idle_poll, client_timeout(heartbeat) / 2)
 
@@ -721,11 +722,11 @@ def fidelity(kind: str, agents: int = 4) -> tuple[dict[str, float], dict[str, fl
     whole heartbeats (real agents started together beat together)."""
     from common import wait_for
 
-    seconds = 8.0 if kind == "busy" else 10.0
+    seconds = 8.0 if kind == "busy" else Options.heartbeat
     from common import agent as start_agent
     from common import bench_env
 
-    heartbeat, length = (1.0, 2.0) if kind == "busy" else (10.0, 60.0)
+    heartbeat, length = (1.0, 2.0) if kind == "busy" else (Options.heartbeat, 60.0)
     if kind == "busy":
         config: dict[str, Any] = {"method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
         command = [sys.executable, "-c", f"import time; time.sleep({length})", "${args}"]
