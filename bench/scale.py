@@ -549,18 +549,20 @@ def server_p99(r: redis.Redis) -> tuple[float, str]:
 
 @dataclass
 class Phase:
+    """One N's window: what observe() measured in it, then what the generators report of it."""
+
     n: int
-    cpu_pct: float = 0.0
-    probe_p50: float = 0.0
-    probe_p99: float = 0.0
-    server_p99: float = 0.0
-    server_cmd: str = ""
-    commands_per_s: float = 0.0
+    cpu_pct: float
+    probe_p50: float
+    probe_p99: float
+    server_p99: float
+    server_cmd: str
+    commands_per_s: float
+    gen_cpu_pct: float
     offered: float = 0.0  # heartbeats (busy) or idle turns per second the schedule asks for
     made: float = 0.0  # what the generators made
     client_p99: float = 0.0
     lag_p99: float = 0.0
-    gen_cpu_pct: float = 0.0
 
     @property
     def kept_up(self) -> bool:
