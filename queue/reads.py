@@ -33,6 +33,17 @@ class Reads:
         self.r = client
         self._configs: dict[str, SweepConfig] = {}
 
+    # the server ---------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        """Redis's clock (``TIME``), the one run times are written on: ages and ETAs use it."""
+        seconds, micros = self.r.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def call_timeout(self) -> float:
+        """The client's socket timeout (seconds): a blocking read must return before it."""
+        return float(self.r.connection_pool.connection_kwargs.get("socket_timeout") or 10.0)
+
     # sweeps -------------------------------------------------------------------------------------
 
     def sweep(self, sid: str) -> SweepRecord:
@@ -111,6 +122,14 @@ class Reads:
             for i, rid in enumerate(ids)
         }
 
+    def curve_length(self, rid: str) -> int:
+        """How many values of the sweep's metric the run has logged (hyperband's iterations)."""
+        return int(self.r.llen(keys.run_curve(rid)))
+
+    def curve(self, rid: str) -> list[float]:
+        """The run's values of the sweep's metric, in logging order."""
+        return [float(v) for v in self.r.lrange(keys.run_curve(rid), 0, -1)]
+
     def history(self, rid: str) -> list[dict[str, Any]]:
         return [json.loads(row) for row in self.r.lrange(keys.run_history(rid), 0, -1)]
 
@@ -156,6 +175,11 @@ class Reads:
         self.r.blpop([keys.sweep_wake(sid)], timeout=timeout_s)
 
     # agents -------------------------------------------------------------------------------------
+
+    def agents_seen(self, sid: str) -> list[tuple[str, int]]:
+        """Every agent the sweep has seen, live or silent, with its last heartbeat (ms)."""
+        seen: Any = self.r.zrange(keys.sweep_agents(sid), 0, -1, withscores=True)
+        return [(aid.decode(), int(score)) for aid, score in seen]
 
     def agents(self, sid: str) -> list[dict[str, str]]:
         """The sweep's agents whose hash has not expired (alive), most recent heartbeat first."""

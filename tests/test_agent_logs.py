@@ -10,8 +10,9 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from sweepd.agent import logs
-from sweepd.agent.loop import Agent, Options
+from sweepd.agent.daemon import logs
+from sweepd.agent.daemon.loop import Agent
+from sweepd.agent.daemon.options import Options
 from sweepd.queue.config import validate
 from sweepd.queue.store import Store
 

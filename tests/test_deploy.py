@@ -24,7 +24,7 @@ import pytest
 import yaml
 
 from support import ROOT
-from sweepd.agent.cli import agent_cmd
+from sweepd.agent.cli.agent import command as agent_cmd
 
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"

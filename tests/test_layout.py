@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -47,3 +48,98 @@ def test_only_the_store_imports_rq() -> None:
         if re.search(r"^\s*(import rq\b|from rq\b)", path.read_text(), re.M)
     )
     assert importers == ["queue/store.py"]
+
+
+# The import graph ---------------------------------------------------------------------------------
+
+PACKAGES = {"sweepd.agent": ROOT / "agent", "sweepd.queue": ROOT / "queue"}
+
+
+def _modules() -> dict[str, Path]:
+    """Every sweepd module by its dotted name (a package by its ``__init__``)."""
+    found: dict[str, Path] = {}
+    for prefix, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = list(path.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            found[".".join([prefix, *parts])] = path
+    return found
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The sweepd modules ``name`` imports anywhere in its text (type-checking imports included:
+    a cycle there is still a cycle for the reader)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = f"{base}.{node.module}" if node.level and node.module else base if node.level else node.module
+            assert target is not None
+            for alias in node.names:  # a submodule by that name, else a name from the module itself
+                out.add(f"{target}.{alias.name}" if f"{target}.{alias.name}" in modules else target)
+    # A package's own submodules may name it (``from . import x``): Python has made it by then.
+    return {m for m in out if m in modules and m != name and not name.startswith(m + ".")}
+
+
+def test_no_import_cycles_anywhere() -> None:
+    modules = _modules()
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the path, 2: done
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycles.append([*path[path.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+    assert "sweepd.agent.daemon.hold" in graph["sweepd.agent.api.standalone"]  # one holder rule, used by both
+    assert "sweepd.agent.daemon.hold" in graph["sweepd.agent.daemon.attempt"]
+
+
+def test_agent_reads_redis_only_through_sweepd_queue() -> None:
+    """No ``store.r`` (the raw client) and no key names outside queue/: every read the command
+    line and the daemon make is a method of ``sweepd.queue``."""
+    offenders = []
+    for path in (ROOT / "agent").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            raw_client = isinstance(node, ast.Attribute) and node.attr == "r"
+            keys_import = (isinstance(node, ast.ImportFrom) and node.module == "sweepd.queue.keys") or (
+                isinstance(node, ast.ImportFrom)
+                and node.module == "sweepd.queue"
+                and any(alias.name == "keys" for alias in node.names)
+            )
+            if raw_client or keys_import:
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_agent_is_three_rooms() -> None:
+    rooms = sorted(p.name for p in (ROOT / "agent").iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert rooms == ["api", "cli", "daemon"]
+    loose = sorted(p.name for p in (ROOT / "agent").glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py"]
+
+
+def test_every_command_lives_in_the_module_named_after_it() -> None:
+    import importlib
+
+    from sweepd.agent.cli import main
+
+    for name, command in main.commands.items():
+        module = importlib.import_module(f"sweepd.agent.cli.{name}")
+        assert command in (getattr(module, "command", None), getattr(module, "group", None)), name

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from support import free_port, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent.metrics import Metrics
+from sweepd.agent.daemon.metrics import Metrics
 from sweepd.queue.config import validate
 from sweepd.queue.errors import UserError
 from sweepd.queue.records import Claim

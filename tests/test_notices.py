@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 
 from standins import AwsImds, AzureScheduledEvents, GcpMetadata
 from support import wait_until
-from sweepd.agent.notices import Notice, Watcher, make_watchers
-from sweepd.agent.notices.base import BaseWatcher
+from sweepd.agent.daemon.notices import Notice, Watcher, make_watchers
+from sweepd.agent.daemon.notices.base import BaseWatcher
 from sweepd.queue.errors import UserError
 
 INTERVAL = 0.1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweepd.agent.preemption import Preemption
+from sweepd.agent.daemon.preemption import Preemption
 
 
 def test_grace_counts_from_the_first_request() -> None:

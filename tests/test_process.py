@@ -14,12 +14,12 @@ import psutil
 import pytest
 
 from support import alive, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent import process
+from sweepd.agent.daemon import process
 
 #: A stand-in agent: starts one Child (sleep 60) and prints its pid, then waits to be killed.
 PARENT = """
 import sys, time
-from sweepd.agent import process
+from sweepd.agent.daemon import process
 if sys.argv[1] == "fallback":
     process._setpriv = lambda: None
 child = process.Child(["sleep", "60"], {"PATH": "/usr/bin:/bin"}, lambda lines: None)

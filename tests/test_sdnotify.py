@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sweepd.agent.sdnotify import ENV_VARS, Notifier
+from sweepd.agent.daemon.sdnotify import ENV_VARS, Notifier
 
 
 class FakeClock:

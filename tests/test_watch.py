@@ -20,11 +20,13 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from support import run_record, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent import cli_views, watch
+from sweepd.agent.cli import status as status_command
+from sweepd.agent.cli import watch
 from sweepd.queue import summary
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim, RunRecord
 from sweepd.queue.store import Store
+from sweepd.queue.views import status_json
 
 NOW = 1_700_000_100_000  # ms
 GRID = {
@@ -211,7 +213,7 @@ def test_status_json_adds_to_its_fields_on_a_real_redis(store: Store, redis_url:
     assert store.requeue(preempted, reason="preempted")
     store.add_event(sid, {"event": "requeued", "run_id": preempted.run_id, "attempt": 1, "reason": "preempted"})
     store.add_event(sid, {"event": "resumed", "run_id": preempted.run_id, "attempt": 2, "after_ms": 1500})
-    s = cli_views.status_json(store, sid)
+    s = status_json(store, sid)
     old = {"id", "name", "method", "state", "complete", "runs", "run_cap", "counts", "queue_depth", "queue_head"}
     old |= {"agents_alive", "agents", "metric", "best_run", "recent_events", "created_at"}
     assert old <= set(s) and s["best_run"]["id"] == running.run_id and s["queue_head"] == preempted.run_id
@@ -219,9 +221,9 @@ def test_status_json_adds_to_its_fields_on_a_real_redis(store: Store, redis_url:
     assert [b["id"] for b in s["best_runs"]] == [running.run_id, done.run_id]
     assert s["queue_next"] == [{"id": preempted.run_id, "attempt": 1, "requeues": 1, "reason": "preempted"}]
     assert s["held_runs"] == [{"id": running.run_id, "agent_id": "agent-t", "state": "running", "attempt": 1}]
-    out = text_of(s, cli_views.redis_now_ms(store))
+    out = text_of(s, store.now_ms())
     assert f"head: {preempted.run_id} (back after attempt 1: preempted)" in out and "after 1.5s" in out
-    printed = CliRunner().invoke(cli_views.status_cmd, [sid, "--redis-url", redis_url])  # every kind of event
+    printed = CliRunner().invoke(status_command.command, [sid, "--redis-url", redis_url])  # every kind of event
     assert printed.exit_code == 0 and "resumed (after 1.5s)" in printed.output and "(preempted)" in printed.output
 
 

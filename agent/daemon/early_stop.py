@@ -8,7 +8,6 @@ configured signal and the grace period, and the run ends ``stopped`` (never fail
 
 from __future__ import annotations
 
-from sweepd.queue import keys
 from sweepd.queue.reads import Reads
 from sweepd.queue.search import hyperband
 from sweepd.queue.space import SweepConfig
@@ -25,13 +24,13 @@ class EarlyStop:
         """True when hyperband stops the held run now."""
         if not self.brackets:
             return False
-        own = int(self.store.r.llen(keys.run_curve(self.rid)))
+        own = self.store.curve_length(self.rid)
         if own < self.brackets[0] or own == self._judged_at:
             return False
         self._judged_at = own
         # Other runs matter only up to the bracket this run is judged at; its own curve in full
         # (the non-strict rule judges its best value so far).
         curves = self.store.curves(self.sid, upto=max(b for b in self.brackets if b <= own))
-        values = [float(v) for v in self.store.r.lrange(keys.run_curve(self.rid), 0, -1)]
+        values = self.store.curve(self.rid)
         curves[self.rid] = hyperband.RunCurve("running", values)
         return self.rid in hyperband.to_stop(self.config, curves)

@@ -15,28 +15,25 @@ import signal
 import socket
 import tempfile
 import time
-from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
 import structlog
 
-from sweepd.queue.connections import data_dir
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
 from . import logs
-from .attempt import Attempt
+from .attempt import Attempt, Result
 from .backoff import REDIS_DOWN, Backoff
 from .metrics import Metrics
 from .notices import Notice, Watcher, make_watchers
+from .options import Options
 from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import SignalFlags, Waker
 
 log = logs.get("sweepd.agent")
-
-LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it expires
 
 
 def _version() -> str:
@@ -44,32 +41,6 @@ def _version() -> str:
         return version("sweepd")
     except PackageNotFoundError:
         return "unknown"
-
-
-@dataclass(frozen=True)
-class Options:
-    """What ``sweepd agent`` takes on its command line."""
-
-    sweep_id: str
-    count: int | None = None
-    heartbeat: float = 10.0
-    grace: float = 110.0  # fits in AWS's 2-minute notice with room to requeue
-    max_retries: int = 0
-    max_failures: int = 5
-    fast_failures: int = 3
-    fast_failure_window: float = 60.0
-    idle_poll: float = 1.0
-    notices: str = "auto"
-    notice_interval: float = 5.0
-    notice_signals: tuple[signal.Signals, ...] = ()
-    child_signal: signal.Signals = signal.SIGTERM
-    checkpoint_root: str = field(default_factory=lambda: str(data_dir() / "checkpoints"))
-    metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
-    metrics_addr: str = "0.0.0.0"
-
-    @property
-    def lease(self) -> float:
-        return self.heartbeat * LEASE_HEARTBEATS
 
 
 def new_agent_id() -> str:
@@ -98,8 +69,7 @@ class Agent:
         self._last_beat = 0.0
         self._last_reap = 0.0
         # The idle BLPOP must return before the client's socket timeout would cut it off.
-        socket_timeout = store.r.connection_pool.connection_kwargs.get("socket_timeout") or 10.0
-        self._idle_wait = min(options.idle_poll, socket_timeout / 2)
+        self._idle_wait = min(options.idle_poll, store.call_timeout() / 2)
         watchdog = self.notifier.watchdog_interval()
         if watchdog:  # an idle agent must still ping systemd's watchdog in time
             self._idle_wait = min(self._idle_wait, watchdog / 2)
@@ -155,6 +125,7 @@ class Agent:
         if self._failing():
             return 0 if self.store.is_complete(self.sid) else 1
         self.maybe_reap()
+        taken_at = time.monotonic()  # before the claim is sent: our view of its lease is never too long
         claim = self._next() if self.preemption.may_claim() else None
         if claim is None:
             if self.store.is_complete(self.sid):
@@ -164,7 +135,7 @@ class Agent:
             self.notifier.maybe_watchdog()
             self.store.wait_for_work(self.sid, self._idle_wait)
             return "idle"
-        code = self.execute(claim)
+        code = self.execute(claim, taken_at)
         # Short runs back to back never renew a lease, so beat here too or the agent's record expires;
         # after the run rather than before the claim, which keeps it off the pickup path.
         self.beat()
@@ -198,17 +169,19 @@ class Agent:
         made = self.store.create_next(self.sid, self.id, self.opts.lease)
         return made if isinstance(made, Claim) else None
 
-    def execute(self, claim: Claim) -> int | None:
+    def execute(self, claim: Claim, taken_at: float) -> int | None:
         """Run one attempt; return an exit code only to stop the agent."""
         structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt)
         self._current = claim
         workdir = tempfile.mkdtemp(prefix="sweepd-")
         try:
-            code = Attempt(self, claim, workdir).run()
+            result: Result = Attempt(self, claim, workdir, taken_at).run()
             if self.preemption.requested:
                 for watcher in self.watchers:
                     watcher.acknowledge()  # the run is safe: Azure may go ahead now
-            return code
+            if result.failed is not None:
+                self.count_outcome(result.failed)
+            return result.stop
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
             self._current = None

@@ -25,6 +25,7 @@ and alerts are written against them.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -56,20 +57,20 @@ class Metrics:
         self._requeued = Counter(
             "sweepd_runs_requeued", "Runs this agent put back on the queue.", [*s, "reason"], registry=r
         )
-        self._handoff = Histogram(
+
+        def seconds(name: str, text: str, buckets: tuple[float, ...]) -> Any:
+            return Histogram(name, text, s, buckets=buckets, registry=r).labels(sid)
+
+        self._handoff = seconds(
             "sweepd_handoff_seconds",
             "From learning a run must go back (signal, notice, the script's mark, an operator) to it requeued.",
-            s,
-            buckets=HANDOFF_BUCKETS,
-            registry=r,
-        ).labels(sid)
-        self._recovery = Histogram(
+            HANDOFF_BUCKETS,
+        )
+        self._recovery = seconds(
             "sweepd_recovery_seconds",
             "From a run's interruption (preemption, or its holder's last renewal) to its restart here.",
-            s,
-            buckets=RECOVERY_BUCKETS,
-            registry=r,
-        ).labels(sid)
+            RECOVERY_BUCKETS,
+        )
         self._redis_errors = Counter("sweepd_redis_errors", "Redis calls that failed.", s, registry=r).labels(sid)
         self._busy = Gauge("sweepd_agent_busy", "1 while a run's training process runs.", s, registry=r).labels(sid)
         self._last_beat = time.monotonic()

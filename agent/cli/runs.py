@@ -11,7 +11,7 @@ from sweepd.queue.errors import UserError
 from sweepd.queue.states import STATES
 
 from . import table
-from .clikit import redis_option, store_for
+from .kit import redis_option, store_for
 
 
 @click.command("runs")
@@ -38,7 +38,7 @@ from .clikit import redis_option, store_for
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of runs.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV: id, state, attempt, exit_code, parameters, metrics.")
 @redis_option
-def runs_cmd(
+def command(
     sweep_id: str,
     states: tuple[str, ...],
     sort: str | None,
@@ -76,6 +76,3 @@ def runs_cmd(
         return
     for line in table.text(cols, rows):
         click.echo(line)
-
-
-COMMANDS = (runs_cmd,)

@@ -12,7 +12,7 @@ import click
 
 from sweepd.queue.errors import UserError
 
-from .clikit import redis_option, store_for
+from .kit import redis_option, store_for
 
 INSTALL_HINT = 'sweepd plot needs matplotlib: pip install "sweepd[plot]"'
 
@@ -28,7 +28,7 @@ INSTALL_HINT = 'sweepd plot needs matplotlib: pip install "sweepd[plot]"'
 )
 @click.option("--dpi", type=click.IntRange(min=20, max=1200), default=110, show_default=True, help="Resolution.")
 @redis_option
-def plot_cmd(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> None:
+def command(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> None:
     """A picture of SWEEP_ID: is the search still improving, and which parameters matter.
 
     Two panels: (a) the sweep's metric per run in creation order (failed runs marked) with the
@@ -43,14 +43,14 @@ def plot_cmd(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> No
       sweepd plot abc123de --output sweep.svg
     """
     try:
-        from . import plot
+        from . import figure
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "matplotlib":
             raise
         raise UserError(INSTALL_HINT) from None
     store = store_for(redis_url)
     record, config = store.sweep(sweep_id), store.config(sweep_id)
-    fig = plot.figure(config, store.runs(sweep_id), sweep_id=sweep_id, name=record.name)
+    fig = figure.figure(config, store.runs(sweep_id), sweep_id=sweep_id, name=record.name)
     try:
         fig.savefig(output, dpi=dpi)
     except ValueError as exc:  # matplotlib's word for a format it does not know
@@ -58,6 +58,3 @@ def plot_cmd(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> No
     except OSError as exc:
         raise UserError(f"cannot write {output}: {exc.strerror or exc}") from None
     click.echo(f"wrote {output}", err=True)
-
-
-COMMANDS = (plot_cmd,)

@@ -1,7 +1,7 @@
 """``sweepd status --watch``: a sweep's status drawn with rich, refreshed in place on a terminal and
 printed as plain snapshots (no escape codes) when stdout is a pipe or a file.
 
-``render`` is a pure function of the status dict (``cli_views.status_json``) and the time it was
+``render`` is a pure function of the status dict (``sweepd.queue.views.status_json``) and the time it was
 read at, so the view is tested without Redis; ``watch`` is the refresh loop around a fetch.
 """
 

@@ -1,0 +1,152 @@
+"""``sweepd agent SWEEP_ID``: work a sweep until it is complete (the daemon is ``sweepd.agent.daemon``).
+
+Every option's default is ``Options``'s: the command line keeps none of its own.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Any
+
+import click
+
+from sweepd.queue.connections import connect
+from sweepd.queue.store import Store
+
+from ..daemon import logs
+from ..daemon.loop import Agent
+from ..daemon.options import Options
+from ..daemon.signals import parse_signal
+from .kit import redis_option
+
+
+def _signal(ctx: click.Context, param: click.Parameter, value: str) -> signal.Signals:
+    try:
+        return parse_signal(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _signals(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[signal.Signals, ...]:
+    return tuple(_signal(ctx, param, v) for v in value)
+
+
+def agent_options(f: Any) -> Any:
+    options = [
+        click.option("--count", type=click.IntRange(min=1), default=None, help="Exit after N runs."),
+        click.option(
+            "--heartbeat",
+            type=click.FloatRange(min=0.05),
+            default=Options.heartbeat,
+            show_default=True,
+            help="Seconds between heartbeats; a run's lease lasts 3 heartbeats.",
+        ),
+        click.option(
+            "--grace",
+            type=click.FloatRange(min=0),
+            default=Options.grace,
+            show_default=True,
+            help="Seconds a preempted run gets to checkpoint before it is killed.",
+        ),
+        click.option(
+            "--max-retries",
+            type=click.IntRange(min=0),
+            default=Options.max_retries,
+            show_default=True,
+            help="Requeue a failed or crashed run up to N times.",
+        ),
+        click.option(
+            "--max-failures",
+            type=click.IntRange(min=1),
+            default=Options.max_failures,
+            show_default=True,
+            help="Stop the agent after N failed runs in a row.",
+        ),
+        click.option(
+            "--fast-failures",
+            type=click.IntRange(min=1),
+            default=Options.fast_failures,
+            show_default=True,
+            help="Stop the agent after N failed runs within --fast-failure-window of its start.",
+        ),
+        click.option(
+            "--fast-failure-window",
+            type=click.FloatRange(min=0),
+            default=Options.fast_failure_window,
+            show_default=True,
+            help="Seconds after start in which failures count as fast.",
+        ),
+        click.option(
+            "--notices",
+            type=click.Choice(["auto", "aws", "gcp", "azure", "none"]),
+            default=Options.notices,
+            show_default=True,
+            help="Which cloud's preemption notices to poll (auto detects the cloud, quietly off-cloud).",
+        ),
+        click.option(
+            "--notice-interval",
+            type=click.FloatRange(min=0.05),
+            default=Options.notice_interval,
+            show_default=True,
+            help="Seconds between polls of the cloud's metadata service.",
+        ),
+        click.option(
+            "--notice-signal",
+            "notice_signals",
+            multiple=True,
+            callback=_signals,
+            help="Another signal that means preemption is coming (e.g. USR2 for SLURM's --signal); repeatable.",
+        ),
+        click.option(
+            "--child-signal",
+            default=Options.child_signal.name.removeprefix("SIG"),
+            show_default=True,
+            callback=_signal,
+            help="The signal the training process gets when its run is preempted.",
+        ),
+        click.option(
+            "--checkpoint-root",
+            envvar="SWEEPD_CHECKPOINT_ROOT",
+            default=None,
+            help="Where runs' checkpoint directories live (SWEEPD_CHECKPOINT_DIR = ROOT/SWEEP/RUN); "
+            "shared storage lets any machine resume any run.",
+        ),
+        click.option(
+            "--metrics-port",
+            envvar="SWEEPD_METRICS_PORT",
+            type=click.IntRange(min=0, max=65535),
+            default=None,
+            help="Serve Prometheus metrics on this port at /metrics (0: any free port; default: off).",
+        ),
+        click.option(
+            "--metrics-addr",
+            envvar="SWEEPD_METRICS_ADDR",
+            default=Options.metrics_addr,
+            show_default=True,
+            help="The address the metrics server listens on.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.command("agent")
+@click.argument("sweep_id")
+@agent_options
+@redis_option
+def command(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
+    """Work SWEEP_ID: claim, launch and record runs until the sweep is complete.
+
+    \b
+    Examples:
+      sweepd agent abc123de --count 10
+      sweepd agent abc123de --metrics-port 9464   # Prometheus scrapes :9464/metrics
+    """
+    logs.configure()
+    # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
+    # much, and the idle wait (a blocking BLPOP) stays shorter than it.
+    store = Store(connect(redis_url, timeout=min(10.0, max(1.0, kw["heartbeat"]))))
+    store.sweep(sweep_id)
+    sys.exit(Agent(store, Options(sweep_id=sweep_id, **kw)).run())

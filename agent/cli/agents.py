@@ -1,0 +1,46 @@
+"""``sweepd agents [SWEEP_ID]``: who is working, and who went silent."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from sweepd.queue.views import agent_rows
+
+from .kit import redis_option, store_for
+
+
+@click.command("agents")
+@click.argument("sweep_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@redis_option
+def command(sweep_id: str | None, as_json: bool, redis_url: str | None) -> None:
+    """Every agent (host, PID, sweep, run, last heartbeat, version), live ones first, then the
+    ones that went silent (a silent agent's runs are requeued when their leases expire).
+
+    \b
+    Example:
+      sweepd agents abc123de
+    """
+    store = store_for(redis_url)
+    rows = agent_rows(store, [store.sweep(sweep_id).id] if sweep_id else store.sweep_ids())
+    rows.sort(key=lambda a: (not a["alive"], a["sweep_id"], a["id"]))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        where = f" on sweep {sweep_id}" if sweep_id else ""
+        click.echo(f"no agents{where} (an agent that exits cleanly leaves no record)")
+        return
+    now = time.time()
+    for a in rows:
+        if a["alive"]:
+            ago = now - int(a["heartbeat_at"]) / 1000
+            click.echo(
+                f"{a['id']}  live    host={a.get('host', '')} pid={a.get('pid', '')} sweep={a['sweep_id']} "
+                f"run={a.get('run_id') or '-'} heartbeat={ago:.1f}s ago version={a.get('version', '')}"
+            )
+        else:
+            click.echo(f"{a['id']}  silent  sweep={a['sweep_id']} last heartbeat {a['last_heartbeat']}")

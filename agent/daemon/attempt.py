@@ -1,0 +1,298 @@
+"""One attempt of one run: launch the training process, supervise it, and record how it ended.
+
+Holding the run (lease, renewal answers, the guard that kills before the lease can lapse, the
+record and its retries) is hold.py's; this module says how to kill and tell the training process,
+and supervises it: a preemption (the agent's decision, or an operator's requeue) or a stop (an
+operator's, hyperband's, a cancelled sweep's) tells the script (signal and channel), waits up to
+the grace period, kills what is left, and the hold records the end once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sweepd.queue.errors import ConfigError
+from sweepd.queue.records import Claim
+from sweepd.queue.rows import STEP, Steps, parse_line
+from sweepd.queue.space import SweepConfig
+from sweepd.queue.store import Store
+
+from . import launch, logs
+from .backoff import REDIS_DOWN
+from .channel import Channel
+from .early_stop import EarlyStop
+from .hold import FLUSH_EVERY, Ending, Hold
+from .metrics import Metrics
+from .options import Options
+from .preemption import Preemption
+from .process import Child
+from .sdnotify import Notifier
+from .signals import Waker
+
+log = logs.get("sweepd.agent")
+
+TICK = 0.05  # the longest sleep when the platform gives no pidfd to wait on
+
+
+class Host(Protocol):
+    """What an attempt needs of the agent running it (loop.py's ``Agent``)."""
+
+    store: Store
+    config: SweepConfig
+    opts: Options
+    sid: str
+    preemption: Preemption
+    waker: Waker
+    notifier: Notifier
+    metrics: Metrics
+
+    def intake(self) -> None: ...
+
+    def beat(self, force: bool = False) -> None: ...
+
+    def maybe_reap(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Result:
+    """What the agent learns from an attempt: ``stop`` is an exit code that ends the agent;
+    ``failed`` whether the recorded end was a failure (None: nothing was recorded)."""
+
+    stop: int | None = None
+    failed: bool | None = None
+
+
+def say(level: str, event: str, /, **fields: Any) -> None:
+    getattr(log, level)(event, **fields)
+
+
+class Attempt:
+    def __init__(self, agent: Host, claim: Claim, workdir: str, taken_at: float) -> None:
+        self.agent, self.claim, self.workdir = agent, claim, workdir
+        opts = agent.opts
+        self.hold = Hold(
+            agent.store,
+            claim,
+            self,
+            heartbeat=opts.heartbeat,
+            grace=opts.grace,
+            taken_at=taken_at,
+            say=say,
+            on_redis_error=agent.metrics.redis_error,
+        )
+        self.child_marked = threading.Event()  # the script called mark_preempting()
+        #: A process of the attempt uses the Python API: it reports metrics through it, so printed
+        #: lines are no longer read for metrics (nothing is counted twice).
+        self.api = threading.Event()
+        pattern = agent.config.stdout_metrics
+        self.pattern = re.compile(pattern) if pattern else None
+        self.steps = Steps(claim.last_step)  # printed rows continue the run's history
+        self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
+        self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
+        self.child: Child | None = None
+        self.channel: Channel | None = None
+
+    # the process, as the hold reaches it ---------------------------------------------------------
+
+    def kill(self) -> None:
+        if self.child is not None:
+            self.child.kill_tree()
+        self.agent.waker.wake()
+
+    def tell(self, ending: Ending, reason: str, grace: float) -> None:
+        """Tell the training process to checkpoint and stop: the signal, and the API's flag."""
+        agent = self.agent
+        if ending == "preempt":
+            self.handing_off_at = self.handing_off_at or time.monotonic()
+        if agent.preemption.requested:
+            agent.notifier.stopping(f"preempted ({reason}): run {self.claim.run_id} checkpointing")
+            agent.notifier.extend_timeout(grace + 30)
+        if self.channel is not None:
+            self.channel.send({"op": "preempting", "reason": reason, "grace": grace})
+        if self.child is not None:
+            self.child.signal(agent.opts.child_signal)
+        log.warning(
+            "stopping run" if ending == "stop" else "preempting run",
+            reason=reason,
+            grace=round(grace, 3),
+            signal=agent.opts.child_signal.name,
+        )
+
+    # launching ----------------------------------------------------------------------------------
+
+    def run(self) -> Result:
+        """Run the attempt to its end and record it."""
+        agent, claim = self.agent, self.claim
+        params_file = os.path.join(self.workdir, "params.json")
+        with open(params_file, "w", encoding="utf-8") as fh:
+            json.dump(claim.params, fh)
+        try:
+            argv = launch.argv(agent.config, claim, params_file)
+        except ConfigError as exc:
+            # This machine cannot build the run's command: give the run back untouched and say why.
+            agent.store.requeue(claim, reason="agent-config")
+            log.error("cannot build the run's command", error=str(exc))
+            return Result(stop=2)
+        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
+        on_stdout = self._on_stdout if self.pattern is not None else None
+        try:
+            env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
+            self.child = child = Child(argv, env, self.hold.output.add, on_stdout=on_stdout)
+        except OSError as exc:
+            # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.
+            channel.close()
+            log.error("cannot start the run's command", argv=argv, error=str(exc))
+            return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
+        log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
+        agent.metrics.run_started()
+        self.hold.guard()
+        try:
+            returncode = self._supervise(child)
+        except BaseException:
+            # We can no longer supervise it, so it must not run on: no training process ever
+            # outlives its supervision (its lease would expire while it still ran).
+            child.kill_tree()
+            child.wait(None)
+            raise
+        finally:
+            self.hold.release()
+            agent.metrics.run_exited()
+            child.drain()
+            child.close()
+            channel.close()
+        if returncode is None:
+            return Result()
+        return self._record(returncode, time.monotonic() - child.started)
+
+    # supervising --------------------------------------------------------------------------------
+
+    def _supervise(self, child: Child) -> int | None:
+        """Wait for the process; None when the run was lost (the guard stopped the process)."""
+        agent, hold = self.agent, self.hold
+        heartbeat = agent.opts.heartbeat
+        last_flush = 0.0
+        while True:
+            agent.intake()
+            returncode = child.poll()
+            if hold.fenced.is_set():
+                child.wait(None)
+                return None
+            if returncode is not None:
+                return returncode
+            now = time.monotonic()
+            if self.child_marked.is_set() and not hold.marked:
+                self.handing_off_at = self.handing_off_at or now
+                hold.note_preempting("child-marked")
+                hold.mark()
+            if agent.preemption.requested and hold.ending is None:
+                hold.end("preempt", agent.preemption.reason or "signal", agent.preemption.kill_at())
+            if hold.kill_at is not None and now >= hold.kill_at:
+                log.warning("grace period over: killing the process tree", reason=hold.reason)
+                child.kill_tree()
+                return child.wait(None)
+            if now >= hold.next_renew:
+                self._renew(now)
+            if now - last_flush >= FLUSH_EVERY:
+                last_flush = now
+                hold.flush_quietly()
+            try:
+                agent.maybe_reap()
+            except REDIS_DOWN:  # a failed reap waits for the next heartbeat
+                agent.metrics.redis_error()
+            agent.notifier.maybe_watchdog()
+            wake_at = min(hold.next_renew, now + FLUSH_EVERY)
+            if hold.kill_at is not None:
+                wake_at = min(wake_at, hold.kill_at)
+            interval = agent.notifier.watchdog_interval()
+            timeout = min(wake_at - now, interval / 2 if interval else heartbeat)
+            if child.pidfd is None:
+                timeout = min(timeout, TICK)
+            agent.waker.wait(timeout, *([child.pidfd] if child.pidfd is not None else []))
+
+    def _renew(self, now: float) -> None:
+        """Renew through the hold; a renewed lease is a heartbeat too, and the moment hyperband judges."""
+        agent, hold = self.agent, self.hold
+        answer = hold.renew(now)
+        if answer is None or answer == "fenced":
+            return
+        with contextlib.suppress(*REDIS_DOWN):
+            agent.beat(force=True)
+        if answer == "ok" and hold.ending is None:
+            try:
+                if self.early.should_stop():
+                    hold.end("stop", "hyperband", now + agent.opts.grace)
+            except REDIS_DOWN:  # judged again at the next heartbeat
+                agent.metrics.redis_error()
+
+    # recording ----------------------------------------------------------------------------------
+
+    def _record(self, returncode: int, seconds: float) -> Result:
+        """Record the end through the hold (the exit-status table, once), then count and log it."""
+        agent, hold = self.agent, self.hold
+        agent.intake()  # a signal that arrived as the process exited still counts
+        # Preempting is what we decided (or the script said), whether or not Redis heard of it in
+        # time: a Redis blip must not turn a preempted run into a failed one.
+        # The platform may signal the training process itself at the moment it signals us (SLURM
+        # at the end of GraceTime, Kubernetes to a whole pod): a run that ends while the agent is
+        # being preempted is preempted, even if it exited before we could tell it.
+        if self.child_marked.is_set():
+            hold.note_preempting("child-marked")
+        if agent.preemption.requested:
+            hold.note_preempting(agent.preemption.reason or "signal")
+        done = hold.record(returncode, retries=agent.opts.max_retries)
+        if done is None:
+            return Result()
+        if done.how == "retry":
+            agent.metrics.run_ended(done.state, done.reason)
+            agent.metrics.requeued("retry", None)
+            log.warning("run failed, retrying", exit_code=returncode, seconds=round(seconds, 3))
+        elif done.how == "requeued":
+            now = time.monotonic()
+            took = agent.preemption.since_request(now)
+            if took is None and self.handing_off_at is not None:
+                took = now - self.handing_off_at
+            if done.reason != "operator-requeue":
+                agent.metrics.preempted(done.reason)
+            agent.metrics.requeued(done.reason, took)
+            log.warning("run requeued at the front", reason=done.reason, exit_code=returncode, handoff_seconds=took)
+        elif done.how == "ended":
+            agent.metrics.run_ended(done.state, done.reason)
+            log.info("run ended", state=done.state, exit_code=returncode, seconds=round(seconds, 3))
+        return Result(failed=done.failed)
+
+    # the training process's side ----------------------------------------------------------------
+
+    def _on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Called on the channel's threads: queue metrics, note a self-declared preemption, answer
+        the API's hello (once answered, printed lines are no longer read for metrics)."""
+        op = message.get("op")
+        if op == "log" and isinstance(message.get("row"), dict):
+            self.hold.rows.add([message["row"]])
+        elif op == "preempting":
+            self.child_marked.set()
+            self.agent.waker.wake()
+        elif op == "hello":
+            self.api.set()
+            return {"op": "hello", "run_id": self.claim.run_id, "attempt": self.claim.attempt}
+        return None
+
+    def _on_stdout(self, lines: list[str]) -> None:
+        """Called on the stdout pump's thread: the metrics a program prints (the sweep's
+        ``stdout_metrics`` pattern) become rows, like the API's."""
+        if self.pattern is None or self.api.is_set():
+            return
+        for line in lines:
+            metrics: dict[str, Any] = dict(parse_line(self.pattern, line))
+            if not metrics:
+                continue
+            given = metrics.pop(STEP, None)
+            step = self.steps.assign(int(given) if given is not None else None)
+            if step is not None and metrics:
+                self.hold.rows.add([{**metrics, STEP: step}])

@@ -1,0 +1,264 @@
+"""Holding a run: the rule every holder lives by, written once.
+
+A run is held by one process at a time, named by its attempt token (invariant 2). Two kinds of
+holder use this module: an agent's attempt (attempt.py), which holds the run for the training
+process it started, and a script that holds its own run (the API without an agent, api/standalone.py).
+Each says only how to kill its process and how to tell it to end (``Process``); everything else is
+here:
+
+- the lease: taken at a moment measured by our own monotonic clock *before* the request was sent,
+  renewed every heartbeat (renew.lua), so our deadline is never later than Redis's;
+- what each renewal answer means: keep going, an operator's stop or requeue, a cancelled sweep,
+  or fenced (the run is someone else's: stop now);
+- the guard: a thread of its own that kills the process half a heartbeat before the lease could
+  lapse, so nothing the holder's loop waits on (a hung Redis call, a slow disk) can delay it
+  (invariant 5);
+- the end: the exit-status table (``states.outcome``) applied once, its reason, and the fenced
+  writes retried while the lease may still hold (else the reaper requeues the run: nothing lost).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from sweepd.queue import states
+from sweepd.queue.records import Claim
+from sweepd.queue.store import Renewal, Store
+
+from .backoff import REDIS_DOWN, Backoff
+from .buffer import Buffer
+
+LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
+FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows and output
+
+Ending = Literal["preempt", "stop"]
+#: What a renewal can ask of the holder, and the reason the run's record will give.
+ENDINGS: dict[Renewal, tuple[Ending, str]] = {
+    "stop": ("stop", "operator-stop"),
+    "cancel": ("stop", "sweep-cancelled"),
+    "requeue": ("preempt", "operator-requeue"),
+}
+
+
+class Process(Protocol):
+    """The process a run is held for, as its holder reaches it."""
+
+    def kill(self) -> None:
+        """Kill it and everything it started, now (called from the guard's thread)."""
+
+    def tell(self, ending: Ending, reason: str, grace: float) -> None:
+        """Ask it to checkpoint and end within ``grace`` seconds (it must not block for long)."""
+
+
+class Say(Protocol):
+    """Where a hold reports what happened: the agent's structured log, or a script's stderr."""
+
+    def __call__(self, level: Literal["info", "warning", "error"], event: str, /, **fields: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """How an attempt's end was recorded. ``how`` is ``retry`` (failed, requeued for another try),
+    ``requeued`` (at the front, for the table or a preemption), ``ended`` (a terminal state), or
+    ``lost`` (refused, or Redis away until the lease's end: the reaper requeues it)."""
+
+    how: Literal["retry", "requeued", "ended", "lost"]
+    state: str
+    reason: str
+    failed: bool
+
+
+class Hold:
+    def __init__(
+        self,
+        store: Store,
+        claim: Claim,
+        process: Process,
+        *,
+        heartbeat: float,
+        grace: float,
+        taken_at: float,
+        say: Say,
+        on_redis_error: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store, self.claim, self.process = store, claim, process
+        self.heartbeat, self.grace = heartbeat, grace
+        self.lease = heartbeat * LEASE_HEARTBEATS
+        self.say, self.on_redis_error = say, on_redis_error
+        #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
+        self.lease_until = taken_at + self.lease
+        self.next_renew = taken_at + heartbeat
+        self.rows = Buffer()  # metric rows waiting to be written
+        self.output = Buffer()  # output lines waiting to be written
+        self.preempting = False  # decided here or said by the script, whether or not Redis heard it
+        self.marked = False  # the run is `preempting` in Redis
+        self.ending: Ending | None = None  # why the run is being ended early, once decided
+        self.reason = ""
+        self.kill_at: float | None = None  # when the grace after an early end is over (monotonic)
+        self.fenced = threading.Event()  # the guard killed the process: the run is not ours any more
+        self._released = threading.Event()
+        self._guard_thread: threading.Thread | None = None
+        self._renewals = Backoff(cap=max(0.1, heartbeat / 2))
+        self._mark_failed = False
+        self._record_lock = threading.Lock()
+        self._recorded = False
+
+    # the lease ----------------------------------------------------------------------------------
+
+    def guard(self) -> None:
+        """Start the guard: from now on the process is killed before the lease can lapse."""
+        self._guard_thread = threading.Thread(target=self._guard, daemon=True, name="sweepd-lease-guard")
+        self._guard_thread.start()
+
+    def release(self) -> None:
+        """The process has ended (or is ending on its own): stop guarding it."""
+        self._released.set()
+        if self._guard_thread is not None and self._guard_thread is not threading.current_thread():
+            self._guard_thread.join()
+
+    def _guard(self) -> None:
+        margin = self.heartbeat / 2
+        while not self._released.is_set():
+            left = self.lease_until - margin - time.monotonic()
+            if left <= 0:
+                self.fenced.set()
+                self.say(
+                    "error",
+                    "the run's lease could not be renewed in time (or the run is no longer ours): stopping its "
+                    "process, so that no other can run the same run at once (fencing)",
+                )
+                self.process.kill()
+                return
+            self._released.wait(min(left, 0.1))
+
+    def renew(self, now: float) -> Renewal | None:
+        """Renew the lease (``now`` read before the call is sent) and act on the answer: an ending
+        is started, fenced lets the guard act at once. None when Redis did not answer: retried with
+        backoff (at ``next_renew``) while the guard watches the deadline."""
+        try:
+            answer = self.store.renew(self.claim, self.lease)
+        except REDIS_DOWN as exc:
+            self.on_redis_error()
+            self.next_renew = now + self._renewals.next()
+            if self._renewals.failures == 1:
+                self.say("warning", "Redis is not answering: retrying, the training process goes on", error=str(exc))
+            return None
+        if self._renewals.failures:
+            self.say("info", "Redis is answering again", failures=self._renewals.failures)
+            self._renewals.reset()
+        if answer == "fenced":
+            self.lease_until = now  # not ours any more: the guard stops the process at once
+            self.say("error", "the run is no longer ours (requeued elsewhere): stopping its process")
+        else:
+            self.lease_until = now + self.lease
+        if answer in ENDINGS and self.ending is None:
+            kind, reason = ENDINGS[answer]
+            self.end(kind, reason, now + self.grace)
+        self.next_renew = now + self.heartbeat
+        return answer
+
+    # ending early -------------------------------------------------------------------------------
+
+    def end(self, kind: Ending, reason: str, kill_at: float) -> None:
+        """End the run early: a preemption (it goes back to the queue) or a stop (it ends
+        ``stopped``). The process is told, and has until ``kill_at`` (monotonic)."""
+        self.ending, self.reason, self.kill_at = kind, reason, kill_at
+        if kind == "preempt":
+            self.preempting = True
+            self.mark()
+        self.process.tell(kind, reason, max(0.0, kill_at - time.monotonic()))
+
+    def note_preempting(self, reason: str) -> None:
+        """The run is being preempted (the script said so, or the agent's machine is going away);
+        the first reason given is the one recorded."""
+        self.preempting = True
+        self.reason = self.reason or reason
+
+    def mark(self) -> None:
+        """Mark the run ``preempting`` in Redis (preempt.lua, fenced); retried at each call until
+        Redis has heard it."""
+        if self.marked:
+            return
+        reason = self.reason or "signal"
+        try:
+            self.marked = self.store.mark_preempting(self.claim, reason)
+        except REDIS_DOWN as exc:
+            self.on_redis_error()
+            if not self._mark_failed:
+                self.say("warning", "could not mark the run preempting yet: Redis is not answering", error=str(exc))
+            self._mark_failed = True
+            return
+        if self.marked:
+            self.say("warning", "run marked preempting", reason=reason)
+
+    # what the run reports -----------------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Write the buffered rows and output (log.lua is fenced by the token). On a Redis error they
+        go back to their buffers (bounded) and the error is raised."""
+        rows, lines = self.rows.take(), self.output.take()
+        try:
+            if rows and not self.store.log_metrics(self.claim, rows):
+                self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
+            rows = []
+            self.store.append_log(self.claim.run_id, self.claim.attempt, lines)
+            lines = []
+        finally:
+            self.rows.put_back(rows)
+            self.output.put_back(lines)
+        return True
+
+    def flush_quietly(self) -> None:
+        """A periodic flush: when Redis is away, what is buffered waits for the next one."""
+        try:
+            self.flush()
+        except REDIS_DOWN:
+            self.on_redis_error()
+
+    # the end ------------------------------------------------------------------------------------
+
+    def record(self, exit_code: int, *, retries: int = 0) -> Recorded | None:
+        """Apply the exit-status table once, as the holder, and write it: a failed run with
+        ``retries`` left is requeued for another try, a requeue goes to the front with its event,
+        else the run ends. None when it was recorded already."""
+        with self._record_lock:
+            if self._recorded:
+                return None
+            self._recorded = True
+        store, claim = self.store, self.claim
+        self.persist(self.flush)
+        end = states.outcome(exit_code, preempting=self.preempting, stopping=self.ending == "stop")
+        reason = self.reason or end.reason
+        failed = end.state in (states.FAILED, states.CRASHED)
+        if failed and claim.attempt <= retries:
+            how: Literal["retry", "requeued", "ended"] = "retry"
+            done = self.persist(lambda: store.requeue(claim, reason="retry"))
+        elif end.requeue:
+            how = "requeued"
+            done = self.persist(lambda: store.requeue(claim, reason=reason, event=True))
+        else:
+            how = "ended"
+            done = self.persist(lambda: store.complete(claim, end.state, exit_code, reason))
+        return Recorded(how if done else "lost", end.state, reason, failed)
+
+    def persist(self, write: Callable[[], bool]) -> bool:
+        """Do a fenced write, retrying while Redis is away and the lease may still hold. False when
+        it was refused (no longer ours) or could not be made in time: the lease then lapses and the
+        reaper requeues the run, so nothing is lost."""
+        backoff = Backoff(cap=max(0.1, self.heartbeat / 2))
+        while True:
+            try:
+                if write():
+                    return True
+                self.say("warning", "the run's end was not recorded: the run is no longer ours")
+                return False
+            except REDIS_DOWN as exc:
+                self.on_redis_error()
+                if time.monotonic() + backoff.cap >= self.lease_until:
+                    self.say("error", "could not record the run's end before its lease expires", error=str(exc))
+                    return False
+                time.sleep(backoff.next())

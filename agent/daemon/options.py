@@ -1,0 +1,50 @@
+"""What an agent is started with, and every default, in one place: ``sweepd agent``'s options read
+their defaults from ``Options``, and a script that holds its own run (the API without an agent) takes
+its heartbeat, grace and checkpoint root from here too."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweepd.queue.connections import data_dir
+
+from .hold import LEASE_HEARTBEATS
+
+
+@dataclass(frozen=True)
+class Options:
+    """What ``sweepd agent`` takes on its command line."""
+
+    sweep_id: str
+    count: int | None = None
+    heartbeat: float = 10.0
+    grace: float = 110.0  # fits in AWS's 2-minute notice with room to requeue
+    max_retries: int = 0
+    max_failures: int = 5
+    fast_failures: int = 3
+    fast_failure_window: float = 60.0
+    idle_poll: float = 1.0
+    notices: str = "auto"
+    notice_interval: float = 5.0
+    notice_signals: tuple[signal.Signals, ...] = ()
+    child_signal: signal.Signals = signal.SIGTERM
+    checkpoint_root: str | None = None  # None: resolve_checkpoint_root() decides
+    metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
+    metrics_addr: str = "0.0.0.0"
+
+    @property
+    def lease(self) -> float:
+        return self.heartbeat * LEASE_HEARTBEATS
+
+    @property
+    def checkpoints(self) -> Path:
+        return resolve_checkpoint_root(self.checkpoint_root)
+
+
+def resolve_checkpoint_root(given: str | None) -> Path:
+    """Where runs' checkpoint directories live: as given, else ``SWEEPD_CHECKPOINT_ROOT``, else the
+    data directory's ``checkpoints``."""
+    return Path(given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or data_dir() / "checkpoints")
