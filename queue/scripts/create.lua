@@ -48,12 +48,6 @@ redis.call('HSET', KEYS[4], 'id', ARGV[2], 'sweep_id', ARGV[8], 'state', 'runnin
   'params', ARGV[3], 'attempt', 1, 'token', ARGV[5], 'agent_id', ARGV[4], 'index', ARGV[1],
   'origin', 'search', 'created_at', now, 'started_at', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[2])
-local job = {}
-for i = 9, #ARGV do
-  job[#job + 1] = ARGV[i]
-end
-if #job > 0 then
-  redis.call('HSET', KEYS[5], unpack(job))
-end
+set_job(KEYS[5], 9)
 redis.call('HSET', KEYS[5], 'status', 'started')
 return 'ok'

@@ -29,15 +29,9 @@ Returns {'created'}, {'queued', attempts so far, last `_step` or ''} (a known ru
 {'exists'}, {'missing'}, {'held', holder}, {'other-sweep', sweep id}, {'no-sweep'}, {'cancelled'}.
 ]]
 local run = redis.call('HMGET', KEYS[1], 'state', 'sweep_id', 'agent_id', 'attempt')
-local exists = run[1] ~= false
-if exists and ARGV[3] == 'refuse' then
-  return {'exists'}
-end
-if not exists and ARGV[4] == 'refuse' then
-  return {'missing'}
-end
-if exists and run[2] ~= ARGV[2] then
-  return {'other-sweep', run[2] or ''}
+local refused, exists = table_row(run, ARGV[2], ARGV[3], ARGV[4])
+if refused then
+  return refused
 end
 local sweep_state = redis.call('HGET', KEYS[3], 'state')
 if not sweep_state then
@@ -56,13 +50,7 @@ if not exists then
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'sweep_id', ARGV[2], 'state', 'queued', 'params', ARGV[5],
     'attempt', 0, 'origin', 'enqueue', 'created_at', now)
   redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[7]), ARGV[1])
-  local job = {}
-  for i = 7, #ARGV do
-    job[#job + 1] = ARGV[i]
-  end
-  if #job > 0 then
-    redis.call('HSET', KEYS[6], unpack(job))
-  end
+  set_job(KEYS[6], 7)
   push_run(KEYS[5], KEYS[6], ARGV[1], front)
   result = {'created'}
 else

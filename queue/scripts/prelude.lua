@@ -22,6 +22,11 @@ requeue_run(run)       send a run back to its queue: its hash gets state `queued
                        was held: it leaves the held set and loses `token`, `agent_id`,
                        `stop_requested`, `requeue_requested` (the old holder is fenced); without it
                        (a terminal run) those fields are left as they are; interrupted_at, optional.
+table_row(run, sweep_id, if_exists, if_missing)
+                       the resume table's row (queue/resume.py) against a run's HMGET of `state`,
+                       `sweep_id`, ...: the refusal ({'exists'}, {'missing'}, {'other-sweep', sid})
+                       or nil, and whether the run exists
+set_job(job, first)    HSET the rq job hash from ARGV[first..] (field/value pairs made by rq), if any
 ]]
 local function now_ms()
   local t = redis.call('TIME')
@@ -61,4 +66,24 @@ local function requeue_run(run)
     redis.call('ZREM', run.held, run.id)
   end
   push_run(run.queue, run.job, run.id, run.front)
+end
+
+local function table_row(run, sweep_id, if_exists, if_missing)
+  local exists = run[1] ~= false
+  if exists and if_exists == 'refuse' then
+    return {'exists'}, exists
+  end
+  if not exists and if_missing == 'refuse' then
+    return {'missing'}, exists
+  end
+  if exists and run[2] ~= sweep_id then
+    return {'other-sweep', run[2] or ''}, exists
+  end
+  return nil, exists
+end
+
+local function set_job(job, first)
+  if #ARGV >= first then
+    redis.call('HSET', job, unpack(ARGV, first, #ARGV))
+  end
 end

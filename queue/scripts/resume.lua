@@ -35,15 +35,9 @@ written): {'exists'}, {'missing'}, {'held', holder, ms left on its lease}, {'oth
 ]]
 local now = now_ms()
 local run = redis.call('HMGET', KEYS[1], 'state', 'sweep_id', 'agent_id')
-local exists = run[1] ~= false
-if exists and ARGV[3] == 'refuse' then
-  return {'exists'}
-end
-if not exists and ARGV[4] == 'refuse' then
-  return {'missing'}
-end
-if exists and run[2] ~= ARGV[2] then
-  return {'other-sweep', run[2] or ''}
+local refused, exists = table_row(run, ARGV[2], ARGV[3], ARGV[4])
+if refused then
+  return refused
 end
 if redis.call('EXISTS', KEYS[3]) == 0 then
   if ARGV[9] == '' then
@@ -66,13 +60,7 @@ if not exists then
     'created_at', now, 'started_at', now)
   redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[8]), ARGV[1])
   redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
-  local job = {}
-  for i = 10, #ARGV do
-    job[#job + 1] = ARGV[i]
-  end
-  if #job > 0 then
-    redis.call('HSET', KEYS[7], unpack(job))
-  end
+  set_job(KEYS[7], 10)
   redis.call('HSET', KEYS[7], 'status', 'started')
   return {'created', 1, ''}
 end
