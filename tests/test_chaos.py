@@ -1,5 +1,6 @@
-"""The chaos test: agents preempted and killed at random, Redis restarted, and still every grid point
-finishes, no run is executed twice at once, and every resumed attempt starts from its checkpoint.
+"""The chaos test: agents preempted, killed and frozen (SIGSTOP, longer than a lease) at random, Redis
+restarted, and still every grid point finishes, no run is executed twice at once, and every resumed
+attempt starts from its checkpoint.
 
 The schedule is seeded (``SWEEPD_CHAOS_SEED``, default 1) so a failure can be replayed:
 ``SWEEPD_CHAOS_SEED=7 python -m pytest tests/test_chaos.py -s``.
@@ -114,7 +115,8 @@ def test_chaos(tmp_path: Path) -> None:
     sid = run_sweepd("sweep", "create", str(config), "--quiet", env=env).stdout.strip()
     r = redis.Redis.from_url(server.url)
     fleet = Fleet(sid, env, tmp_path)
-    counts = {"preemptions": 0, "kills": 0, "redis_restarts": 0}
+    counts = {"preemptions": 0, "kills": 0, "freezes": 0, "redis_restarts": 0}
+    frozen: list[tuple[float, subprocess.Popen[bytes]]] = []  # (when to thaw, agent)
     kills: list[tuple[float, str]] = []  # (when, run held by the killed agent)
     restart_at = rng.uniform(3.0, 10.0)  # early enough that the sweep is still running
     started = time.monotonic()
@@ -122,6 +124,9 @@ def test_chaos(tmp_path: Path) -> None:
         fleet.top_up()
         while time.monotonic() - started < DEADLINE_SECONDS:
             elapsed = time.monotonic() - started
+            for thaw in [f for f in frozen if f[0] <= time.monotonic()]:
+                frozen.remove(thaw)
+                thaw[1].send_signal(signal.SIGCONT)
             complete = json.loads(run_sweepd("status", sid, "--json", env=env).stdout)["complete"]
             if complete and not fleet.live():
                 break
@@ -133,9 +138,16 @@ def test_chaos(tmp_path: Path) -> None:
                     counts["redis_restarts"] += 1
                 elif fleet.live():
                     victim = rng.choice(fleet.live())
-                    if rng.random() < 0.5:
+                    fault = rng.random()
+                    if any(victim is f[1] for f in frozen):
+                        pass  # frozen already: it thaws on its own schedule
+                    elif fault < 0.4:
                         victim.send_signal(signal.SIGTERM)  # a preemption notice
                         counts["preemptions"] += 1
+                    elif fault < 0.65:
+                        victim.send_signal(signal.SIGSTOP)  # frozen longer than its lease (1.5 s), then thawed
+                        frozen.append((time.monotonic() + rng.uniform(2.0, 4.0), victim))
+                        counts["freezes"] += 1
                     else:
                         rid = held_run(r, sid, victim.pid)
                         kill_tree(victim)  # the machine vanished
@@ -146,6 +158,8 @@ def test_chaos(tmp_path: Path) -> None:
                 fleet.top_up()
             time.sleep(rng.uniform(0.3, 1.2))
     finally:
+        for _, agent in frozen:
+            agent.send_signal(signal.SIGCONT)
         fleet.stop_all()
         server_url = server.url
     try:
@@ -179,7 +193,7 @@ def test_chaos(tmp_path: Path) -> None:
         total_attempts = sum(run["attempt"] for run in runs)
         print(
             f"chaos seed={seed}: runs={len(runs)} attempts={total_attempts} preemptions={counts['preemptions']} "
-            f"kills={counts['kills']} redis_restarts={counts['redis_restarts']} "
+            f"kills={counts['kills']} freezes={counts['freezes']} redis_restarts={counts['redis_restarts']} "
             f"worst_recovery={worst_recovery:.2f}s elapsed={time.monotonic() - started:.1f}s"
         )
     finally:

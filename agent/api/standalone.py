@@ -40,6 +40,7 @@ from sweepd.queue.store import Store
 
 from ..daemon.hold import FLUSH_EVERY, LEASE_HEARTBEATS, Ending, Hold
 from ..daemon.options import Options, resolve_checkpoint_root
+from ..daemon.watchdog import Watchdog
 from .exits import ExitWatch
 from .script import Run
 
@@ -134,6 +135,7 @@ class Holder:
         self.name = f"{host}-{os.getpid()}-by-hand"
         self.marked = False  # the script called mark_preempting()
         self.hold: Hold | None = None
+        self.watchdog: Watchdog | None = None
         self.run: Run | None = None
         self.stop = threading.Event()  # the script is ending: the worker stops
         self.exits = ExitWatch(self._at_exit)
@@ -142,10 +144,10 @@ class Holder:
     def hold_run(self, claim: Claim, run: Run, sent: float) -> None:
         """Hold the run (its lease taken at ``sent``, by our clock): guard it, renew it, write its rows."""
         self.run = run
-        self.hold = Hold(
-            self.store, claim, self, heartbeat=self.heartbeat, grace=self.grace, taken_at=sent, say=self._say
-        )
-        self.hold.guard()
+        self.watchdog = Watchdog()
+        self.hold = Hold(self.store, claim, self, self.heartbeat, self.grace, sent, say=self._say)
+        self.hold.watchdog = self.watchdog
+        self.hold.guard(os.getpid())  # the watchdog kills this process if its own threads cannot
         self._worker = threading.Thread(target=self._work, daemon=True, name="sweepd-work")
         self._worker.start()
         self.exits.install()
@@ -172,6 +174,8 @@ class Holder:
         if self.hold is not None:
             self.hold.release()  # the script is ending on its own: its record is given up at the same deadline
         self._record(exit_code)
+        if self.watchdog is not None:
+            self.watchdog.close()
 
     # the Process interface (hold.py) -----------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from typing import Any, Protocol
 
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
-from sweepd.queue.rows import STEP, Steps, parse_line
+from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Store
 
@@ -35,6 +34,7 @@ from .preemption import Preemption
 from .process import Child
 from .sdnotify import Notifier
 from .signals import Waker
+from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 
@@ -52,6 +52,7 @@ class Host(Protocol):
     waker: Waker
     notifier: Notifier
     metrics: Metrics
+    watchdog: Watchdog
 
     def intake(self) -> None: ...
 
@@ -76,23 +77,14 @@ def say(level: str, event: str, /, **fields: Any) -> None:
 class Attempt:
     def __init__(self, agent: Host, claim: Claim, workdir: str, taken_at: float) -> None:
         self.agent, self.claim, self.workdir = agent, claim, workdir
-        opts = agent.opts
-        self.hold = Hold(
-            agent.store,
-            claim,
-            self,
-            heartbeat=opts.heartbeat,
-            grace=opts.grace,
-            taken_at=taken_at,
-            say=say,
-            on_redis_error=agent.metrics.redis_error,
-        )
+        self.hold = Hold(agent.store, claim, self, agent.opts.heartbeat, agent.opts.grace, taken_at, say=say)
+        self.hold.on_redis_error, self.hold.watchdog = agent.metrics.redis_error, agent.watchdog
         self.child_marked = threading.Event()  # the script called mark_preempting()
         #: A process of the attempt uses the Python API: it reports metrics through it, so printed
         #: lines are no longer read for metrics (nothing is counted twice).
         self.api = threading.Event()
         pattern = agent.config.stdout_metrics
-        self.pattern = re.compile(pattern) if pattern else None
+        self.pattern = compile_pattern(pattern) if pattern else None  # checked at create: it compiles
         self.steps = Steps(claim.last_step)  # printed rows continue the run's history
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
@@ -152,7 +144,7 @@ class Attempt:
             return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
         log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
         agent.metrics.run_started()
-        self.hold.guard()
+        self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
         try:
             returncode = self._supervise(child)
         except BaseException:
@@ -181,7 +173,7 @@ class Attempt:
         while True:
             agent.intake()
             returncode = child.poll()
-            if hold.fenced.is_set():
+            if hold.fenced.is_set() or (returncode is not None and hold.lapsing()):
                 child.wait(None)
                 return None
             if returncode is not None:

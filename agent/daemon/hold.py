@@ -12,7 +12,9 @@ here:
   or fenced (the run is someone else's: stop now);
 - the guard: a thread of its own that kills the process half a heartbeat before the lease could
   lapse, so nothing the holder's loop waits on (a hung Redis call, a slow disk) can delay it
-  (invariant 5);
+  (invariant 5); and behind it the watchdog (watchdog.py), a process of its own fed each new
+  deadline, which kills the process a quarter heartbeat later when the holder's interpreter could
+  not (frozen, stalled, dead);
 - the end: the exit-status table (``states.outcome``) applied once, its reason, and the fenced
   writes retried while the lease may still hold (else the reaper requeues the run: nothing lost).
 """
@@ -31,6 +33,7 @@ from sweepd.queue.store import Renewal, Store
 
 from .backoff import REDIS_DOWN, Backoff
 from .buffer import Buffer
+from .watchdog import Watchdog
 
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
 FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows and output
@@ -73,22 +76,28 @@ class Recorded:
 
 
 class Hold:
+    """One run held for one process: ``heartbeat`` and ``grace`` in seconds, ``taken_at`` the moment
+    (monotonic) before the request that took the lease was sent."""
+
     def __init__(
         self,
         store: Store,
         claim: Claim,
         process: Process,
-        *,
         heartbeat: float,
         grace: float,
         taken_at: float,
+        *,
         say: Say,
         on_redis_error: Callable[[], None] = lambda: None,
+        watchdog: Watchdog | None = None,
     ) -> None:
         self.store, self.claim, self.process = store, claim, process
         self.heartbeat, self.grace = heartbeat, grace
         self.lease = heartbeat * LEASE_HEARTBEATS
         self.say, self.on_redis_error = say, on_redis_error
+        self.watchdog = watchdog
+        self._watched: int | None = None  # the pid the watchdog guards for this hold
         #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
         self.lease_until = taken_at + self.lease
         self.next_renew = taken_at + heartbeat
@@ -109,28 +118,60 @@ class Hold:
 
     # the lease ----------------------------------------------------------------------------------
 
-    def guard(self) -> None:
-        """Start the guard: from now on the process is killed before the lease can lapse."""
+    def guard(self, pid: int | None = None, *, group: bool = False) -> None:
+        """Start the guard: from now on the process is killed before the lease can lapse. With
+        ``pid`` the watchdog guards it too (``group``: and its process group), from outside."""
         self._guard_thread = threading.Thread(target=self._guard, daemon=True, name="sweepd-lease-guard")
         self._guard_thread.start()
+        if pid is not None and self.watchdog is not None:
+            self._watched = pid
+            self.watchdog.watch(pid, self._watchdog_deadline(), group=group)
 
     def release(self) -> None:
         """The process has ended (or is ending on its own): stop guarding it."""
         self._released.set()
+        if self._watched is not None and self.watchdog is not None:
+            self.watchdog.release(self._watched)
+            self._watched = None
         if self._guard_thread is not None and self._guard_thread is not threading.current_thread():
             self._guard_thread.join()
+
+    def lapsing(self) -> bool:
+        """The guard's deadline has passed: the process is (being) killed and the run may be
+        someone else's, so its end must not be recorded by us (the watchdog may have killed it
+        while we could not run). Says so once, whoever notices first."""
+        if time.monotonic() < self.lease_until - self.heartbeat / 2:
+            return False
+        self._fence()
+        return True
+
+    def _fence(self) -> None:
+        with self._record_lock:
+            if self.fenced.is_set():
+                return
+            self.fenced.set()
+        self.say(
+            "error",
+            "the run's lease could not be renewed in time (or the run is no longer ours): stopping its "
+            "process, so that no other can run the same run at once (fencing)",
+        )
+
+    def _watchdog_deadline(self) -> float:
+        """A quarter heartbeat after the guard's: the guard acts first (and says why) whenever it
+        can run, also when a renewal found the run fenced and the guard's deadline is now."""
+        return max(self.lease_until - self.heartbeat / 4, time.monotonic() + self.heartbeat / 4)
+
+    def _extend(self, until: float) -> None:
+        self.lease_until = until
+        if self._watched is not None and self.watchdog is not None:
+            self.watchdog.feed(self._watched, self._watchdog_deadline())
 
     def _guard(self) -> None:
         margin = self.heartbeat / 2
         while not self._released.is_set():
             left = self.lease_until - margin - time.monotonic()
             if left <= 0:
-                self.fenced.set()
-                self.say(
-                    "error",
-                    "the run's lease could not be renewed in time (or the run is no longer ours): stopping its "
-                    "process, so that no other can run the same run at once (fencing)",
-                )
+                self._fence()
                 self.process.kill()
                 return
             self._released.wait(min(left, 0.1))
@@ -151,10 +192,10 @@ class Hold:
             self.say("info", "Redis is answering again", failures=self._renewals.failures)
             self._renewals.reset()
         if answer == "fenced":
-            self.lease_until = now  # not ours any more: the guard stops the process at once
+            self._extend(now)  # not ours any more: the guard stops the process at once
             self.say("error", "the run is no longer ours (requeued elsewhere): stopping its process")
         else:
-            self.lease_until = now + self.lease
+            self._extend(now + self.lease)
         if answer in ENDINGS and self.ending is None:
             kind, reason = ENDINGS[answer]
             self.end(kind, reason, now + self.grace)

@@ -32,6 +32,7 @@ from .options import Options
 from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import SignalFlags, Waker
+from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 
@@ -63,6 +64,7 @@ class Agent:
         self.flags = SignalFlags()
         self.notifier = Notifier.from_env()
         self.metrics = Metrics(self.sid)
+        self.watchdog = Watchdog()  # one for every run this agent holds, started with the first
         self.watchers: list[Watcher] = []
         self._notices: list[Notice] = []
         self._seen_signals = 0
@@ -155,6 +157,7 @@ class Agent:
         for watcher in self.watchers:
             watcher.stop()
         self.flags.uninstall()
+        self.watchdog.close()
         self.store.agent_gone(self.sid, self.id)
         self.waker.close()
 
