@@ -59,8 +59,8 @@ def test_a_frozen_agent_never_leaves_its_run_running(bench: SweepBench) -> None:
 def test_the_watchdog_kills_a_tree_whose_deadline_passes_and_spares_a_released_one() -> None:
     dog = Watchdog()
     try:
-        doomed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], process_group=0)
-        spared = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], process_group=0)
+        doomed = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+        spared = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
         dog.watch(doomed.pid, time.monotonic() + 0.3, group=True)
         dog.watch(spared.pid, time.monotonic() + 0.3, group=True)
         dog.feed(doomed.pid, time.monotonic() + 0.6)  # a renewal moves the deadline on
@@ -84,7 +84,7 @@ def test_the_watchdog_kills_what_it_guards_when_its_holder_dies(tmp_path: Path) 
             "from sweepd.agent.daemon.watchdog import Watchdog\n"
             "child = subprocess.Popen([sys.executable, '-c', 'import subprocess, sys, time; "
             'g = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True); '
-            "print(g.pid, flush=True); time.sleep(60)'], process_group=0, stdout=sys.stdout)\n"
+            "print(g.pid, flush=True); time.sleep(60)'], start_new_session=True, stdout=sys.stdout)\n"
             "dog = Watchdog(); dog.watch(child.pid, time.monotonic() + 60, group=True)\n"
             "print(child.pid, flush=True); time.sleep(60)\n",
         ],

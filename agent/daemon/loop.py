@@ -64,7 +64,7 @@ class Agent:
         self.flags = SignalFlags()
         self.notifier = Notifier.from_env()
         self.metrics = Metrics(self.sid)
-        self.watchdog = Watchdog()  # one for every run this agent holds, started with the first
+        self.watchdog = Watchdog()  # one for every run this agent holds, started with the agent
         self.watchers: list[Watcher] = []
         self._notices: list[Notice] = []
         self._seen_signals = 0
@@ -150,6 +150,7 @@ class Agent:
         for watcher in self.watchers:
             watcher.start(self._on_notice)
         log.info("agent started", heartbeat=self.opts.heartbeat, grace=self.opts.grace, count=self.opts.count)
+        self.watchdog.start()
         self.beat(force=True)
         self.notifier.ready(f"working sweep {self.sid}")
 

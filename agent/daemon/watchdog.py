@@ -129,13 +129,19 @@ def serve(feed: int) -> None:
 
 
 class Watchdog:
-    """The holder's end: starts the watchdog process at the first run it watches (and again if it
-    died), then feeds it. Writes never block (a frozen watchdog cannot stall its holder); a write
-    that fails leaves the guard thread guarding, as before there was a watchdog."""
+    """The holder's end: starts the watchdog process (at ``start()``, else with the first run it
+    watches, and again if it died), then feeds it. Writes never block (a frozen watchdog cannot
+    stall its holder); a write that fails leaves the guard thread guarding, as before."""
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
+
+    def start(self) -> None:
+        """Start the process now (an agent does at its own start), so that no run waits for it."""
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
 
     def watch(self, pid: int, deadline: float, *, group: bool) -> None:
         self._send(f"watch {pid} {deadline!r}{' group' if group else ''}\n", start=True)
