@@ -14,7 +14,9 @@ W&B's rules, kept so that scripts written for ``wandb agent`` parse the same arg
 
 Stricter than W&B, which carries on silently: an unset environment variable (W&B substitutes its name)
 and an unknown macro (W&B drops it) are ``ConfigError``s, as is ``${program}`` with no program. Unlike
-W&B, an environment variable's value is never then read as a macro.
+W&B, an environment variable's value is never then read as a macro. ``${envvar:NAME}`` of one of the
+agent's own variables (``AGENT_ONLY_ENV``: the Redis URL and its password) is refused: it would put
+the password in argv, ``ps``, the agent's log and the run's kept output.
 """
 
 from __future__ import annotations
@@ -79,12 +81,33 @@ _ARGS_MACROS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 }
 
 
+#: The agent's own environment: how it reaches Redis (and the password in that). Never handed to a
+#: training process, neither in its environment (launch.py) nor through ``${envvar:...}``.
+AGENT_ONLY_ENV = (
+    "SWEEPD_REDIS_URL",
+    "SWEEPD_REDIS_URL_FILE",
+    "SWEEPD_REDIS_URL_FD",
+    "SWEEPD_SENTINEL_PASSWORD",
+)
+
+
+def agent_only(name: str) -> str | None:
+    """Why ``${envvar:name}`` is refused, or None when it may be used."""
+    if name in AGENT_ONLY_ENV:
+        return f"${{envvar:{name}}} is the agent's own (how it reaches Redis, password included): never passed to a run"
+    return None
+
+
 def _substitute_envvars(item: str, environ: Mapping[str, str], where: str, problems: list[str]) -> str:
     """Replace every ``${envvar:NAME}`` in ``item``; each unset NAME adds one line to ``problems``."""
     missing: list[str] = []
 
     def value(m: re.Match[str]) -> str:
         name = m.group(1)
+        refused = agent_only(name)
+        if refused is not None:
+            problems.append(f"{where}: {refused}")
+            return ""
         if name in environ:
             return environ[name]
         if name not in missing:

@@ -11,12 +11,13 @@ from typing import Any
 
 import click
 
-from sweepd.queue.connections import connect
+from sweepd.queue.connections import connect, resolve_url
 from sweepd.queue.store import Store
 
 from ..daemon import logs
 from ..daemon.loop import Agent
-from ..daemon.options import Options
+from ..daemon.options import Options, check_writable
+from ..daemon.secrets import hide_and_reexec, take_inherited_url
 from ..daemon.signals import parse_signal
 from .kit import redis_option
 
@@ -145,8 +146,12 @@ def command(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
       sweepd agent abc123de --metrics-port 9464   # Prometheus scrapes :9464/metrics
     """
     logs.configure()
+    url = take_inherited_url() or resolve_url(redis_url)
+    hide_and_reexec(url)  # the URL out of this process's environment, before anything reads it
+    options = Options(sweep_id=sweep_id, **kw)
+    check_writable(options.checkpoints)  # before any run is claimed
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
     # much, and the idle wait (a blocking BLPOP) stays shorter than it.
-    store = Store(connect(redis_url, timeout=min(10.0, max(1.0, kw["heartbeat"]))))
+    store = Store(connect(url, timeout=min(10.0, max(1.0, options.heartbeat))))
     store.sweep(sweep_id)
-    sys.exit(Agent(store, Options(sweep_id=sweep_id, **kw)).run())
+    sys.exit(Agent(store, options).run(restore_signals=False))

@@ -12,6 +12,7 @@ import click
 from sweepd.queue.config import load_config
 from sweepd.queue.connections import ENV_URL, resolve_url
 
+from ..daemon.secrets import hide_and_reexec, take_inherited_url
 from ..daemon.signals import SignalFlags, Waker
 from .kit import redis_option, store_for
 from .status import print_status
@@ -31,7 +32,8 @@ def command(file: str, agents: int, name: str | None, seed: int | None, redis_ur
       sweepd run examples/sweep.yaml --agents 2
     """
     config = load_config(file)
-    url = resolve_url(redis_url)
+    url = take_inherited_url() or resolve_url(redis_url)
+    hide_and_reexec(url)  # the URL out of this process's environment: its runs are its grandchildren
     store = store_for(url)
     sid = store.create_sweep(config, name=name, seed=seed)
     click.echo(f"sweep {sid}: {agents} agent(s)", err=True)
@@ -39,7 +41,7 @@ def command(file: str, agents: int, name: str | None, seed: int | None, redis_ur
     procs = [subprocess.Popen([sys.executable, "-m", "sweepd.agent", "agent", sid], env=env) for _ in range(agents)]
     codes = _wait_forwarding_signals(procs)
     print_status(store, sid)
-    sys.exit(max(codes))
+    sys.exit(max(128 - code if code < 0 else code for code in codes))  # killed by N: 128 + N, as a shell says
 
 
 def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
@@ -56,6 +58,6 @@ def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
                         p.send_signal(signum)
             waker.wait(0.2)
     finally:
-        flags.uninstall()
+        flags.detach()  # the handlers stay until the process ends: a late signal only gets recorded
         waker.close()
     return [p.returncode for p in procs]

@@ -39,7 +39,8 @@ def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_pat
     checkpoint_dir = Path(checkpoint_root) / claim.sweep_id / claim.run_id
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
-    env.pop("SWEEPD_REDIS_URL", None)  # the script talks to its agent, never to Redis
+    for name in command.AGENT_ONLY_ENV:  # the script talks to its agent, never to Redis
+        env.pop(name, None)
     for name in (*ENV_VARS, "SWEEPD_RESUME_STEP"):  # systemd's notify socket is the agent's, not
         env.pop(name, None)  # the script's; a resume step is only ever this run's
     if claim.last_step is not None:  # where the run's history continues: log() counts on from it

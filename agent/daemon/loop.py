@@ -76,11 +76,17 @@ class Agent:
         if watchdog:  # an idle agent must still ping systemd's watchdog in time
             self._idle_wait = min(self._idle_wait, watchdog / 2)
         self._current: Claim | None = None
+        self._restore_signals = True
 
     # the loop ------------------------------------------------------------------------------------
 
-    def run(self) -> int:
-        """Work the sweep; return the process exit code (0: complete, --count reached, preempted)."""
+    def run(self, *, restore_signals: bool = True) -> int:
+        """Work the sweep; return the process exit code (0: complete, --count reached, preempted).
+
+        ``restore_signals=False`` (``sweepd agent``) keeps the handlers until the process ends: a
+        signal repeated while the agent shuts down (SLURM's after its grace) is recorded, never the
+        process's death by that signal."""
+        self._restore_signals = restore_signals
         logs.bind_process(sweep_id=self.sid, agent_id=self.id)
         if self.opts.metrics_port is not None:  # before anything else: a port in use is a user's mistake
             port = self.metrics.serve(self.opts.metrics_port, self.opts.metrics_addr)
@@ -157,9 +163,12 @@ class Agent:
     def _stop(self) -> None:
         for watcher in self.watchers:
             watcher.stop()
-        self.flags.uninstall()
         self.watchdog.close()
         self.store.agent_gone(self.sid, self.id)
+        if self._restore_signals:
+            self.flags.uninstall()
+        else:
+            self.flags.detach()  # the handlers stay, recording, until the process ends
         self.waker.close()
 
     def _next(self) -> Claim | None:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from sweepd.queue.connections import data_dir
+from sweepd.queue.errors import UserError
 
 from .hold import LEASE_HEARTBEATS
 
@@ -48,3 +50,17 @@ def resolve_checkpoint_root(given: str | None) -> Path:
     """Where runs' checkpoint directories live: as given, else ``SWEEPD_CHECKPOINT_ROOT``, else the
     data directory's ``checkpoints``."""
     return Path(given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or data_dir() / "checkpoints")
+
+
+def check_writable(root: Path) -> None:
+    """Refuse, before any run is claimed, a checkpoint root this agent cannot write: otherwise
+    every run it takes would fail to start, burning grid points."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".sweepd-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"--checkpoint-root {root}: cannot write there ({exc.strerror or exc}); "
+            "give a directory this agent can write, or set SWEEPD_CHECKPOINT_ROOT"
+        ) from None

@@ -71,6 +71,16 @@ class SignalFlags:
         self._previous.clear()
         signal.set_wakeup_fd(-1)
 
+    def detach(self) -> None:
+        """For a process that is ending: stop waking the self-pipe (it is about to close), and
+        ignore the trapped signals from now on. Not back to their defaults, which would let a
+        repeated SIGTERM kill it on its way out (exit 143 instead of its own code); and ignoring is
+        what the interpreter leaves in place at exit, where it resets Python handlers."""
+        signal.set_wakeup_fd(-1)
+        for signum in self._previous:
+            signal.signal(signum, signal.SIG_IGN)
+        self._previous.clear()
+
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
 

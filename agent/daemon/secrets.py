@@ -1,0 +1,58 @@
+"""Keeping the Redis URL, and the password in it, out of everything a training process can read.
+
+A training process runs as the agent's user, so it can read the agent's ``/proc/<pid>/environ``:
+the environment the agent was *started* with, which no later ``unsetenv`` erases. So an agent
+given its URL in the environment (``SWEEPD_REDIS_URL``, or the path of a file holding it in
+``SWEEPD_REDIS_URL_FILE``) replaces itself, before it connects, with the same command and an
+environment without either: the URL reaches the new image through a pipe inherited as
+``SWEEPD_REDIS_URL_FD``, read once and closed. The process keeps its pid (systemd, SLURM and
+Kubernetes see nothing), and the child's environment never holds the names at all (launch.py).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from urllib.parse import urlsplit
+
+from sweepd.queue.command import AGENT_ONLY_ENV
+from sweepd.queue.connections import ENV_URL, ENV_URL_FILE
+
+ENV_URL_FD = "SWEEPD_REDIS_URL_FD"
+
+
+def has_secret(url: str) -> bool:
+    """The URL carries a password (``redis://:pw@host``, ``redis://user:pw@host``)."""
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return False
+
+
+def take_inherited_url() -> str | None:
+    """The URL handed over by ``hide_and_reexec``, once; None when there is none."""
+    text = os.environ.pop(ENV_URL_FD, None)
+    if text is None or not text.isdigit():
+        return None
+    fd = int(text)
+    try:
+        with os.fdopen(fd, "rb") as pipe:
+            return pipe.read().decode().strip() or None
+    except OSError:
+        return None
+
+
+def hide_and_reexec(url: str) -> None:
+    """Replace this process with the same command, the URL in a pipe instead of the environment.
+    Returns only when there is nothing to hide (no password, or the URL is not in the environment)."""
+    if not has_secret(url) or not any(os.environ.get(name) for name in (ENV_URL, ENV_URL_FILE)):
+        return
+    read, write = os.pipe()
+    os.write(write, url.encode())  # far below a pipe's buffer: never blocks
+    os.close(write)
+    os.set_inheritable(read, True)
+    env = {k: v for k, v in os.environ.items() if k not in AGENT_ONLY_ENV}
+    env[ENV_URL_FD] = str(read)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "sweepd.agent", *sys.argv[1:]], env)

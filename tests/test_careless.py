@@ -1,0 +1,138 @@
+"""Careless and hostile use of the agent itself: the Redis password out of a training process's
+reach, a checkpoint root that cannot be written, and a signal repeated while the agent shuts down."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from support import RedisServer, SweepBench, run_sweepd, sweepd_cmd, wait_until
+from sweepd.queue import command
+from sweepd.queue.errors import ConfigError
+
+SECRET = "s3cr3t-pass-word"
+
+SNOOP = """
+import json, os, sys, time
+seen = {"env": dict(os.environ), "argv": sys.argv}
+for pid in {os.getppid(), *(p for p in os.environ.get("SNOOP_PIDS", "").split(",") if p)}:
+    try:
+        seen[f"environ:{pid}"] = open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace")
+        seen[f"cmdline:{pid}"] = open(f"/proc/{pid}/cmdline", "rb").read().decode(errors="replace")
+    except OSError as exc:
+        seen[f"environ:{pid}"] = str(exc)
+open(os.environ["SNOOP_OUT"], "w").write(json.dumps(seen))
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("via", ["env", "file"])
+def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: str) -> None:
+    """Not in its environment, its argv, its agent's environment (/proc/<agent>/environ is the
+    environment the agent was started with) or command line, nor in the agent's log."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", password=SECRET).start()
+    try:
+        (tmp_path / "p.py").write_text(SNOOP)
+        (tmp_path / "sweep.yaml").write_text("method: grid\nprogram: p.py\nparameters:\n  x: {values: [1]}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPD_REDIS")}
+        env.update(SNOOP_OUT=str(tmp_path / "seen.json"), SWEEPD_HOME=str(tmp_path / "home"))
+        if via == "env":
+            env["SWEEPD_REDIS_URL"] = server.url
+        else:
+            (tmp_path / "url").write_text(server.url + "\n")
+            env["SWEEPD_REDIS_URL_FILE"] = str(tmp_path / "url")
+        sid = run_sweepd("sweep", "create", "sweep.yaml", "--quiet", env=env, cwd=tmp_path).stdout.strip()
+        agent = subprocess.Popen(
+            sweepd_cmd("agent", sid, "--notices", "none"),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen_file = tmp_path / "seen.json"
+        wait_until(lambda: seen_file.exists() and seen_file.read_text(), timeout=60)
+        seen = seen_file.read_text()
+        assert f"environ:{agent.pid}" in json.loads(seen)  # the agent itself was read
+        assert SECRET not in seen
+        assert not any(name in json.loads(seen)["env"] for name in command.AGENT_ONLY_ENV)
+        tree = [psutil.Process(agent.pid), *psutil.Process(agent.pid).children(recursive=True)]
+        assert all(SECRET not in " ".join(p.cmdline()) for p in tree)
+        agent.terminate()
+        out, err = agent.communicate(timeout=60)
+        assert agent.returncode == 0 and SECRET not in out + err
+    finally:
+        server.stop()
+
+
+def test_the_redis_url_is_no_macro_a_command_may_use() -> None:
+    with pytest.raises(ConfigError, match="agent's own"):
+        command.expand(
+            ["python", "t.py", "--db=${envvar:SWEEPD_REDIS_URL}"],
+            program=None,
+            params={},
+            environ={"SWEEPD_REDIS_URL": f"redis://:{SECRET}@h/0"},
+            interpreter="python",
+        )
+
+
+def test_a_checkpoint_root_that_cannot_be_written_is_one_line_before_any_run(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
+) -> None:
+    bench = SweepBench(tmp_path, cli_env, "  steps: {value: 5}\n")
+    (tmp_path / "a-file").write_text("")
+    done = run_sweepd(
+        "agent", bench.id, "--notices", "none", "--checkpoint-root", str(tmp_path / "a-file" / "ckpt"), env=bench.env
+    )
+    assert done.returncode == 2, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "--checkpoint-root" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert bench.runs() == {}  # nothing claimed, no grid point burnt
+
+
+@pytest.mark.parametrize("front", ["agent", "run"])
+def test_a_signal_repeated_while_the_agent_shuts_down_never_kills_it(
+    tmp_path: Path, cli_env: dict[str, str], front: str
+) -> None:
+    """SLURM signals again after the grace; systemd and Kubernetes may too. The run is requeued at
+    the front as for one signal, and the process still exits 0 (not 143, not 241)."""
+    bench = SweepBench(tmp_path, cli_env, "  steps: {value: 400}\n  slow_checkpoint: {value: 0.5}\n")
+    if front == "agent":
+        proc = bench.agent("--grace", "5")
+    else:
+        config = tmp_path / "sweep.yaml"
+        proc = subprocess.Popen(
+            sweepd_cmd("run", str(config)),
+            env=bench.env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        bench.procs.append(proc)
+    ((rid, _),) = bench.ready()
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:  # a storm of signals until it has gone
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02)  # the storm's own pace
+    assert proc.wait(10) == 0, proc.stderr.read() if proc.stderr else ""
+    runs = (
+        bench.runs()
+        if front == "agent"
+        else {r["id"]: r for r in json.loads(run_sweepd("runs", _sweep_of(bench, rid), "--json", env=bench.env).stdout)}
+    )
+    assert (runs[rid]["state"], runs[rid]["reason"]) == ("queued", "signal")
+    assert [e["event"] for e in bench.events(rid)] == ["start", "preempted"]
+
+
+def _sweep_of(bench: SweepBench, rid: str) -> str:
+    return str(redis.Redis.from_url(bench.env["SWEEPD_REDIS_URL"]).hget(f"sweepd:run:{rid}", "sweep_id").decode())
