@@ -3,7 +3,8 @@
 Each figure stands next to a baseline measured in the same run (a bare loop, a bare supervisor, the
 documented bound, rq, Optuna), because absolute times on a shared machine drift and ratios much
 less. The table, the machine it ran on and each script's detailed tables are also written to
-``bench/results.md`` (or ``--out``).
+``bench/results.md`` (or ``--out``); a ``--quick`` run's to ``bench/results/quick.md`` (not kept in
+git), so it never overwrites the full run's figures.
 
     python bench/run.py            # everything, under ten minutes on 2 cores
     python bench/run.py --quick    # fewer trials and smaller N, about a minute
@@ -28,9 +29,10 @@ import pickup
 import recovery
 import scale
 import search
+import watchdog
 from common import BENCH, Row, Section, git_revision, machine, private_redis, progress, redis_version, table
 
-ORDER = ("dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "baselines")
+ORDER = ("dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "watchdog", "baselines")
 COMMANDS = {
     "dispatch": "python bench/dispatch.py",
     "pickup": "python bench/pickup.py",
@@ -39,6 +41,7 @@ COMMANDS = {
     "idle": "python bench/idle.py",
     "scale": "python bench/scale.py",
     "search": "python bench/search.py",
+    "watchdog": "python bench/watchdog.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -47,10 +50,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer trials and smaller N: about a minute")
     parser.add_argument("--only", help=f"a comma-separated subset of {','.join(ORDER)}")
-    parser.add_argument("--out", type=Path, default=BENCH / "results.md", help="where to write the tables")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="where to write the tables (default: bench/results.md; --quick: bench/results/quick.md)",
+    )
     args = parser.parse_args()
     names = [n for n in ORDER if not args.only or n in args.only.split(",")]
     quick = args.quick
+    out_path: Path = args.out or (BENCH / "results" / "quick.md" if quick else BENCH / "results.md")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     with private_redis() as server:
         server_name = redis_version(server.url)
     where = machine(server_name)
@@ -64,6 +74,7 @@ def main() -> None:
         "idle": lambda: idle.measure(quick),
         "scale": lambda: scale.measure(quick),
         "search": lambda: search.measure(quick),
+        "watchdog": lambda: watchdog.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),
@@ -90,11 +101,11 @@ def main() -> None:
         section = done[name]
         out += [f"### {name} (`{COMMANDS[name]}`, {section.seconds:.0f} s)", "", section.detail, ""]
     text = "\n".join(out).rstrip() + "\n"
-    args.out.write_text("# sweepd benchmarks\n\n" + text)
+    out_path.write_text("# sweepd benchmarks\n\n" + text)
     print(head)
     print()
     print(table(rows))
-    progress(f"all done in {total:.0f} s; tables written to {args.out}")
+    progress(f"all done in {total:.0f} s; tables written to {out_path}")
     sys.exit(0)
 
 
