@@ -19,6 +19,7 @@ a stored config validates again, to an equal ``SweepConfig``, on any machine.
 from __future__ import annotations
 
 import datetime
+import io
 import math
 import os
 import re
@@ -28,6 +29,7 @@ from typing import Any, Literal
 from . import rows
 from .errors import ConfigError
 from .params import KeyPath, Report, did_you_mean, is_number, number, unknown_keys, validate_parameters
+from .parsing import MAX_CONFIG_BYTES, TOO_LARGE
 from .parsing import parse_text as parse_text  # re-exported: callers import it from here
 from .search import hyperband
 from .space import EarlyTerminate, Goal, Method, Metric, SweepConfig
@@ -65,11 +67,18 @@ _HYPERBAND_KEYS = ("type", "min_iter", "max_iter", "s", "eta", "strict")
 
 
 def load_config(path: str | os.PathLike[str]) -> SweepConfig:
-    """Read, parse and validate a config file; every failure is a ``ConfigError`` naming the file."""
+    """Read, parse and validate a config file; every failure is a ``ConfigError`` naming the file.
+
+    At most ``MAX_CONFIG_BYTES`` + 1 bytes are read, so a huge file (or ``/dev/zero``) is refused at
+    once; the bytes are then decoded as ``open`` in text mode would (BOM, universal newlines).
+    """
     source = os.fspath(path)
     try:
-        with open(source, encoding="utf-8-sig") as f:
-            text = f.read()
+        with open(source, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError([TOO_LARGE], source)
+        text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8-sig").read()
     except UnicodeDecodeError as e:
         raise ConfigError([f"cannot read it: not UTF-8 text (byte {e.start})"], source) from None
     except OSError as e:

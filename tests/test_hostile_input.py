@@ -1,0 +1,179 @@
+"""Hostile and careless input, each case the input that once broke sweepd: one line, the right exit
+code, nothing stored, and never a traceback or unbounded memory."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from support import run_sweepd
+from sweepd.queue.config import load_config, parse_text, validate
+from sweepd.queue.errors import ConfigError
+from sweepd.queue.parsing import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED
+
+HEAD = "method: grid\nprogram: train.py\nparameters:\n  x: {values: [1, 2]}\n"
+
+
+def snapshot(r: redis.Redis) -> dict[bytes, Any]:
+    return {k: r.dump(k) for k in r.keys("*")}
+
+
+def one_line(done: Any, code: int) -> str:
+    """The one ``sweepd: error:`` line a refused command prints, with its exit code checked."""
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    (line,) = done.stderr.splitlines()
+    assert line.startswith("sweepd: error: ")
+    return str(line)
+
+
+def laughs(levels: int, fanout: int = 9) -> str:
+    """The "billion laughs": each level an alias list of the one before, in keys sweepd ignores."""
+    lines = ['lol0: &lol0 "lol"']
+    for i in range(1, levels):
+        lines.append(f"lol{i}: &lol{i} [{', '.join([f'*lol{i - 1}'] * fanout)}]")
+    return HEAD + "\n".join(lines) + "\n"
+
+
+def nested_json(depth: int) -> str:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"a": value}
+    return json.dumps({"method": "grid", "program": "train.py", "parameters": {"x": {"value": value}}})
+
+
+# --- sweep files: size, depth, aliases, through `sweepd sweep create` -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        ("bomb.yaml", laughs(10), "with its YAML aliases expanded"),
+        ("deep.json", nested_json(300), f"nested deeper than {MAX_DEPTH} levels"),
+        ("deep.yaml", "{a: " * 5000, f"line 1, column {4 * (MAX_DEPTH) + 1}: nested deeper than {MAX_DEPTH}"),
+        ("deeplist.yaml", "[" * 5000, f"nested deeper than {MAX_DEPTH} levels"),
+        ("date.yaml", HEAD + "description: 2001-13-01\n", "line 5, column 14: cannot read '2001-13-01' as a YAML"),
+        ("digits.yaml", HEAD + "run_cap: " + "1" * 5000 + "\n", "line 5, column 10: cannot read '111"),
+        ("int.yaml", HEAD + "run_cap: !!int\n", "line 5, column 10: cannot read '' as a YAML int"),
+        ("digits.json", '{"method": "grid", "run_cap": ' + "1" * 5000 + "}", "not valid JSON: Exceeds the limit"),
+    ],
+)
+def test_a_hostile_sweep_file_is_one_line_exit_2_and_nothing_stored(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis, name: str, text: str, says: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(text)
+    before = snapshot(r)
+    started = time.monotonic()
+    line = one_line(run_sweepd("sweep", "create", str(path), env=cli_env), 2)
+    assert time.monotonic() - started < 30  # the bomb once ran for minutes and took 2.1 GB
+    assert line.startswith(f"sweepd: error: {path}: ") and says in line, line
+    assert snapshot(r) == before
+
+
+@pytest.mark.parametrize(("name", "padded"), [("big.json", True), ("big.yaml", True), ("valid.json", False)])
+def test_a_file_over_1_mib_is_refused_without_reading_it_all(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis, name: str, padded: bool
+) -> None:
+    path = tmp_path / name
+    body = {"method": "grid", "program": "train.py", "parameters": {"x": {"values": [1]}}}
+    if padded:  # a valid config, then 50 MB of padding (sparse: no disk written)
+        with open(path, "w") as f:
+            f.write(json.dumps(body) + "\n")
+            f.truncate(50 * 1024 * 1024)
+    else:  # valid JSON throughout: it was once stored whole as the sweep's config
+        path.write_text(json.dumps({**body, "description": "d" * 3 * MAX_CONFIG_BYTES}))
+    before = snapshot(r)
+    line = one_line(run_sweepd("sweep", "create", str(path), env=cli_env), 2)
+    assert line == f"sweepd: error: {path}: larger than a sweep file may be ({MAX_CONFIG_BYTES} bytes, 1 MiB)"
+    assert snapshot(r) == before
+
+
+def test_a_file_of_exactly_1_mib_is_read_and_one_byte_more_is_not(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.json"
+    start = '{"method": "grid", "program": "train.py", "parameters": {"x": {"values": [1]}}, "description": "'
+    path.write_text(start + "d" * (MAX_CONFIG_BYTES - len(start) - 2) + '"}')
+    assert path.stat().st_size == MAX_CONFIG_BYTES
+    assert load_config(path).description == "d" * (MAX_CONFIG_BYTES - len(start) - 2)
+    path.write_text(start + "d" * (MAX_CONFIG_BYTES - len(start) - 1) + '"}')
+    with pytest.raises(ConfigError, match="larger than a sweep file may be"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="larger than a sweep file may be"):
+        parse_text(path.read_text(), "sweep.json")
+
+
+def test_aliases_that_expand_within_the_bound_still_work() -> None:
+    text = HEAD.replace("x: {values: [1, 2]}", "x: &v {values: [1, 2]}\n  y: *v")
+    assert [p.name for p in validate(parse_text(text)).params] == ["x", "y"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(levels=st.integers(1, 30), fanout=st.integers(1, 12))
+def test_any_alias_bomb_is_refused_in_bounded_time(levels: int, fanout: int) -> None:
+    expanded = sum(fanout**i for i in range(levels)) + 4 * fanout ** (levels - 1)  # lists + "lol" leaves
+    started = time.monotonic()
+    try:
+        parse_text(laughs(levels, fanout))
+    except ConfigError as e:
+        assert expanded > MAX_EXPANDED / 2
+        (problem,) = e.problems
+        assert "with its YAML aliases expanded" in problem
+    else:
+        assert expanded < MAX_EXPANDED * 2
+    assert time.monotonic() - started < 10
+
+
+@settings(max_examples=80, deadline=None)
+@given(depth=st.integers(1, 3 * MAX_DEPTH), kind=st.sampled_from(["json", "flow", "block", "list", "alias"]))
+def test_nesting_is_refused_past_the_bound_whatever_the_syntax(depth: int, kind: str) -> None:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value] if kind == "list" else {"a": value}
+    raw = {"method": "grid", "program": "t.py", "parameters": {"x": {"values": [1]}}, "description": value}
+    if kind == "json":
+        text, source = json.dumps(raw), "s.json"
+    elif kind == "alias":  # the depth comes from aliases, not from the text's own nesting
+        half = depth // 2
+        text = "".join(f"l{i}: &l{i} {{a: {f'*l{i - 1}' if i else 1}}}\n" for i in range(depth - half))
+        text += "description: " + "{a: " * half + f"*l{depth - half - 1}" + "}" * half + "\n" + HEAD
+        source = "s.yaml"
+    else:
+        text, source = yaml.safe_dump(raw, default_flow_style=kind != "block"), "s.yaml"
+    levels = depth + 1  # the top-level mapping holds description
+    try:
+        data = parse_text(text, source)
+    except ConfigError as e:
+        (problem,) = e.problems
+        assert f"nested deeper than {MAX_DEPTH} levels" in problem and levels > MAX_DEPTH
+    else:
+        assert levels <= MAX_DEPTH
+        assert data["description"] == value or kind == "alias"
+
+
+#: Pieces of YAML that once broke, or could break, the parser or the constructors (``!!int `` alone
+#: raised an IndexError), to be strung together at random.
+YAML_TOKENS = [
+    *"{}[]:,-'\"\n ",
+    *("method: grid\n", "parameters:\n", "  x: ", "{values: [1]}", "program: ", "value: ", "1", "x", "~"),
+    *("!!int ", "!!float ", "!!timestamp ", "!!binary ", "!!str ", "!!bool ", "!!null ", "!!map ", "!!seq "),
+    *("!!set ", "!!omap ", "!!pairs ", "!!merge ", "!!python/tuple ", "2001-02-30", "1e400", ".nan", "0x"),
+    *("1_0", "1:30", "&a ", "*a", "&b ", "*b", "<<: ", "? ", "%YAML 1.1\n---\n", "--- ", "...\n"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(max_size=60) | st.lists(st.sampled_from(YAML_TOKENS), max_size=40).map("".join))
+def test_any_text_parses_or_is_refused_as_one_clean_problem(text: str) -> None:
+    for source in ("s.yaml", "s.json"):
+        try:
+            validate(parse_text(text, source), source)
+        except ConfigError as e:
+            assert e.problems and all(p and "\n" not in p for p in e.problems)
