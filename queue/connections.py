@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -61,8 +62,12 @@ def server_binary() -> str:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
+    """The URL without its password, for messages and logs; a URL too broken to split
+    (``redis://[::1:6379``) loses everything before its last ``@``, password or not."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return re.sub(r"(?<=://).*@", "***@", url)
     if parts.password is None:
         return url
     netloc = parts.netloc.rsplit("@", 1)[1]
@@ -181,5 +186,17 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
             raise RedisUnavailable(
                 f"cannot reach Redis at {redact(resolved)} ({exc}); "
                 f"set --redis-url or {ENV_URL} to point sweepd elsewhere"
+            ) from None
+        except redis.ResponseError as exc:  # the SELECT of the URL's database, sent on connecting
+            db = client.connection_pool.connection_kwargs.get("db", 0)
+            if "out of range" in str(exc):  # the URL's mistake: exit 2, as a bad URL is
+                raise UserError(
+                    f"--redis-url {redact(resolved)}: Redis has no database {db} ({exc}; a default Redis has 0 to 15)"
+                ) from None
+            raise RedisUnavailable(f"Redis at {redact(resolved)} answered with an error: {exc}") from None
+        except redis.RedisError as exc:  # InvalidResponse: something else listens there (HTTP, SSH...)
+            said = " ".join(str(exc).split())[:80]
+            raise RedisUnavailable(
+                f"what answers at {redact(resolved)} is not Redis ({said}): check the URL's host and port"
             ) from None
     return client

@@ -4,7 +4,10 @@ code, nothing stored, and never a traceback or unbounded memory."""
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +180,50 @@ def test_any_text_parses_or_is_refused_as_one_clean_problem(text: str) -> None:
             validate(parse_text(text, source), source)
         except ConfigError as e:
             assert e.problems and all(p and "\n" not in p for p in e.problems)
+
+
+# --- Redis URLs ---------------------------------------------------------------------------------------
+
+
+def test_a_database_index_out_of_range_is_the_url_s_mistake(cli_env: dict[str, str], redis_url: str) -> None:
+    url = redis_url.rsplit("/", 1)[0] + "/99"
+    line = one_line(run_sweepd("status", "abc", env={**cli_env, "SWEEPD_REDIS_URL": url}), 2)
+    assert line == (
+        f"sweepd: error: --redis-url {url}: Redis has no database 99 "
+        "(DB index is out of range; a default Redis has 0 to 15)"
+    )
+
+
+@pytest.fixture(params=[b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", b"\x00\xffgarbage\r\n"])
+def not_redis(request: pytest.FixtureRequest) -> Iterator[int]:
+    """A TCP server that answers every connection with ``request.param``: not Redis."""
+    server = socket.create_server(("127.0.0.1", 0))
+    reply: bytes = request.param
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(4096)
+                conn.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield int(server.getsockname()[1])
+    server.close()
+
+
+def test_a_server_that_is_not_redis_is_one_line_naming_the_url_without_its_password(
+    cli_env: dict[str, str], not_redis: int
+) -> None:
+    url = f"redis://user:s3cret@127.0.0.1:{not_redis}/0"
+    line = one_line(run_sweepd("status", "abc", env={**cli_env, "SWEEPD_REDIS_URL": url}), 3)
+    assert line.startswith(f"sweepd: error: what answers at redis://user:***@127.0.0.1:{not_redis}/0 is not Redis (")
+    assert line.endswith("check the URL's host and port") and "s3cret" not in line
+
+
+def test_a_url_too_broken_to_split_is_one_line_without_its_password(cli_env: dict[str, str]) -> None:
+    line = one_line(run_sweepd("status", "abc", env={**cli_env, "SWEEPD_REDIS_URL": "redis://:s3cret@[::1:6379/0"}), 2)
+    assert "is not a Redis URL" in line and "s3cret" not in line
