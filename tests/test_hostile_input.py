@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import string
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +20,8 @@ from hypothesis import strategies as st
 
 from support import run_sweepd
 from sweepd.queue.config import load_config, parse_text, validate
-from sweepd.queue.errors import ConfigError
+from sweepd.queue.errors import ConfigError, InvalidId
+from sweepd.queue.ids import ID_RE, check_id, host_part, new_id
 from sweepd.queue.parsing import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED
 
 HEAD = "method: grid\nprogram: train.py\nparameters:\n  x: {values: [1, 2]}\n"
@@ -227,3 +229,41 @@ def test_a_server_that_is_not_redis_is_one_line_naming_the_url_without_its_passw
 def test_a_url_too_broken_to_split_is_one_line_without_its_password(cli_env: dict[str, str]) -> None:
     line = one_line(run_sweepd("status", "abc", env={**cli_env, "SWEEPD_REDIS_URL": "redis://:s3cret@[::1:6379/0"}), 2)
     assert "is not a Redis URL" in line and "s3cret" not in line
+
+
+# --- ids ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rid", ["-abc", "--help", "-", "abc\n", ""])
+def test_a_run_id_an_option_could_swallow_is_refused(rid: str) -> None:
+    with pytest.raises(InvalidId, match="not starting with -"):
+        check_id(rid, "run id")
+
+
+@pytest.mark.parametrize("rid", ["abc", "a-b", "a-", "_a", "0", "A" * 64])
+def test_ids_are_otherwise_as_they_were(rid: str) -> None:
+    assert check_id(rid) == rid
+
+
+def test_enqueue_refuses_a_run_id_starting_with_a_dash(tmp_path: Path, cli_env: dict[str, str], r: redis.Redis) -> None:
+    (tmp_path / "sweep.yaml").write_text(HEAD)
+    sid = run_sweepd("sweep", "create", str(tmp_path / "sweep.yaml"), "--quiet", env=cli_env).stdout.strip()
+    before = snapshot(r)
+    line = one_line(run_sweepd("enqueue", sid, "--id=-abc", "--param", "x=1", env=cli_env), 2)
+    assert line.startswith("sweepd: error: run id '-abc' is not valid: use 1 to 64 of A-Z a-z 0-9 _ -")
+    assert snapshot(r) == before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(4, 64))
+def test_a_generated_id_never_starts_with_a_dash(length: int) -> None:
+    rid = new_id(length)
+    assert check_id(rid) == rid and not rid.startswith("-")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80) | st.text(alphabet="-._é " + string.ascii_letters, max_size=50))
+def test_any_hostname_makes_a_valid_agent_id(hostname: str) -> None:
+    aid = f"{host_part(hostname)}-{2**22}-ffff"
+    assert ID_RE.match(aid), aid
+    assert host_part("-gpu-01.example") == "gpu-01-example"
