@@ -3,6 +3,8 @@ code, nothing stored, and never a traceback or unbounded memory."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import socket
 import string
@@ -18,7 +20,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from support import run_sweepd
+from support import run_record, run_sweepd
+from sweepd.agent.cli import table
 from sweepd.queue.config import load_config, parse_text, validate
 from sweepd.queue.errors import ConfigError, InvalidId
 from sweepd.queue.ids import ID_RE, check_id, host_part, new_id
@@ -267,3 +270,30 @@ def test_any_hostname_makes_a_valid_agent_id(hostname: str) -> None:
     aid = f"{host_part(hostname)}-{2**22}-ffff"
     assert ID_RE.match(aid), aid
     assert host_part("-gpu-01.example") == "gpu-01-example"
+
+
+# --- the runs table -----------------------------------------------------------------------------------
+
+
+def test_control_characters_are_escaped_in_the_table_and_exact_in_csv_and_json(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    (tmp_path / "sweep.yaml").write_text(HEAD.replace("[1, 2]", '["a", "b"]'))
+    sid = run_sweepd("sweep", "create", str(tmp_path / "sweep.yaml"), "--quiet", env=cli_env).stdout.strip()
+    value = "two\nlines\tand \x1b[31mred\u2028"
+    done = run_sweepd("enqueue", sid, "--id", "r1", "--param", f"x={json.dumps(value)}", env=cli_env)
+    assert done.returncode == 0, done.stderr
+    text = run_sweepd("runs", sid, env=cli_env).stdout
+    assert text.splitlines()[1].split() == ["r1", "queued", "0", "-", "two\\nlines\\tand", "\\x1b[31mred\\u2028"]
+    assert len(text.splitlines()) == 2
+    assert json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout)[0]["params"] == {"x": value}
+    csv_text = run_sweepd("runs", sid, "--csv", env=cli_env).stdout
+    assert list(csv.reader(io.StringIO(csv_text)))[1][-1] == value
+
+
+def test_a_metric_named_with_a_newline_keeps_the_header_one_line() -> None:
+    config = validate({"method": "grid", "program": "t.py", "parameters": {"x": {"values": [1]}}})
+    runs = [run_record("r1", "finished", {"x": 1}, {"bad\nname": 1.5})]
+    cols = table.columns(config, runs)
+    lines = table.text(cols, table.rows(cols, runs))
+    assert len(lines) == 2 and lines[0].split()[-1] == "bad\\nname"

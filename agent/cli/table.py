@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import IO, Any, Literal
@@ -31,6 +32,10 @@ RUN_COLUMNS: tuple[tuple[str, str, str], ...] = (
 #: ``--sort`` keys that are not columns: the default order, and the sweep's metric in its goal's direction.
 CREATED, METRIC = "created", "metric"
 MISSING = "-"
+#: What the text table shows escaped: C0 and C1 controls (newline, tab, ESC...), the Unicode line and
+#: paragraph separators, and the bidirectional overrides.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
 @dataclass(frozen=True)
@@ -174,6 +179,19 @@ def short(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def printable(cell: str) -> str:
+    """``cell`` with its control characters escaped (``\\n``, ``\\x1b``, ``\\u2028``), so one run stays one
+    line of the table and a value cannot move the terminal's cursor or recolour it; CSV and JSON keep
+    the exact text."""
+
+    def escape(found: re.Match[str]) -> str:
+        char = found.group()
+        code = ord(char)
+        return _NAMED.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _CONTROL.sub(escape, cell)
+
+
 def exact(value: Any) -> str:
     """A value for scripts (CSV): full precision, missing as the empty string, structures as JSON."""
     if value is None:
@@ -186,19 +204,21 @@ def exact(value: Any) -> str:
 
 
 def text(cols: list[Column], table: list[list[Any]]) -> list[str]:
-    """An aligned table with a header line: numbers right-aligned, text left-aligned, two spaces apart."""
-    cells = [[short(v) for v in row] for row in table]
+    """An aligned table with a header line: numbers right-aligned, text left-aligned, two spaces apart;
+    control characters in values and titles are escaped (``printable``)."""
+    cells = [[printable(short(v)) for v in row] for row in table]
+    titles = [printable(c.title) for c in cols]
     numeric = [
         all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in table if row[i] is not None)
         for i in range(len(cols))
     ]
-    widths = [max([len(c.title), *(len(row[i]) for row in cells)]) for i, c in enumerate(cols)]
+    widths = [max([len(titles[i]), *(len(row[i]) for row in cells)]) for i in range(len(cols))]
 
     def line(values: list[str]) -> str:
         parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=True)]
         return "  ".join(parts).rstrip()
 
-    return [line([c.title for c in cols]), *(line(row) for row in cells)]
+    return [line(titles), *(line(row) for row in cells)]
 
 
 def write_csv(cols: list[Column], table: list[list[Any]], out: IO[str]) -> None:
