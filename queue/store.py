@@ -40,9 +40,11 @@ EVENTS_CAP = 100  # preemption and requeue events kept per sweep (the scripts' p
 PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 
 CreateResult = Literal["ok", "exhausted", "paused", "cap", "target"]
-#: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours.
-Renewal = Literal["ok", "stop", "requeue", "cancel", "fenced"]
-_RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 0: "fenced"}
+#: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours:
+#: "fenced" (another attempt or an operator took it) or "gone" (the run no longer exists in Redis,
+#: which lost its data): both mean stop the training process now.
+Renewal = Literal["ok", "stop", "requeue", "cancel", "fenced", "gone"]
+_RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 0: "fenced", 5: "gone"}
 
 
 @cache
@@ -224,15 +226,20 @@ class Store(RunStarts):
         )
         return int(done) == 1
 
-    def renew(self, claim: Claim, lease_s: float) -> Renewal:
+    def renew(self, claim: Claim, lease_s: float, *, tell_gone: bool = False) -> Renewal:
         """Extend the claim's lease (renew.lua), and learn whether an operator wants the run stopped
-        or requeued; "fenced" means it is no longer ours: stop the training process now."""
+        or requeued; "fenced" means it is no longer ours: stop the training process now.
+
+        "gone" (the run's hash no longer exists: Redis lost its data) is told only to a caller that
+        asks with ``tell_gone``; others get "fenced", which they already stop on, so a holder that
+        does not know "gone" can never take it for a renewal."""
         code = self._run_script(
             "renew",
             [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.sweep(claim.sweep_id)],
             [claim.run_id, claim.token, int(lease_s * 1000)],
         )
-        return _RENEWALS[int(code)]
+        answer = _RENEWALS[int(code)]
+        return "fenced" if answer == "gone" and not tell_gone else answer
 
     def mark_preempting(self, claim: Claim, reason: str) -> bool:
         """Mark the held run ``preempting`` (preempt.lua); False when it is no longer ours."""

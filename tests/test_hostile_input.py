@@ -4,6 +4,7 @@ code, nothing stored, and never a traceback or unbounded memory."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import socket
@@ -26,6 +27,8 @@ from sweepd.queue.config import load_config, parse_text, validate
 from sweepd.queue.errors import ConfigError, InvalidId
 from sweepd.queue.ids import ID_RE, check_id, host_part, new_id
 from sweepd.queue.parsing import MAX_CONFIG_BYTES, MAX_DEPTH, MAX_EXPANDED
+from sweepd.queue.records import Claim
+from sweepd.queue.store import Store
 
 HEAD = "method: grid\nprogram: train.py\nparameters:\n  x: {values: [1, 2]}\n"
 
@@ -297,3 +300,19 @@ def test_a_metric_named_with_a_newline_keeps_the_header_one_line() -> None:
     cols = table.columns(config, runs)
     lines = table.text(cols, table.rows(cols, runs))
     assert len(lines) == 2 and lines[0].split()[-1] == "bad\\nname"
+
+
+# --- renewal after Redis lost its data ----------------------------------------------------------------
+
+
+def test_a_renewal_tells_a_run_that_is_gone_from_one_taken_elsewhere(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate({"method": "grid", "program": "t.py", "parameters": {"x": {"values": [1, 2]}}}))
+    claim = store.create_next(sid, "ag", 30)
+    assert isinstance(claim, Claim)
+    assert store.renew(claim, 30, tell_gone=True) == "ok"
+    stale = dataclasses.replace(claim, token="not-the-token")
+    assert store.renew(stale, 30, tell_gone=True) == "fenced"  # the run is there, held by another
+    r.flushall()  # Redis lost its data while the run was held
+    assert store.renew(claim, 30, tell_gone=True) == "gone"
+    assert store.renew(claim, 30) == "fenced"  # a holder that does not ask for "gone" still stops
+    assert r.keys("*") == []  # the renewal wrote nothing back

@@ -11,9 +11,13 @@ ARGV[3]  lease length in ms
 
 Returns 1 (renewed), 0 (the caller no longer holds the run: it must stop its training process at
 once), 2 (renewed; an operator stopped the run: it ends `stopped`), 3 (renewed; requeue the run at
-the front), 4 (renewed; the sweep was cancelled: the run ends `stopped`).
+the front), 4 (renewed; the sweep was cancelled: the run ends `stopped`), 5 (the run's hash is gone:
+Redis lost its data, or someone deleted the keys; the caller must stop at once, as for 0).
 ]]
 local cur = redis.call('HMGET', KEYS[1], 'token', 'state', 'stop_requested', 'requeue_requested')
+if cur[2] == false then
+  return 5  -- every run hash has a state: no state, no hash
+end
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
   return 0
 end
