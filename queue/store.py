@@ -323,13 +323,15 @@ class Store(RunStarts):
         )
         return bool(done)
 
-    def append_log(self, rid: str, attempt: int, lines: list[str]) -> None:
+    def append_log(self, rid: str, attempt: int, lines: list[str], keep: int = LOG_CAP) -> None:
+        """Append output lines to an attempt's log, which keeps its newest ``keep`` (at most
+        ``LOG_CAP``): the agent, the attempt's only writer, asks for fewer to bound its bytes."""
         if not lines:
             return
         key = keys.run_log(rid, attempt)
         with self.r.pipeline(transaction=False) as pipe:
             pipe.rpush(key, *lines)
-            pipe.ltrim(key, -LOG_CAP, -1)
+            pipe.ltrim(key, -max(1, min(keep, LOG_CAP)), -1)
             pipe.execute()
 
     def add_event(self, sid: str, event: dict[str, Any]) -> bool:

@@ -21,7 +21,7 @@ from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.space import SweepConfig
-from sweepd.queue.store import Store
+from sweepd.queue.store import LOG_CAP, Store
 
 from . import launch, logs
 from .backoff import REDIS_DOWN
@@ -31,7 +31,7 @@ from .hold import FLUSH_EVERY, Ending, Hold
 from .metrics import Metrics
 from .options import Options
 from .preemption import Preemption
-from .process import Child
+from .process import Child, Kept
 from .sdnotify import Notifier
 from .signals import Waker
 from .watchdog import Watchdog
@@ -90,6 +90,9 @@ class Attempt:
         self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
         self.child: Child | None = None
         self.channel: Channel | None = None
+        #: The attempt's output, bounded in lines and bytes (process.py), written here rather than
+        #: by the hold: the store is told how many lines to keep.
+        self.output = Kept(LOG_CAP)
 
     # the process, as the hold reaches it ---------------------------------------------------------
 
@@ -136,7 +139,7 @@ class Attempt:
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
-            self.child = child = Child(argv, env, self.hold.output.add, on_stdout=on_stdout)
+            self.child = child = Child(argv, env, self.output.add, on_stdout=on_stdout)
         except OSError as exc:
             # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.
             channel.close()
@@ -194,6 +197,7 @@ class Attempt:
             if now - last_flush >= FLUSH_EVERY:
                 last_flush = now
                 hold.flush_quietly()
+                self._flush_output(quietly=True)
             try:
                 agent.maybe_reap()
             except REDIS_DOWN:  # a failed reap waits for the next heartbeat
@@ -238,6 +242,7 @@ class Attempt:
             hold.note_preempting("child-marked")
         if agent.preemption.requested:
             hold.note_preempting(agent.preemption.reason or "signal")
+        hold.persist(self._flush_output)
         done = hold.record(returncode, retries=agent.opts.max_retries)
         if done is None:
             return Result()
@@ -258,6 +263,18 @@ class Attempt:
             agent.metrics.run_ended(done.state, done.reason)
             log.info("run ended", state=done.state, exit_code=returncode, seconds=round(seconds, 3))
         return Result(failed=done.failed)
+
+    def _flush_output(self, quietly: bool = False) -> bool:
+        """Write the output that waits (not fenced: an attempt's log is its own). ``quietly``: a
+        periodic write, which leaves it waiting when Redis is away."""
+        store, claim = self.agent.store, self.claim
+        try:
+            self.output.flush(lambda lines, keep: store.append_log(claim.run_id, claim.attempt, lines, keep=keep))
+        except REDIS_DOWN:
+            if not quietly:
+                raise
+            self.agent.metrics.redis_error()
+        return True
 
     # the training process's side ----------------------------------------------------------------
 
