@@ -98,8 +98,13 @@ class Attempt:
 
     def kill(self) -> None:
         if self.child is not None:
-            self.child.kill_tree()
+            self.child.kill_tree(self._spare())
         self.agent.waker.wake()
+
+    def _spare(self) -> set[int]:
+        """The agent's own children, never the run's leftovers: the watchdog."""
+        pid = self.agent.watchdog.pid
+        return set() if pid is None else {pid}
 
     def tell(self, ending: Ending, reason: str, grace: float) -> None:
         """Tell the training process to checkpoint and stop: the signal, and the API's flag."""
@@ -153,13 +158,15 @@ class Attempt:
         except BaseException:
             # We can no longer supervise it, so it must not run on: no training process ever
             # outlives its supervision (its lease would expire while it still ran).
-            child.kill_tree()
+            child.kill_tree(self._spare())
             child.wait(None)
             raise
         finally:
+            # However it ended, nothing it started outlives the attempt (it would overlap the next
+            # one); and the output is what the pipes hold now, not what a leftover might still write.
+            child.end(self._spare())
             self.hold.release()
             agent.metrics.run_exited()
-            child.drain()
             child.close()
             channel.close()
         if returncode is None:

@@ -1,5 +1,6 @@
 """The training process: started from an argv list (never a shell), in its own process group, with a
-parent-death signal, its output passed through and kept within bounds; stopped as a whole tree.
+parent-death signal, its output passed through and kept within bounds; stopped as a whole tree,
+with whatever it leaves behind.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import contextlib
 import ctypes
 import functools
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -15,16 +17,19 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import IO, Any
 
 import psutil
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 
 READ_BYTES = 65_536  # one read of the child's output: what the agent holds of it at a time, per pipe
 LINE_BYTES = 16_384  # bytes of one output line that are kept; the rest is cut, and the line says so
 LOG_BYTES = 4 * 1024 * 1024  # bytes of an attempt's output kept (newest first), in Redis and waiting
+STOP_BYTES = 1024 * 1024  # read from a pipe after the tree is dead: a full pipe (Linux's largest)
+REAP_WAIT = 1.0  # seconds an attempt's end waits for the leftovers it killed to be reapable
 CUT = " ... [line cut at {} bytes]"
 
 
@@ -43,6 +48,20 @@ def _setpriv() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return path if "--pdeathsig" in out else None
+
+
+@functools.cache
+def become_subreaper() -> bool:
+    """Make this process a child subreaper (Linux 3.4+): a process the run leaves behind (double
+    fork, setsid) is re-parented to us rather than to init when its parent dies, so it stays findable
+    as one of our descendants, and killable. Once per process; False where the platform has none."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def _child_setup(parent: int) -> Callable[[], None]:
@@ -199,6 +218,7 @@ class Child:
         on_stdout: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.argv = list(argv)
+        become_subreaper()
         spawn_argv, options = spawn_options(self.argv)
         self.proc = subprocess.Popen(
             spawn_argv,
@@ -216,7 +236,9 @@ class Child:
         if hasattr(os, "pidfd_open"):
             with contextlib.suppress(OSError):
                 self.pidfd = os.pidfd_open(self.pid)
+        self._born: float | None = None  # its creation (psutil's clock): read before it is reaped
         self._on_lines = on_lines
+        self._stop_r, self._stop_w = os.pipe()  # written once the tree is dead: read what is left, stop
         self._pumps = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, sys.stdout, on_stdout), daemon=True),
             threading.Thread(target=self._pump, args=(self.proc.stderr, sys.stderr, None), daemon=True),
@@ -229,7 +251,22 @@ class Child:
         if src is None:
             return
         fd, out, lines = src.fileno(), getattr(dst, "buffer", None), Lines()
-        for chunk in iter(functools.partial(os.read, fd, READ_BYTES), b""):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        left: int | None = None  # bytes still read once stopped
+        while left is None or left > 0:
+            if left is None and any(ready == self._stop_r for ready, _ in poller.poll()):
+                os.set_blocking(fd, False)
+                left = STOP_BYTES
+            try:
+                chunk = os.read(fd, READ_BYTES)
+            except OSError:  # BlockingIOError once stopped: all that was there is read
+                break
+            if not chunk:
+                break
+            if left is not None:
+                left -= len(chunk)
             if out is not None:
                 try:
                     out.write(chunk)
@@ -248,37 +285,92 @@ class Child:
 
     def poll(self) -> int | None:
         """The return code, or None while the process runs."""
+        self._birth()
         return self.proc.poll()
+
+    def _birth(self) -> float | None:
+        """When the child was created: what the run starts is created after it. Read off the spawn
+        path (it would slow the pickup), and before the child is reaped (its pid is then not its own)."""
+        if self._born is None and self.proc.returncode is None:
+            self._born = _created(self.pid)
+        return self._born
 
     def close(self) -> None:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+        if self._stop_w >= 0 and not any(pump.is_alive() for pump in self._pumps):
+            os.close(self._stop_r)
+            os.close(self._stop_w)
+            self._stop_r = self._stop_w = -1
 
     def wait(self, timeout: float | None) -> int | None:
         """The return code, or None if still running after ``timeout`` seconds."""
+        self._birth()
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
 
-    def drain(self, timeout: float = 5.0) -> None:
-        """Wait for the output pumps after exit, so the last lines are kept."""
+    def end(self, spare: Collection[int] = (), timeout: float = 5.0) -> None:
+        """Once the child has exited: kill what is left of its tree (a leftover would overlap the next
+        attempt, and holds our pipes open) and reap it, then stop the pumps once they have read what
+        the pipes hold, rather than wait for an end of output that may never come."""
+        deadline = time.monotonic() + REAP_WAIT
+        while True:  # again while the leftovers fork faster than we kill them, or are still dying
+            self.kill_tree(spare)
+            if not self._reap(spare) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        with contextlib.suppress(OSError):
+            os.write(self._stop_w, b"x")
         for pump in self._pumps:
-            pump.join(timeout)
+            pump.join(timeout)  # only a write to our own stdout can hold a pump now
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` to the child's whole process group."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signum)
 
-    def kill_tree(self) -> None:
-        """SIGKILL the process group and every descendant that left it (psutil)."""
-        targets = _tree(self.pid)
+    def kill_tree(self, spare: Collection[int] = ()) -> None:
+        """SIGKILL the process group, every descendant that left it (psutil), and what the run left
+        to us (orphans re-parented to the agent, a subreaper) and their descendants. ``spare``: the
+        agent's own children (the watchdog), never the run's."""
+        targets = _tree(self.pid) if self.proc.returncode is None else []  # once reaped, its pid is not its own
+        for orphan in self._orphans(spare):
+            targets += [orphan, *_tree(orphan.pid)]
         self.signal(signal.SIGKILL)
         for proc in targets:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
+
+    def _orphans(self, spare: Collection[int]) -> list[psutil.Process]:
+        """Our children the run left behind: created since the run started, neither it nor ``spare``."""
+        born = self._birth()
+        if born is None:
+            return []
+        try:
+            children = psutil.Process().children()
+        except psutil.Error:
+            return []
+        found = []
+        for proc in children:
+            with contextlib.suppress(psutil.Error):
+                if proc.pid != self.pid and proc.pid not in spare and proc.create_time() >= born:
+                    found.append(proc)
+        return found
+
+    def _reap(self, spare: Collection[int]) -> int:
+        """Collect the exit of the orphans (killed, or dead already), so that no zombie accumulates
+        in a long-lived agent; only theirs, never another child's (subprocess's). How many are left."""
+        left = 0
+        for proc in self._orphans(spare):
+            try:
+                pid, _ = os.waitpid(proc.pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            left += pid == 0
+        return left
 
 
 def _tree(pid: int) -> list[psutil.Process]:
@@ -286,3 +378,10 @@ def _tree(pid: int) -> list[psutil.Process]:
         return list(psutil.Process(pid).children(recursive=True))
     except psutil.Error:
         return []
+
+
+def _created(pid: int) -> float | None:
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
