@@ -14,7 +14,7 @@ import psutil
 import pytest
 import redis
 
-from support import RedisServer, SweepBench, run_sweepd, sweepd_cmd, wait_until
+from support import RedisServer, SweepBench, alive, run_sweepd, sweepd_cmd, wait_until
 from sweepd.queue import command
 from sweepd.queue.errors import ConfigError
 
@@ -136,3 +136,16 @@ def test_a_signal_repeated_while_the_agent_shuts_down_never_kills_it(
 
 def _sweep_of(bench: SweepBench, rid: str) -> str:
     return str(redis.Redis.from_url(bench.env["SWEEPD_REDIS_URL"]).hget(f"sweepd:run:{rid}", "sweep_id").decode())
+
+
+def test_a_run_whose_redis_lost_its_data_is_stopped_and_says_so(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
+) -> None:
+    bench = SweepBench(tmp_path, cli_env, "  steps: {value: 400}\n")
+    agent = bench.agent("--heartbeat", "0.5")
+    ((_, pid),) = bench.ready()
+    r.flushall()  # Redis lost everything, the held run included
+    wait_until(lambda: not alive(pid), timeout=10)
+    agent.wait(30)
+    err = agent.stderr.read() if agent.stderr else ""
+    assert "no longer exists in Redis" in err and "requeued elsewhere" not in err

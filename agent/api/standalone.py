@@ -32,7 +32,7 @@ import psutil
 
 from sweepd.queue.connections import connect
 from sweepd.queue.errors import UserError
-from sweepd.queue.ids import ID_RE, check_id, new_id
+from sweepd.queue.ids import ID_RE, check_id, host_part, new_id
 from sweepd.queue.records import Claim
 from sweepd.queue.resume import TABLE, Mode
 from sweepd.queue.runs import MANUAL_SWEEP
@@ -131,8 +131,7 @@ class Holder:
         self.store = store
         self.heartbeat, self.grace = heartbeat, grace
         self.auto_file = auto_file
-        host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40]
-        self.name = f"{host}-{os.getpid()}-by-hand"
+        self.name = f"{host_part(socket.gethostname())}-{os.getpid()}-by-hand"
         self.marked = False  # the script called mark_preempting()
         self.hold: Hold | None = None
         self.watchdog: Watchdog | None = None

@@ -181,7 +181,7 @@ class Hold:
         is started, fenced lets the guard act at once. None when Redis did not answer: retried with
         backoff (at ``next_renew``) while the guard watches the deadline."""
         try:
-            answer = self.store.renew(self.claim, self.lease)
+            answer = self.store.renew(self.claim, self.lease, tell_gone=True)
         except REDIS_DOWN as exc:
             self.on_redis_error()
             self.next_renew = now + self._renewals.next()
@@ -191,7 +191,15 @@ class Hold:
         if self._renewals.failures:
             self.say("info", "Redis is answering again", failures=self._renewals.failures)
             self._renewals.reset()
-        if answer == "fenced":
+        if answer == "gone":
+            self.say(
+                "error",
+                "the run no longer exists in Redis (Redis lost its data, or its keys were deleted): stopping "
+                "its process",
+            )
+            answer = "fenced"  # to every caller it is the same: not ours, stop now
+            self._extend(now)
+        elif answer == "fenced":
             self._extend(now)  # not ours any more: the guard stops the process at once
             self.say("error", "the run is no longer ours (requeued elsewhere): stopping its process")
         else:

@@ -20,6 +20,7 @@ from typing import Literal
 
 import structlog
 
+from sweepd.queue.ids import host_part
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
@@ -45,8 +46,7 @@ def _version() -> str:
 
 
 def new_agent_id() -> str:
-    host = "".join(c if c.isalnum() or c in "-_" else "-" for c in socket.gethostname())[:40]
-    return f"{host}-{os.getpid()}-{os.urandom(2).hex()}"
+    return f"{host_part(socket.gethostname())}-{os.getpid()}-{os.urandom(2).hex()}"
 
 
 class Agent:
