@@ -4,7 +4,6 @@ sweep's own stdout pattern runs in linear time, so reading output never stalls a
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from support import SweepBench, alive, run_sweepd, wait_until
+from support import SweepBench, Sweeps, alive, run_sweepd, wait_until
 from sweepd.agent.daemon.watchdog import Guarded, Watchdog
 
 HEARTBEAT = 1.0
@@ -115,24 +114,10 @@ STALL = "(?P<name>(x+x+)+)y(?P<value>\\d)"  # minutes of backtracking in Python'
 def test_a_pattern_that_backtracks_costs_one_attempt_and_no_overlap(
     tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
 ) -> None:
-    (tmp_path / "prog.py").write_text("print('x' * 30, flush=True)\nprint('xxy5', flush=True)\n")
-    (tmp_path / "sweep.yaml").write_text(
-        f"program: prog.py\nmethod: grid\nstdout_metrics: '{STALL}'\nparameters:\n  a: {{value: 1}}\n"
-    )
-    made = run_sweepd("sweep", "create", "sweep.yaml", "--quiet", env=cli_env, cwd=tmp_path)
-    assert made.returncode == 0, made.stderr
-    sid = made.stdout.strip()
-    agent = subprocess.run(
-        [sys.executable, "-m", "sweepd.agent", "agent", sid, "--notices", "none", "--heartbeat", "1"],
-        env=cli_env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert agent.returncode == 0, agent.stderr[-2000:]
-    done = run_sweepd("runs", sid, "--json", env=cli_env)
-    (run,) = json.loads(done.stdout)
+    sweeps = Sweeps(tmp_path, cli_env, "print('x' * 30, flush=True)\nprint('xxy5', flush=True)\n")
+    sid = sweeps.create(f"method: grid\nstdout_metrics: '{STALL}'\nparameters:\n  a: {{value: 1}}\n")
+    assert sweeps.agents(1, sid, "--notices", "none", "--heartbeat", "1", timeout=120) == [0]
+    (run,) = sweeps.runs(sid)
     assert run["state"] == "finished" and run["attempt"] == 1
     assert run["summary"]["xx"] == 5
 

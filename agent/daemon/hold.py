@@ -36,7 +36,7 @@ from .buffer import Buffer
 from .watchdog import Watchdog
 
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
-FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows and output
+FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows
 
 Ending = Literal["preempt", "stop"]
 #: What a renewal can ask of the holder, and the reason the run's record will give.
@@ -102,7 +102,6 @@ class Hold:
         self.lease_until = taken_at + self.lease
         self.next_renew = taken_at + heartbeat
         self.rows = Buffer()  # metric rows waiting to be written
-        self.output = Buffer()  # output lines waiting to be written
         self.preempting = False  # decided here or said by the script, whether or not Redis heard it
         self.marked = False  # the run is `preempting` in Redis
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -247,18 +246,15 @@ class Hold:
     # what the run reports -----------------------------------------------------------------------
 
     def flush(self) -> bool:
-        """Write the buffered rows and output (log.lua is fenced by the token). On a Redis error they
-        go back to their buffers (bounded) and the error is raised."""
-        rows, lines = self.rows.take(), self.output.take()
+        """Write the buffered rows (log.lua is fenced by the token). On a Redis error they go back to
+        their buffer (bounded) and the error is raised. (An attempt's output is its own: attempt.py.)"""
+        rows = self.rows.take()
         try:
             if rows and not self.store.log_metrics(self.claim, rows):
                 self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
             rows = []
-            self.store.append_log(self.claim.run_id, self.claim.attempt, lines)
-            lines = []
         finally:
             self.rows.put_back(rows)
-            self.output.put_back(lines)
         return True
 
     def flush_quietly(self) -> None:
