@@ -134,6 +134,28 @@ def test_a_signal_repeated_while_the_agent_shuts_down_never_kills_it(
     assert [e["event"] for e in bench.events(rid)] == ["start", "preempted"]
 
 
+def test_a_signal_repeated_later_shortens_the_grace_and_the_run_is_still_requeued(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """SLURM's second SIGTERM (after its GraceTime) or an operator's second Ctrl-C: the run that
+    ignores its signal is killed sooner than the grace, and still goes back to the queue."""
+    bench = SweepBench(tmp_path, cli_env, "  steps: {value: 400}\n  mode: {value: stubborn}\n")
+    agent = bench.agent("--grace", "20")
+    ((rid, _),) = bench.ready()
+    agent.send_signal(signal.SIGTERM)
+    wait_until(lambda: bench.run(rid)["state"] == "preempting", timeout=10)
+    for _ in range(2):
+        time.sleep(1.2)  # spacing the repeats beyond one burst (1 s), not a wait for a result
+        agent.send_signal(signal.SIGTERM)
+    assert agent.wait(30) == 0
+    lines = [json.loads(line) for line in (agent.stderr.read() if agent.stderr else "").splitlines()]
+    left = [line["grace_left"] for line in lines if line.get("event") == "signal repeated: grace shortened"]
+    assert len(left) == 2 and left[1] < left[0] < 10  # each repeat halved what was left of 20 s
+    assert any(line.get("event") == "grace period over: killing the process tree" for line in lines)
+    run = bench.run(rid)
+    assert (run["state"], run["reason"]) == ("queued", "signal")
+
+
 def _sweep_of(bench: SweepBench, rid: str) -> str:
     return str(redis.Redis.from_url(bench.env["SWEEPD_REDIS_URL"]).hget(f"sweepd:run:{rid}", "sweep_id").decode())
 

@@ -195,6 +195,8 @@ class Attempt:
                 hold.mark()
             if agent.preemption.requested and hold.ending is None:
                 hold.end("preempt", agent.preemption.reason or "signal", agent.preemption.kill_at())
+            elif agent.preemption.requested and hold.kill_at is not None:
+                hold.kill_at = min(hold.kill_at, agent.preemption.kill_at())  # a repeat cut the grace
             if hold.kill_at is not None and now >= hold.kill_at:
                 log.warning("grace period over: killing the process tree", reason=hold.reason)
                 child.kill_tree()

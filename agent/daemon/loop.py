@@ -210,6 +210,9 @@ class Agent:
             self._seen_signals += 1
             first = self.preemption.request("signal", now=now)
             log.warning("signal received", signal=signal.Signals(signum).name, preempting=first)
+            if self.preemption.repeat(now=now):
+                left = round(self.preemption.kill_at() - now, 3)
+                log.warning("signal repeated: grace shortened", grace_left=left)
         while self._notices:
             notice = self._notices.pop(0)
             if notice.drain_only:

@@ -24,6 +24,9 @@ class Preemption:
     requested_at: float | None = None
     deadline: float | None = None
     draining: bool = False
+    burst: float = 1.0
+    cut_at: float | None = None
+    _counted_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def request(self, reason: str, *, now: float, deadline: float | None = None) -> bool:
@@ -36,6 +39,22 @@ class Preemption:
             if deadline is not None and (self.deadline is None or deadline < self.deadline):
                 self.deadline = deadline
             return first
+
+    def repeat(self, *, now: float) -> bool:
+        """A trapped signal arrived (after ``request``). The first is only remembered; a later one
+        (SLURM signals again when its GraceTime ends, an operator presses Ctrl-C twice) halves what
+        is left of the grace. Signals within ``burst`` seconds of the last one counted are one
+        signal, so systemd's SIGTERM+SIGCONT or a storm of repeats cannot cut a checkpoint to
+        nothing. True when the grace was shortened."""
+        with self._lock:
+            if self._counted_at is None:
+                self._counted_at = now
+                return False
+            if now - self._counted_at < self.burst:
+                return False
+            self._counted_at = now
+            self.cut_at = now + max(0.0, self._kill_at() - now) / 2
+            return True
 
     def drain(self) -> None:
         """Take no new runs, but let the current one finish (AWS's rebalance recommendation)."""
@@ -54,9 +73,15 @@ class Preemption:
 
     def kill_at(self) -> float:
         """When whatever is left of the training process is killed: the grace period after the
-        request, or sooner if the notice's deadline (less the margin) comes first."""
+        request, or sooner if the notice's deadline (less the margin) or a repeated signal says so."""
+        with self._lock:
+            return self._kill_at()
+
+    def _kill_at(self) -> float:
         assert self.requested_at is not None, "no preemption was requested"
         at = self.requested_at + self.grace
         if self.deadline is not None:
             at = min(at, self.deadline - self.margin)
+        if self.cut_at is not None:
+            at = min(at, self.cut_at)
         return max(at, self.requested_at)
