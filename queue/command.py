@@ -26,7 +26,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .config import ENVVAR_MACRO
+from .config import AGENT_ONLY_ENV as AGENT_ONLY_ENV  # re-exported: the agent scrubs these
+from .config import ENVVAR_MACRO, agent_only
 from .errors import ConfigError
 
 #: W&B's default command, used when a sweep has none.
@@ -83,21 +84,6 @@ _ARGS_MACROS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 
 #: The agent's own environment: how it reaches Redis (and the password in that). Never handed to a
 #: training process, neither in its environment (launch.py) nor through ``${envvar:...}``.
-AGENT_ONLY_ENV = (
-    "SWEEPD_REDIS_URL",
-    "SWEEPD_REDIS_URL_FILE",
-    "SWEEPD_REDIS_URL_FD",
-    "SWEEPD_SENTINEL_PASSWORD",
-)
-
-
-def agent_only(name: str) -> str | None:
-    """Why ``${envvar:name}`` is refused, or None when it may be used."""
-    if name in AGENT_ONLY_ENV:
-        return f"${{envvar:{name}}} is the agent's own (how it reaches Redis, password included): never passed to a run"
-    return None
-
-
 def _substitute_envvars(item: str, environ: Mapping[str, str], where: str, problems: list[str]) -> str:
     """Replace every ``${envvar:NAME}`` in ``item``; each unset NAME adds one line to ``problems``."""
     missing: list[str] = []

@@ -41,6 +41,23 @@ _MACRO_ORDER = ("${env}", "${interpreter}", "${program}", "${args}", "${args_no_
 WHOLE_MACROS: frozenset[str] = frozenset(_MACRO_ORDER)
 #: ``${envvar:NAME}``, substituted anywhere inside an item.
 ENVVAR_MACRO = re.compile(r"\$\{envvar:([A-Za-z_][A-Za-z0-9_]*)\}")
+#: The agent's own variables: how it reaches Redis, password included. Never handed to a run, so
+#: ``${envvar:...}`` of one is refused when the sweep is created and again at expansion.
+AGENT_ONLY_ENV = (
+    "SWEEPD_REDIS_URL",
+    "SWEEPD_REDIS_URL_FILE",
+    "SWEEPD_REDIS_URL_FD",
+    "SWEEPD_SENTINEL_PASSWORD",
+)
+
+
+def agent_only(name: str) -> str | None:
+    """Why ``${envvar:name}`` is refused, or None when it may be used."""
+    if name in AGENT_ONLY_ENV:
+        return f"${{envvar:{name}}} is the agent's own (how it reaches Redis, password included): never passed to a run"
+    return None
+
+
 #: Anything that looks like a macro; what is neither of the above is refused.
 MACRO = re.compile(r"\$\{[^}]*\}")
 
@@ -328,7 +345,9 @@ def _macros(report: Report, where: KeyPath, item: str, program: str | None, name
     """Every ``${...}`` in one command item must be a macro W&B knows, used where W&B expands it."""
     for found in MACRO.finditer(item):
         macro = found.group(0)
-        if ENVVAR_MACRO.fullmatch(macro):
+        if (envvar := ENVVAR_MACRO.fullmatch(macro)) is not None:
+            if (why := agent_only(envvar.group(1))) is not None:
+                report.problem(where, why)
             continue
         if macro.startswith("${envvar:"):
             report.problem(where, f"{macro} does not name an environment variable (letters, digits and _)")

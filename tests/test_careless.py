@@ -85,6 +85,21 @@ def test_the_redis_url_is_no_macro_a_command_may_use() -> None:
         )
 
 
+@pytest.mark.parametrize("name", command.AGENT_ONLY_ENV)
+def test_a_sweep_naming_the_redis_url_in_its_command_is_refused_when_created(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis, name: str
+) -> None:
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        "method: grid\nprogram: t.py\nparameters:\n  a: {value: 1}\n"
+        f"command: [python, t.py, '--db=${{envvar:{name}}}', '${{args}}']\n"
+    )
+    done = run_sweepd("sweep", "create", str(config), env=cli_env)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"${{envvar:{name}}}" in done.stderr and "agent's own" in done.stderr
+    assert r.dbsize() == 0  # nothing stored
+
+
 def test_a_checkpoint_root_that_cannot_be_written_is_one_line_before_any_run(
     tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
 ) -> None:
