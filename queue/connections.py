@@ -19,12 +19,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import MasterNotFoundError
 
+from . import sentinel
 from .errors import RedisUnavailable, UserError
 
 ENV_URL = "SWEEPD_REDIS_URL"
@@ -62,8 +65,9 @@ def server_binary() -> str:
 
 
 def redact(url: str) -> str:
-    """The URL without its password, for messages and logs; a URL too broken to split
+    """The URL without its passwords, for messages and logs; a URL too broken to split
     (``redis://[::1:6379``) loses everything before its last ``@``, password or not."""
+    url = re.sub(rf"(?<=[?&]{sentinel.SENTINEL_PASSWORD_OPTION}=)[^&#]*", "***", url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -161,20 +165,24 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
 
     Every call gives up after ``timeout`` seconds (connecting included), so a Redis that hangs
     cannot hang sweepd: blocking commands must wait less than that. ``rediss://`` URLs take
-    redis-py's TLS query options (``ssl_ca_certs=...``).
+    redis-py's TLS query options (``ssl_ca_certs=...``); ``redis+sentinel://`` URLs find the
+    master through Sentinel (sentinel.py).
     """
     resolved = resolve_url(url)
+    options: dict[str, Any] = {
+        "health_check_interval": 30,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        # One quick retry (a pooled connection that died with a Redis restart), no more:
+        # redis-py's default (10 retries, backoff) would block a call for seconds, and the
+        # agent has its own backoff that keeps supervising its run meanwhile.
+        "retry": Retry(NoBackoff(), 1),
+    }
     try:
-        client = redis.Redis.from_url(
-            resolved,
-            health_check_interval=30,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            # One quick retry (a pooled connection that died with a Redis restart), no more:
-            # redis-py's default (10 retries, backoff) would block a call for seconds, and the
-            # agent has its own backoff that keeps supervising its run meanwhile.
-            retry=Retry(NoBackoff(), 1),
-        )
+        if sentinel.is_sentinel(resolved):
+            client = sentinel.client(sentinel.parse(resolved), **options)
+        else:
+            client = redis.Redis.from_url(resolved, **options)
     except ValueError as exc:
         raise UserError(f"--redis-url {redact(resolved)!r} is not a Redis URL: {exc}") from None
     if check:
@@ -182,6 +190,11 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
             client.ping()
         except redis.AuthenticationError:  # a ConnectionError too: test it first
             raise RedisUnavailable(f"Redis at {redact(resolved)} refused the password") from None
+        except MasterNotFoundError as exc:  # a ConnectionError too
+            raise RedisUnavailable(
+                f"no sentinel of {redact(resolved)} can name a reachable master ({exc}); "
+                f"check the sentinels' addresses, the master's name and {sentinel.ENV_SENTINEL_PASSWORD}"
+            ) from None
         except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
             raise RedisUnavailable(
                 f"cannot reach Redis at {redact(resolved)} ({exc}); "

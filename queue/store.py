@@ -25,7 +25,7 @@ from redis.commands.core import Script
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import keys, search
+from . import keys, replication, search
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
@@ -84,8 +84,12 @@ class Store(RunStarts):
             "enqueue",
         )  # the last two start runs by name (runs.py)
         self._scripts = {name: _script(client, name) for name in names}
+        self._replicated = replication.Replicated(client) if replication.wanted(client) else None
 
     def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        """One script, one EVALSHA; behind Sentinel a move also waits for a replica (replication.py)."""
+        if self._replicated is not None and name not in replication.UNWAITED:
+            return self._replicated.call(name, self._scripts[name], keys_, args)
         return self._scripts[name](keys=keys_, args=args)
 
     # sweeps -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import psutil
 import pytest
 import redis
 
+from sentinels import Topology
 from support import RedisServer, SweepBench, alive, run_sweepd, sweepd_cmd, wait_until
 from sweepd.queue import command
 from sweepd.queue.errors import ConfigError
@@ -34,18 +35,25 @@ time.sleep(30)
 """
 
 
-@pytest.mark.parametrize("via", ["env", "file"])
+@pytest.mark.parametrize("via", ["env", "file", "sentinel"])
 def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: str) -> None:
     """Not in its environment, its argv, its agent's environment (/proc/<agent>/environ is the
-    environment the agent was started with) or command line, nor in the agent's log."""
+    environment the agent was started with) or command line, nor in the agent's log. Behind
+    Sentinel, the sentinels' own password (SWEEPD_SENTINEL_PASSWORD) neither."""
     (tmp_path / "redis").mkdir()
-    server = RedisServer(tmp_path / "redis", password=SECRET).start()
+    server: RedisServer | Topology
+    if via == "sentinel":
+        server = Topology(tmp_path / "redis", password=SECRET, sentinel_password=SECRET + "-sentinel").start()
+    else:
+        server = RedisServer(tmp_path / "redis", password=SECRET).start()
     try:
         (tmp_path / "p.py").write_text(SNOOP)
         (tmp_path / "sweep.yaml").write_text("method: grid\nprogram: p.py\nparameters:\n  x: {values: [1]}\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPD_REDIS")}
         env.update(SNOOP_OUT=str(tmp_path / "seen.json"), SWEEPD_HOME=str(tmp_path / "home"))
-        if via == "env":
+        if via == "sentinel":
+            env.update(SWEEPD_REDIS_URL=server.url, SWEEPD_SENTINEL_PASSWORD=SECRET + "-sentinel")
+        elif via == "env":
             env["SWEEPD_REDIS_URL"] = server.url
         else:
             (tmp_path / "url").write_text(server.url + "\n")
@@ -71,7 +79,7 @@ def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: 
         out, err = agent.communicate(timeout=60)
         assert agent.returncode == 0 and SECRET not in out + err
     finally:
-        server.stop()
+        server.close() if isinstance(server, Topology) else server.stop()
 
 
 def test_the_redis_url_is_no_macro_a_command_may_use() -> None:

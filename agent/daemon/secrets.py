@@ -15,8 +15,10 @@ import os
 import sys
 from urllib.parse import urlsplit
 
+from sweepd.queue import sentinel
 from sweepd.queue.command import AGENT_ONLY_ENV
 from sweepd.queue.connections import ENV_URL, ENV_URL_FILE
+from sweepd.queue.sentinel import ENV_SENTINEL_PASSWORD
 
 ENV_URL_FD = "SWEEPD_REDIS_URL_FD"
 
@@ -44,8 +46,13 @@ def take_inherited_url() -> str | None:
 
 def hide_and_reexec(url: str) -> None:
     """Replace this process with the same command, the URL in a pipe instead of the environment.
-    Returns only when there is nothing to hide (no password, or the URL is not in the environment)."""
-    if not has_secret(url) or not any(os.environ.get(name) for name in (ENV_URL, ENV_URL_FILE)):
+    Returns only when there is nothing to hide (no password, or the URL is not in the environment,
+    and no ``SWEEPD_SENTINEL_PASSWORD``, which then travels in the URL as ``sentinel_password``)."""
+    sentinel_password = os.environ.get(ENV_SENTINEL_PASSWORD)
+    if sentinel_password and sentinel.is_sentinel(url):  # one string carries both passwords
+        url = sentinel.with_sentinel_password(url, sentinel_password)
+    in_env = has_secret(url) and any(os.environ.get(name) for name in (ENV_URL, ENV_URL_FILE))
+    if not in_env and not sentinel_password:
         return
     read, write = os.pipe()
     os.write(write, url.encode())  # far below a pipe's buffer: never blocks

@@ -1,0 +1,125 @@
+"""Redis behind Sentinel: ``redis+sentinel://`` URLs, parsed here and handed to redis-py's own
+Sentinel support (discovery, failover, a demoted master's READONLY turned into a reconnect).
+
+``redis+sentinel://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...]/MASTER_NAME[/DB][?OPTIONS]``; the
+scheme ``rediss+sentinel`` speaks TLS to the sentinels and to the master. The URL's password is the
+master's; the sentinels' own password comes from ``SWEEPD_SENTINEL_PASSWORD`` (or the option
+``sentinel_password``, how an agent carries it across its own re-exec). Other options are redis-py's
+TLS ones (``ssl_ca_certs``, ``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs``), for both.
+
+Parsing is pure (``parse``): a malformed URL is a ValueError saying what is wrong, in one line.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote
+
+import redis
+from redis.sentinel import Sentinel
+
+SCHEMES = ("redis+sentinel", "rediss+sentinel")
+ENV_SENTINEL_PASSWORD = "SWEEPD_SENTINEL_PASSWORD"
+SENTINEL_PASSWORD_OPTION = "sentinel_password"
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs")
+
+
+@dataclass(frozen=True)
+class SentinelURL:
+    """What a ``redis+sentinel://`` URL says."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    master: str
+    db: int = 0
+    username: str | None = None
+    password: str | None = None
+    sentinel_password: str | None = None
+    tls: bool = False
+    tls_options: dict[str, str] = field(default_factory=dict)
+
+
+def is_sentinel(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in SCHEMES
+
+
+def parse(url: str, environ: Mapping[str, str] = os.environ) -> SentinelURL:
+    """The parts of a Sentinel URL; ValueError saying what is wrong for anything malformed (the
+    caller names the URL, password redacted)."""
+    bad = ValueError
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in SCHEMES:
+        raise bad(f"not a Sentinel URL (the schemes are {' and '.join(s + '://' for s in SCHEMES)})")
+    netloc, _, tail = rest.partition("/")
+    path, _, query = tail.partition("?")
+    auth, at, hosts = netloc.rpartition("@")
+    username = password = None
+    if at:
+        user, colon, secret = auth.partition(":")
+        username = unquote(user) or None
+        password = unquote(secret) if colon else None
+    sentinels = tuple(_host_port(item, bad) for item in hosts.split(","))
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        raise bad("names no master: end it with /MASTER_NAME (as in `sentinel monitor MASTER_NAME ...`)")
+    if len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise bad("the path must be /MASTER_NAME or /MASTER_NAME/DB (DB a number)")
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    unknown = sorted(set(options) - {SENTINEL_PASSWORD_OPTION, *TLS_OPTIONS})
+    if unknown:
+        raise bad(f"unknown option {unknown[0]!r} (known: {', '.join((SENTINEL_PASSWORD_OPTION, *TLS_OPTIONS))})")
+    sentinel_password = options.pop(SENTINEL_PASSWORD_OPTION, None) or environ.get(ENV_SENTINEL_PASSWORD) or None
+    tls = scheme.lower() == "rediss+sentinel"
+    if options and not tls:
+        raise bad(f"{next(iter(options))} needs TLS: use rediss+sentinel://")
+    return SentinelURL(
+        sentinels,
+        unquote(parts[0]),
+        int(parts[1]) if len(parts) == 2 else 0,
+        username,
+        password,
+        sentinel_password,
+        tls,
+        options,
+    )
+
+
+def _host_port(item: str, bad: type[ValueError]) -> tuple[str, int]:
+    host, colon, port = item.strip().rpartition(":")
+    if not colon:
+        host, port = port, "26379"  # Sentinel's own default port
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise bad(f"{item!r} is not HOST:PORT (the sentinels are a comma list of HOST:PORT)")
+    return host, int(port)
+
+
+def with_sentinel_password(url: str, password: str) -> str:
+    """The URL carrying the sentinels' password as an option, so one string is all an agent hands
+    itself across its re-exec (secrets.py), and the environment can lose the variable."""
+    joiner = "&" if "?" in url else "?"
+    return f"{url}{joiner}{SENTINEL_PASSWORD_OPTION}={quote(password, safe='')}"
+
+
+def client(target: SentinelURL, **connection: Any) -> redis.Redis:
+    """A client for the current master, rediscovered through the sentinels after a failover.
+
+    ``connection`` is what every other sweepd client gets (timeouts, retry); the sentinels get the
+    same timeouts, their own password and the same TLS.
+    """
+    tls: dict[str, Any] = {"ssl": True, **target.tls_options} if target.tls else {}
+    sentinel_kwargs = {k: v for k, v in connection.items() if k.startswith("socket_")}
+    sentinel_kwargs.update(tls)
+    if target.sentinel_password:
+        sentinel_kwargs["password"] = target.sentinel_password
+    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.master,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **tls,
+    )
+    return master
