@@ -23,6 +23,7 @@ from pathlib import Path
 
 import baselines
 import dispatch
+import failover
 import handoff
 import idle
 import pickup
@@ -32,7 +33,7 @@ import search
 import watchdog
 from common import BENCH, Row, Section, git_revision, machine, private_redis, progress, redis_version, table
 
-ORDER = ("dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "watchdog", "baselines")
+ORDER = ("dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "watchdog", "failover", "baselines")
 COMMANDS = {
     "dispatch": "python bench/dispatch.py",
     "pickup": "python bench/pickup.py",
@@ -42,6 +43,7 @@ COMMANDS = {
     "scale": "python bench/scale.py",
     "search": "python bench/search.py",
     "watchdog": "python bench/watchdog.py",
+    "failover": "python bench/failover.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -75,6 +77,7 @@ def main() -> None:
         "scale": lambda: scale.measure(quick),
         "search": lambda: search.measure(quick),
         "watchdog": lambda: watchdog.measure(quick),
+        "failover": lambda: failover.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),

@@ -12,8 +12,8 @@ from sweepd.queue.errors import RedisUnavailable, SweepdError, UserError
 from sweepd.queue.store import Store
 
 REDIS_HELP = (
-    f"Redis URL (redis://, rediss://, unix://); default ${ENV_URL}, else the file named by "
-    "$SWEEPD_REDIS_URL_FILE, else an embedded server."
+    "Redis URL (redis://, rediss://, unix://, redis+sentinel://HOST:PORT,.../MASTER); "
+    f"default ${ENV_URL}, else the file named by $SWEEPD_REDIS_URL_FILE, else an embedded server."
 )
 
 
