@@ -73,6 +73,19 @@ def test_a_sentinel_url_names_its_sentinels_master_database_and_passwords() -> N
     assert sentinel.parse(carried, environ={}).sentinel_password == "a b&c"
 
 
+def test_rediss_sentinel_speaks_tls_to_the_sentinels_and_the_master_each_with_its_password() -> None:
+    """What redis-py is handed (the embedded server binary has no TLS to try it end to end)."""
+    target = sentinel.parse(
+        "rediss+sentinel://:pw@a:1,b:2/m/0?ssl_ca_certs=ca.pem", environ={"SWEEPD_SENTINEL_PASSWORD": "sp"}
+    )
+    pool = sentinel.client(target, socket_timeout=2).connection_pool
+    assert pool.connection_class.__name__ == "SentinelManagedSSLConnection"
+    assert (pool.connection_kwargs["password"], pool.connection_kwargs["ssl_ca_certs"]) == ("pw", "ca.pem")
+    first = pool.sentinel_manager.sentinels[0].connection_pool  # type: ignore[attr-defined]
+    assert first.connection_class.__name__ == "SSLConnection"
+    assert (first.connection_kwargs["password"], first.connection_kwargs["ssl_ca_certs"]) == ("sp", "ca.pem")
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [
