@@ -53,6 +53,7 @@ class Host(Protocol):
     notifier: Notifier
     metrics: Metrics
     watchdog: Watchdog
+    slot_env: dict[str, str]  # a GPU slot's CUDA_VISIBLE_DEVICES, SWEEPD_GPUS, SWEEPD_GPU_SLOT (slots.py)
 
     def intake(self) -> None: ...
 
@@ -144,6 +145,7 @@ class Attempt:
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
+            env.update(agent.slot_env)
             self.child = child = Child(argv, env, self.output.add, on_stdout=on_stdout)
         except OSError as exc:
             # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.
