@@ -19,21 +19,54 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
 from sweepd.queue.records import Claim
+from sweepd.queue.space import SweepConfig
+from sweepd.queue.store import Store
 
 from . import logs
 from .attempt import Attempt, Result
 from .backoff import REDIS_DOWN, Backoff
+from .metrics import Metrics
+from .notices import Watcher
+from .options import Options
+from .preemption import Preemption
+from .sdnotify import Notifier
 from .signals import Waker
-
-if TYPE_CHECKING:
-    from .loop import Agent
+from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
+
+
+class Owner(Protocol):
+    """What the slots need of the agent that holds them (loop.py's ``Agent``)."""
+
+    store: Store
+    config: SweepConfig
+    opts: Options
+    sid: str
+    preemption: Preemption
+    waker: Waker
+    notifier: Notifier
+    metrics: Metrics
+    watchdog: Watchdog
+    watchers: list[Watcher]
+    idle_wait: float
+
+    def intake(self) -> None: ...
+
+    def beat(self, force: bool = False) -> None: ...
+
+    def maybe_reap(self) -> None: ...
+
+    def next_claim(self) -> Claim | None: ...
+
+    def failing(self) -> bool: ...
+
+    def count_outcome(self, failed: bool) -> None: ...
 
 
 class Slot:
@@ -91,7 +124,7 @@ def _try(lock: threading.Lock, call: Callable[[], None]) -> None:
 class Slots:
     """The agent's loop when it holds runs in slots (loop.py's ``Agent.run`` hands over to it)."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: Owner) -> None:
         self.agent = agent
         self.slots = [Slot(i, devices) for i, devices in enumerate(agent.opts.slots)]
         self.hosts = [SlotHost(self, slot) for slot in self.slots]
