@@ -10,7 +10,6 @@ the grace period, kills what is left, and the hold records the end once.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -131,9 +130,11 @@ class Attempt:
     def run(self) -> Result:
         """Run the attempt to its end and record it."""
         agent, claim = self.agent, self.claim
-        params_file = os.path.join(self.workdir, "params.json")
-        with open(params_file, "w", encoding="utf-8") as fh:
-            json.dump(claim.params, fh)
+        try:
+            params_file = launch.write_params(claim, str(agent.opts.checkpoints))
+        except OSError as exc:
+            log.error("cannot write the run's parameters", error=str(exc))
+            return self._record(126, 0.0)
         try:
             argv = launch.argv(agent.config, claim, params_file)
         except ConfigError as exc:
