@@ -261,7 +261,7 @@ class Slots:
     def _collect(self, stop: int | None) -> int | None:
         """Empty the slots whose attempt ended; the first exit code one asked for."""
         for slot in self.slots:
-            if slot.thread is None or slot.thread.is_alive():
+            if slot.thread is None or slot.result is None:  # its result is set just before it wakes us
                 continue
             slot.thread.join()
             result, slot.thread, slot.claim = slot.result, None, None
@@ -275,7 +275,7 @@ class Slots:
     def _work(self, slot: Slot, claim: Claim, taken_at: float) -> None:
         structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt, slot=slot.index)
         workdir = tempfile.mkdtemp(prefix="sweepd-")
-        result = Result()
+        result = Result()  # what the thread hands back, once it is done: never None then
         try:
             result = Attempt(self.hosts[slot.index], claim, workdir, taken_at).run()
             if result.failed is not None:
