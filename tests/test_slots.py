@@ -4,19 +4,24 @@ records its devices, slot, start and end."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import redis
+from rich.console import Console
+from test_metrics import scrape
 
 from standins import SMI, stand_in_smi
-from support import Sweeps, alive, run_sweepd, sweepd_cmd, wait_until
+from support import Sweeps, alive, free_port, run_sweepd, sweepd_cmd, wait_until
+from sweepd.agent.cli import watch
 from sweepd.queue import keys
 
 PROGRAM = """
@@ -184,9 +189,11 @@ def test_a_sigkilled_multi_slot_agent_leaves_no_process_and_its_runs_resume_else
     check_devices(notes(out), ["0", "1"])  # the second agent's runs, on its own two slots
 
 
-def test_agents_and_status_show_the_slots_and_their_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
+def test_agents_status_watch_and_metrics_show_the_slots_and_their_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:
     sweeps, sid, out = setup(tmp_path, cli_env, HOLD=str(hold(tmp_path)))
-    agent = start_agent(sweeps, sid, "--gpus", "0,1,2,3", "--gpus-per-run", "2", "--heartbeat", "0.5")
+    port = free_port()
+    args = ("--gpus", "0,1,2,3", "--gpus-per-run", "2", "--heartbeat", "0.5", "--metrics-port", str(port))
+    agent = start_agent(sweeps, sid, *args)
     try:
         held = {n["run"] for n in started(out, 2)}
 
@@ -203,7 +210,30 @@ def test_agents_and_status_show_the_slots_and_their_runs(tmp_path: Path, cli_env
         assert "slot 0 gpus=0,1 run=" in text and "slot 1 gpus=2,3 run=" in text
         status = json.loads(run_sweepd("status", sid, "--json", env=sweeps.env).stdout)
         assert {s["run_id"] for s in status["agents"][0]["slots"]} == held
+        buf = io.StringIO()
+        Console(file=buf, width=160, force_terminal=False).print(watch.render(status, int(time.time() * 1000)))
+        view = buf.getvalue()
+        by_slot = {s["slot"]: s["run_id"] for s in slots}
+        for index, gpus in ((0, "0,1"), (1, "2,3")):
+            line = next(line for line in view.splitlines() if f"slot {index} [{gpus}]" in line)
+            assert by_slot[index] in line and " 1 " in line  # its run, attempt 1
+        metrics = scrape(port)
+        for index in ("0", "1"):
+            assert metrics[("sweepd_agent_busy", (("slot", index),))] == 1
+            assert metrics[("sweepd_runs_started_total", (("slot", index),))] == 1
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(60)
     assert not any(psutil.pid_exists(n["pid"]) and alive(n["pid"]) for n in notes(out, "start"))
+
+
+def test_run_with_gpus_starts_one_agent_holding_a_run_per_slot(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    sweeps, _sid, out = setup(tmp_path, cli_env, WANT="3")
+    (tmp_path / "run.yaml").write_text(f"program: prog.py\n{GRID}")
+    done = run_sweepd("run", "run.yaml", "--gpus", "4,5,6", env=sweeps.env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    ended = notes(out)
+    assert len(ended) == 6
+    check_devices(ended, ["4", "5", "6"])
+    first = sorted(ended, key=lambda n: n["start"])[:3]
+    assert max(n["start"] for n in first) < min(n["end"] for n in first)  # one agent, three at once
