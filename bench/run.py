@@ -30,12 +30,26 @@ import pickup
 import recovery
 import scale
 import search
+import slots
 import watchdog
 from common import BENCH, Row, Section, git_revision, machine, private_redis, progress, redis_version, table
 
-ORDER = ("dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "watchdog", "failover", "baselines")
+ORDER = (
+    "dispatch",
+    "slots",
+    "pickup",
+    "handoff",
+    "recovery",
+    "idle",
+    "scale",
+    "search",
+    "watchdog",
+    "failover",
+    "baselines",
+)
 COMMANDS = {
     "dispatch": "python bench/dispatch.py",
+    "slots": "python bench/slots.py",
     "pickup": "python bench/pickup.py",
     "handoff": "python bench/handoff.py",
     "recovery": "python bench/recovery.py",
@@ -70,6 +84,7 @@ def main() -> None:
     done: dict[str, Section] = {}
     runners: dict[str, Callable[[], Section]] = {
         "dispatch": lambda: dispatch.measure(quick),
+        "slots": lambda: slots.measure(quick),
         "pickup": lambda: pickup.measure(quick),
         "handoff": lambda: handoff.measure(quick),
         "recovery": lambda: recovery.measure(quick),

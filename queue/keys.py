@@ -29,6 +29,9 @@ key                                         type    holds
                                                     the recovery)
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``;
+                                                    a GPU agent's ``slots`` (JSON: a list of
+                                                    ``{slot, gpus, run_id}``) and ``run_id`` its runs,
+                                                    comma-joined;
                                                     expires when the agent goes silent
 ``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
                                                     ``params`` (JSON), ``attempt``, ``token``,

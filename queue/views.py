@@ -7,6 +7,7 @@ fields are a contract for scripts: add, never rename or drop.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from . import summary
@@ -23,7 +24,7 @@ def status_json(reads: Reads, sid: str, now_ms: int | None = None) -> dict[str, 
     now_ms = reads.now_ms() if now_ms is None else now_ms
     runs = reads.runs(sid)
     queued = reads.queued_ids(sid)
-    agents = reads.agents(sid)
+    agents = [with_slots(agent) for agent in reads.agents(sid)]
     by_id = {run.id: run for run in runs}
     return {
         "id": sid,
@@ -67,8 +68,21 @@ def agent_rows(reads: Reads, sweep_ids: list[str]) -> list[dict[str, Any]]:
         for agent in reads.agents(sid):
             live_ids.add(agent["id"])
             beat = int(agent.get("heartbeat_at", "0") or 0)
-            rows.append({**agent, "sweep_id": sid, "alive": True, "last_heartbeat": iso(beat)})
+            rows.append({**with_slots(agent), "sweep_id": sid, "alive": True, "last_heartbeat": iso(beat)})
         for aid, beat in reads.agents_seen(sid):
             if aid not in live_ids:
                 rows.append({"id": aid, "sweep_id": sid, "alive": False, "last_heartbeat": iso(beat)})
     return rows
+
+
+def with_slots(agent: dict[str, Any]) -> dict[str, Any]:
+    """An agent's heartbeat fields, its ``slots`` (a GPU agent's: ``[{slot, gpus, run_id}]``, stored
+    as JSON text) decoded; an agent without slots has none."""
+    text = agent.get("slots")
+    if not isinstance(text, str):
+        return agent
+    try:
+        slots = json.loads(text)
+    except ValueError:
+        slots = []
+    return {**agent, "slots": slots if isinstance(slots, list) else []}

@@ -1,4 +1,5 @@
-"""Local stand-ins for the clouds' metadata services, each following its provider's documented protocol.
+"""Local stand-ins for the clouds' metadata services, each following its provider's documented protocol;
+and an ``nvidia-smi`` that prints what ``nvidia-smi -L`` prints (``stand_in_smi``).
 
 Each is a ``ThreadingHTTPServer`` on 127.0.0.1, port 0, served from its own thread, with ``url`` and
 ``close()`` (and usable as a context manager). A test drives it (``set_notice``, ``preempt``,
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import stat
 import threading
 import time
 import urllib.parse
@@ -16,6 +18,7 @@ from datetime import datetime, timezone
 from email.message import Message
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
 Answer = tuple[int, bytes | str, dict[str, str]]
@@ -261,3 +264,21 @@ class AzureScheduledEvents(_Standin):
 
 def _iso(seconds_from_now: float) -> str:
     return datetime.fromtimestamp(time.time() + seconds_from_now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+#: What ``nvidia-smi -L`` prints on an 8-GPU machine with MIG on its first GPU.
+SMI = """GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5a4c1b3e-0f6e-4a51-9b0e-2c5d8e7f1a01)
+  MIG 3g.20gb     Device  0: (UUID: MIG-1e2d3c4b-5a69-5b8c-9d0e-1f2a3b4c5d6e)
+GPU 1: NVIDIA A100-SXM4-40GB (UUID: GPU-6b5d2c4f-1a7f-4b62-8c1f-3d6e9f8a2b02)
+GPU 2: NVIDIA A100-SXM4-40GB (UUID: GPU-7c6e3d5a-2b8a-4c73-9d2a-4e7f0a9b3c03)
+GPU 3: NVIDIA A100-SXM4-40GB (UUID: GPU-8d7f4e6b-3c9b-4d84-8e3b-5f8a1b0c4d04)
+"""
+
+
+def stand_in_smi(directory: Path, output: str, code: int = 0) -> Path:
+    """An ``nvidia-smi`` on PATH that prints ``output`` for ``-L``."""
+    (directory / "smi.txt").write_text(output)
+    exe = directory / "nvidia-smi"
+    exe.write_text(f'#!/bin/sh\n[ "$1" = "-L" ] || exit 9\ncat "{directory / "smi.txt"}"\nexit {code}\n')
+    exe.chmod(exe.stat().st_mode | stat.S_IEXEC)
+    return directory

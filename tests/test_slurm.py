@@ -32,7 +32,7 @@ import pytest
 import redis
 
 from slurm_cluster import SlurmCluster, clean_env, slurm_cluster
-from support import ROOT, run_sweepd
+from support import ROOT, alive, run_sweepd
 from sweepd.queue import keys
 
 pytestmark = pytest.mark.slurm
@@ -194,3 +194,81 @@ def agent_log(text: str) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return found
+
+
+# A run that launches its ranks itself: two tasks of one `srun` step inside the agent's allocation.
+RANKS = """\
+import json, os, sys, time
+from sweepd.agent import run
+note = {
+    "run": os.environ["SWEEPD_RUN_ID"], "attempt": int(os.environ["SWEEPD_ATTEMPT"]),
+    "procid": os.environ.get("SLURM_PROCID"), "step": os.environ.get("SLURM_STEP_ID"), "pid": os.getpid(),
+    "params": json.load(open(os.environ["SWEEPD_PARAMS_FILE"])), "api_params": run.params,
+}
+name = f"task-{note['run']}-{note['attempt']}-{note['procid']}.json"
+with open(os.path.join(os.environ["OUT_DIR"], name), "w") as fh:
+    fh.write(json.dumps(note))
+if note["attempt"] == 1:
+    time.sleep(120)  # until the preemption: SIGTERM, forwarded by srun, ends every task
+run.log({"procid": int(note["procid"])})
+"""
+
+
+@pytest.fixture
+def relay_cluster() -> Iterator[SlurmCluster]:
+    with slurm_cluster(grace_time=GRACE_TIME, send_user_signal=False) as running:
+        yield running
+
+
+def test_a_run_whose_srun_step_has_two_tasks_is_preempted_and_resumed_once(
+    relay_cluster: SlurmCluster, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    cluster = relay_cluster
+    with cluster.explained():
+        out, work = tmp_path / "out", tmp_path / "work"
+        out.mkdir()
+        work.mkdir()
+        env = job_env(cli_env, tmp_path, cluster)
+        program = tmp_path / "ranks.py"
+        program.write_text(RANKS)
+        command = ["srun", "--ntasks=2", "--cpus-per-task=1", "--quiet", sys.executable, "${program}", "${args}"]
+        config = tmp_path / "sweep.yaml"
+        config.write_text(
+            json.dumps(
+                {"method": "grid", "program": str(program), "command": command, "parameters": {"k": {"value": 7}}}
+            )
+        )
+        created = run_sweepd("sweep", "create", str(config), "--quiet", env=env)
+        assert created.returncode == 0, created.stderr
+        sid = created.stdout.strip()
+        cluster.logs.append(work / "sweepd-agent-*.out")
+        size = [f"--cpus-per-task={cluster.cpus}", "--mem=512M"]
+        job = cluster.sbatch("--partition=low", "--array=1", *size, str(SBATCH), sid, env=env, cwd=work) + "_1"
+
+        def tasks(attempt: int) -> list[dict[str, Any]]:
+            found = [json.loads(p.read_text()) for p in sorted(out.glob(f"task-*-{attempt}-*.json"))]
+            return found if len(found) == 2 else []
+
+        first = cluster.wait_for(lambda: tasks(1), 90, "the run's two tasks did not both start")
+        assert isinstance(first, list)
+        rid = first[0]["run"]
+        assert sorted(t["procid"] for t in first) == ["0", "1"] and len({t["step"] for t in first}) == 1
+        assert all(t["params"] == t["api_params"] == {"k": 7} for t in first)  # both ranks have the params
+
+        cluster.sbatch("--partition=high", *size, "--job-name=urgent", "--wrap", "sleep 5", env=env, cwd=work)
+        cluster.wait_for(lambda: run_record(env, sid, rid)["state"] == "queued", 60, "the run was not requeued")
+        run = run_record(env, sid, rid)
+        assert (run["attempt"], run["reason"]) == (1, "signal"), run
+        # no task outlives its run: srun passed the agent's signal on, and the agent killed the tree
+        cluster.wait_for(lambda: not any(alive(t["pid"]) for t in first), 30, "a task outlived its run")
+
+        cluster.wait_for(lambda: cluster.job(job).get("Restarts") == "1", 60, "SLURM did not requeue the agent's job")
+        cluster.wait_for(lambda: hurry(cluster, job), 90, "the requeued agent job did not start again")
+        cluster.wait_for(
+            lambda: cluster.job(job).get("JobState") == "COMPLETED", 120, "the agent's job did not complete"
+        )
+        second = tasks(2)
+        assert sorted(t["procid"] for t in second) == ["0", "1"] and all(t["params"] == {"k": 7} for t in second)
+        runs = json.loads(run_sweepd("runs", sid, "--json", env=env).stdout)
+        assert [(x["id"], x["state"], x["attempt"]) for x in runs] == [(rid, "finished", 2)]
+        assert runs[0]["summary"].get("procid") == 0  # rank 0's log() alone was recorded

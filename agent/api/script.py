@@ -6,6 +6,7 @@ delegates to the current one). Where its rows and notices go is its ``Sink``: th
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -52,6 +53,19 @@ def exit_code(exc: BaseException | None) -> int:
     return 1
 
 
+def rank(environ: Mapping[str, str]) -> tuple[str, int]:
+    """This process's rank in a run whose command launches several (``torchrun``'s ``RANK``, else
+    ``srun``'s ``SLURM_PROCID``), and the variable that says so; ``("", 0)`` for a process of its own.
+    A value the run's first process inherited from its agent (``SWEEPD_INHERITED_<NAME>``: an agent
+    that is itself a task of a SLURM step) is not a rank of the run's."""
+    for name in ("RANK", "SLURM_PROCID"):
+        value = environ.get(name, "").strip()
+        if not value.isdigit() or value == environ.get(f"SWEEPD_INHERITED_{name}", "").strip():
+            continue
+        return name, int(value)
+    return "", 0
+
+
 class Run:
     """One start (attempt) of one run, as its training script sees it.
 
@@ -92,6 +106,9 @@ class Run:
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self._warned = False
+        #: Only rank 0 records metrics: every rank of a run calls log() alike (multi-node training).
+        self.rank_var, self.rank = rank(os.environ)
+        self._rank_said = False
 
     @property
     def id(self) -> str | None:
@@ -106,13 +123,23 @@ class Run:
     def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Record a row of metrics at ``step`` (by default the next one). Never blocks for long: rows
         are buffered and written in the background, and kept while Redis is away. A row whose step
-        goes back before the last one logged is dropped, as W&B drops it."""
+        goes back before the last one logged is dropped, as W&B drops it; so is every row of a
+        process whose rank is not 0 (``RANK``/``SLURM_PROCID``: a run that spans processes)."""
         if not isinstance(metrics, Mapping):
             raise TypeError(f"log() takes a mapping of metric names to values, got {type(metrics).__name__}")
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
             raise TypeError(f"log(step=...) takes an int, got {step!r}")
         if self.finished:
             self._warn("log() after finish(): the row is dropped")
+            return
+        if self.rank != 0:
+            if not self._rank_said:
+                self._rank_said = True
+                print(
+                    f"sweepd: note: run {self.run_id}: this process is rank {self.rank} ({self.rank_var}): "
+                    "log() records rank 0's metrics only, so this rank's are ignored (said once)",
+                    file=sys.stderr,
+                )
             return
         with self._lock:
             at = self._steps.assign(step)

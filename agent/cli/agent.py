@@ -5,6 +5,7 @@ Every option's default is ``Options``'s: the command line keeps none of its own.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import Any
@@ -14,7 +15,7 @@ import click
 from sweepd.queue.connections import connect, resolve_url
 from sweepd.queue.store import Store
 
-from ..daemon import logs
+from ..daemon import gpus, logs
 from ..daemon.loop import Agent
 from ..daemon.options import Options, check_writable
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
@@ -133,22 +134,50 @@ def agent_options(f: Any) -> Any:
     return f
 
 
+def gpu_options(f: Any) -> Any:
+    """``--gpus`` and ``--gpus-per-run`` (``sweepd agent`` and ``sweepd run``): read as text, so a bad
+    value is gpus.py's one-line error rather than click's usage text."""
+    f = click.option(
+        "--gpus-per-run",
+        envvar="SWEEPD_GPUS_PER_RUN",
+        default=None,
+        metavar="K",
+        help="Devices each run gets (default 1; it must divide --gpus).",
+    )(f)
+    return click.option(
+        "--gpus",
+        envvar="SWEEPD_GPUS",
+        default=None,
+        metavar="LIST|all",
+        help="Hold a run per slot of these devices at once (0,1,2 or UUIDs; all: the inherited "
+        "CUDA_VISIBLE_DEVICES, else nvidia-smi -L); each run's CUDA_VISIBLE_DEVICES is its slot's.",
+    )(f)
+
+
+def gpu_slots(given: str | None, per_run: str | None) -> tuple[tuple[str, ...], ...]:
+    """The slots ``--gpus``/``--gpus-per-run`` ask for (GpuError: one line, exit 2)."""
+    return gpus.slots(given, gpus.parse_per_run(per_run), os.environ)
+
+
 @click.command("agent")
 @click.argument("sweep_id")
 @agent_options
+@gpu_options
 @redis_option
-def command(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
+def command(sweep_id: str, redis_url: str | None, gpus: str | None, gpus_per_run: str | None, **kw: Any) -> None:
     """Work SWEEP_ID: claim, launch and record runs until the sweep is complete.
 
     \b
     Examples:
       sweepd agent abc123de --count 10
       sweepd agent abc123de --metrics-port 9464   # Prometheus scrapes :9464/metrics
+      sweepd agent abc123de --gpus all --gpus-per-run 2   # 8 GPUs: 4 runs at once, 2 GPUs each
     """
+    slots = gpu_slots(gpus, gpus_per_run)  # before anything else: a bad list stores nothing
     logs.configure()
     url = take_inherited_url() or resolve_url(redis_url)
     hide_and_reexec(url)  # the URL out of this process's environment, before anything reads it
-    options = Options(sweep_id=sweep_id, **kw)
+    options = Options(sweep_id=sweep_id, slots=slots, **kw)
     check_writable(options.checkpoints)  # before any run is claimed
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
     # much, and the idle wait (a blocking BLPOP) stays shorter than it.

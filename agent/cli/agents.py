@@ -17,8 +17,9 @@ from .kit import redis_option, store_for
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @redis_option
 def command(sweep_id: str | None, as_json: bool, redis_url: str | None) -> None:
-    """Every agent (host, PID, sweep, run, last heartbeat, version), live ones first, then the
-    ones that went silent (a silent agent's runs are requeued when their leases expire).
+    """Every agent (host, PID, sweep, run, last heartbeat, version; a GPU agent's slots, each with
+    its devices and run), live ones first, then the ones that went silent (a silent agent's runs
+    are requeued when their leases expire).
 
     \b
     Example:
@@ -42,5 +43,8 @@ def command(sweep_id: str | None, as_json: bool, redis_url: str | None) -> None:
                 f"{a['id']}  live    host={a.get('host', '')} pid={a.get('pid', '')} sweep={a['sweep_id']} "
                 f"run={a.get('run_id') or '-'} heartbeat={ago:.1f}s ago version={a.get('version', '')}"
             )
+            for slot in a.get("slots", []):  # a GPU agent: a line per slot, and the run it holds
+                gpus = ",".join(slot.get("gpus", []))
+                click.echo(f"    slot {slot.get('slot')} gpus={gpus} run={slot.get('run_id') or '-'}")
         else:
             click.echo(f"{a['id']}  silent  sweep={a['sweep_id']} last heartbeat {a['last_heartbeat']}")

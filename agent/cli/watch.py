@@ -134,6 +134,9 @@ def _agents(status: dict[str, Any], now_ms: int) -> RenderableType:
     for a in agents:
         beat = int(a.get("heartbeat_at") or 0)
         ago = f"{max(0.0, (now_ms - beat) / 1000):.1f}s ago" if beat else "-"
+        if a.get("slots"):
+            _slot_rows(table, a, status, ago)
+            continue
         h = held.get(a["id"])
         run = h["id"] if h else a.get("run_id") or a.get("run") or ""
         attempt = str(h["attempt"]) if h else ""
@@ -141,6 +144,16 @@ def _agents(status: dict[str, Any], now_ms: int) -> RenderableType:
     for h in silent:
         table.add_row(h["agent_id"], "-", "-", h["id"], str(h["attempt"]), Text("none recent", "yellow"))
     return table
+
+
+def _slot_rows(table: Table, agent: dict[str, Any], status: dict[str, Any], ago: str) -> None:
+    """A GPU agent (``--gpus``): a row per slot, its devices and the run it holds."""
+    attempts = {h["id"]: str(h["attempt"]) for h in status.get("held_runs", [])}
+    for slot in agent["slots"]:
+        name = f"{agent['id']} slot {slot.get('slot')} [{','.join(slot.get('gpus', []))}]"
+        rid = slot.get("run_id") or ""
+        run: str | Text = rid or Text("idle", "dim")
+        table.add_row(name, agent.get("host", ""), agent.get("pid", ""), run, attempts.get(rid, ""), ago)
 
 
 def _events(status: dict[str, Any], now_ms: int) -> RenderableType:

@@ -10,7 +10,6 @@ the grace period, kills what is left, and the hold records the end once.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import time
@@ -53,6 +52,7 @@ class Host(Protocol):
     notifier: Notifier
     metrics: Metrics
     watchdog: Watchdog
+    slot_env: dict[str, str]  # a GPU slot's CUDA_VISIBLE_DEVICES, SWEEPD_GPUS, SWEEPD_GPU_SLOT (slots.py)
 
     def intake(self) -> None: ...
 
@@ -130,9 +130,11 @@ class Attempt:
     def run(self) -> Result:
         """Run the attempt to its end and record it."""
         agent, claim = self.agent, self.claim
-        params_file = os.path.join(self.workdir, "params.json")
-        with open(params_file, "w", encoding="utf-8") as fh:
-            json.dump(claim.params, fh)
+        try:
+            params_file = launch.write_params(claim, str(agent.opts.checkpoints))
+        except OSError as exc:
+            log.error("cannot write the run's parameters", error=str(exc))
+            return self._record(126, 0.0)
         try:
             argv = launch.argv(agent.config, claim, params_file)
         except ConfigError as exc:
@@ -144,6 +146,7 @@ class Attempt:
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
+            env.update(agent.slot_env)
             self.child = child = Child(argv, env, self.output.add, on_stdout=on_stdout)
         except OSError as exc:
             # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.

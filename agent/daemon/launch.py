@@ -4,6 +4,7 @@ checkpoint; never the Redis URL)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -14,6 +15,25 @@ from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
 
 from .sdnotify import ENV_VARS
+
+#: The run's parameters, written for it beside its checkpoints (``SWEEPD_PARAMS_FILE``).
+PARAMS_NAME = ".sweepd-params.json"
+
+
+#: Where a process learns its rank in a run that spans processes: torchrun's, then srun's.
+RANK_VARS = ("RANK", "SLURM_PROCID")
+
+
+def write_params(claim: Claim, checkpoint_root: str) -> str:
+    """Write the run's parameters where every rank of a run that spans nodes can read them: its
+    checkpoint directory, on the checkpoint root they share. The path (``OSError`` if unwritable)."""
+    directory = Path(checkpoint_root) / claim.sweep_id / claim.run_id
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / PARAMS_NAME
+    partial = path.with_name(f"{PARAMS_NAME}.{os.getpid()}")
+    partial.write_text(json.dumps(claim.params), encoding="utf-8")
+    partial.replace(path)  # a rank never reads a half-written file
+    return str(path)
 
 
 def interpreter() -> str:
@@ -56,4 +76,8 @@ def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_pat
         WANDB_RUN_ID=claim.run_id,
         WANDB_RESUME="allow",
     )
+    for name in RANK_VARS:  # what the run's first process inherits is no rank of the run's own
+        env.pop(f"SWEEPD_INHERITED_{name}", None)
+        if name in os.environ:
+            env[f"SWEEPD_INHERITED_{name}"] = os.environ[name]
     return env

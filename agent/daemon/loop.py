@@ -33,6 +33,7 @@ from .options import Options
 from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import SignalFlags, Waker
+from .slots import Slots
 from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
@@ -63,7 +64,7 @@ class Agent:
         self.waker = Waker()
         self.flags = SignalFlags()
         self.notifier = Notifier.from_env()
-        self.metrics = Metrics(self.sid)
+        self.metrics = Metrics(self.sid, slotted=bool(options.slots))
         self.watchdog = Watchdog()  # one for every run this agent holds, started with the agent
         self.watchers: list[Watcher] = []
         self._notices: list[Notice] = []
@@ -71,12 +72,15 @@ class Agent:
         self._last_beat = 0.0
         self._last_reap = 0.0
         # The idle BLPOP must return before the client's socket timeout would cut it off.
-        self._idle_wait = min(options.idle_poll, store.call_timeout() / 2)
+        self.idle_wait = min(options.idle_poll, store.call_timeout() / 2)
         watchdog = self.notifier.watchdog_interval()
         if watchdog:  # an idle agent must still ping systemd's watchdog in time
-            self._idle_wait = min(self._idle_wait, watchdog / 2)
+            self.idle_wait = min(self.idle_wait, watchdog / 2)
         self._current: Claim | None = None
         self._restore_signals = True
+        #: ``--gpus``: a run per slot at once (slots.py), else one run at a time (this loop).
+        self.slots = Slots(self) if options.slots else None
+        self.slot_env: dict[str, str] = {}  # a slot's devices, for its runs (slots.py)
 
     # the loop ------------------------------------------------------------------------------------
 
@@ -93,7 +97,7 @@ class Agent:
             log.info("serving Prometheus metrics", url=f"http://{self.opts.metrics_addr}:{port}/metrics")
         self._start()
         try:
-            return self._loop()
+            return self.slots.run() if self.slots is not None else self._loop()
         finally:
             self._stop()
             logs.unbind_process("sweep_id", "agent_id")
@@ -130,18 +134,18 @@ class Agent:
 
     def _step(self) -> int | Literal["ran", "idle"]:
         """One turn of the loop: run one attempt, or wait for work; an int ends the agent."""
-        if self._failing():
+        if self.failing():
             return 0 if self.store.is_complete(self.sid) else 1
         self.maybe_reap()
         taken_at = time.monotonic()  # before the claim is sent: our view of its lease is never too long
-        claim = self._next() if self.preemption.may_claim() else None
+        claim = self.next_claim() if self.preemption.may_claim() else None
         if claim is None:
             if self.store.is_complete(self.sid):
                 log.info("sweep complete, exiting")
                 return 0
             self.beat()
             self.notifier.maybe_watchdog()
-            self.store.wait_for_work(self.sid, self._idle_wait)
+            self.store.wait_for_work(self.sid, self.idle_wait)
             return "idle"
         code = self.execute(claim, taken_at)
         # Short runs back to back never renew a lease, so beat here too or the agent's record expires;
@@ -171,7 +175,7 @@ class Agent:
             self.flags.detach()  # the handlers stay, recording, until the process ends
         self.waker.close()
 
-    def _next(self) -> Claim | None:
+    def next_claim(self) -> Claim | None:
         """A queued run first (a requeued run comes back before any new one), else a new one."""
         claim = self.store.claim(self.sid, self.id, self.opts.lease)
         if claim is not None:
@@ -248,7 +252,7 @@ class Agent:
         else:
             self.failures = 0
 
-    def _failing(self) -> bool:
+    def failing(self) -> bool:
         """W&B's crash guards: stop an agent whose runs keep failing (a broken node must not burn
         the sweep)."""
         if self.failures >= self.opts.max_failures:
@@ -270,17 +274,15 @@ class Agent:
             return
         self._last_beat = now
         current = self._current
-        self.store.agent_beat(
-            self.sid,
-            self.id,
-            {
-                "host": socket.gethostname(),
-                "pid": os.getpid(),
-                "sweep_id": self.sid,
-                "run_id": current.run_id if current else "",
-                "version": _version(),
-                "started_at": int((time.time() - (now - self.started)) * 1000),
-            },
-            ttl_s=self.opts.lease,
-        )
+        info = {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "sweep_id": self.sid,
+            "run_id": current.run_id if current else "",
+            "version": _version(),
+            "started_at": int((time.time() - (now - self.started)) * 1000),
+        }
+        if self.slots is not None:
+            info.update(self.slots.describe())
+        self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)
         self.metrics.heartbeat()

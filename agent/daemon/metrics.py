@@ -20,10 +20,14 @@ and alerts are written against them.
 ``sweepd_redis_errors_total``            counter    Redis calls that failed (the agent retries)
 ``sweepd_agent_busy``                    gauge      1 while a run's process is running
 =======================================  =========  ===================================================
+
+An agent given ``--gpus`` holds a run per slot: its started, finished, failed, stopped, preempted,
+requeued and busy series carry a ``slot`` label as well (``0``, ``1``, ...; a reap's requeue: ``""``).
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -40,23 +44,31 @@ RECOVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 120, 30
 class Metrics:
     """What the agent counts. Methods are safe from any thread (prometheus_client locks)."""
 
-    def __init__(self, sweep_id: str) -> None:
+    def __init__(self, sweep_id: str, slotted: bool = False) -> None:
         self.registry = CollectorRegistry()
         self.sweep_id = sweep_id
+        #: An agent holding runs in GPU slots (slots.py): the per-run series carry a ``slot`` label
+        #: too (``for_slot``); the agent's own (reaps, heartbeat, Redis errors) do not.
+        self.slotted = slotted
+        self._slot = ""
         r, s, sid = self.registry, ["sweep"], sweep_id
-        # Series with the sweep label alone are bound once; those with a reason or state per event.
-        self._started = Counter(
-            "sweepd_runs_started", "Attempts whose training process started.", s, registry=r
-        ).labels(sid)
-        self._finished = Counter("sweepd_runs_finished", "Runs that ended finished.", s, registry=r).labels(sid)
-        self._failed = Counter("sweepd_runs_failed", "Runs that ended failed or crashed.", [*s, "state"], registry=r)
-        self._stopped = Counter("sweepd_runs_stopped", "Runs that ended stopped.", [*s, "reason"], registry=r)
+        per_run = [*s, "slot"] if slotted else s
+        self._started = Counter("sweepd_runs_started", "Attempts whose training process started.", per_run, registry=r)
+        self._finished = Counter("sweepd_runs_finished", "Runs that ended finished.", per_run, registry=r)
+        self._failed = Counter(
+            "sweepd_runs_failed", "Runs that ended failed or crashed.", [*per_run, "state"], registry=r
+        )
+        self._stopped = Counter("sweepd_runs_stopped", "Runs that ended stopped.", [*per_run, "reason"], registry=r)
         self._preempted = Counter(
-            "sweepd_runs_preempted", "Attempts ended by a preemption.", [*s, "reason"], registry=r
+            "sweepd_runs_preempted", "Attempts ended by a preemption.", [*per_run, "reason"], registry=r
         )
         self._requeued = Counter(
-            "sweepd_runs_requeued", "Runs this agent put back on the queue.", [*s, "reason"], registry=r
+            "sweepd_runs_requeued", "Runs this agent put back on the queue.", [*per_run, "reason"], registry=r
         )
+        self._busy = Gauge("sweepd_agent_busy", "1 while a run's training process runs.", per_run, registry=r)
+        if not slotted:  # present (0) from the start, as they always were
+            for family in (self._started, self._finished, self._busy):
+                family.labels(sid)
 
         def seconds(name: str, text: str, buckets: tuple[float, ...]) -> Any:
             return Histogram(name, text, s, buckets=buckets, registry=r).labels(sid)
@@ -72,7 +84,6 @@ class Metrics:
             RECOVERY_BUCKETS,
         )
         self._redis_errors = Counter("sweepd_redis_errors", "Redis calls that failed.", s, registry=r).labels(sid)
-        self._busy = Gauge("sweepd_agent_busy", "1 while a run's training process runs.", s, registry=r).labels(sid)
         self._last_beat = time.monotonic()
         lag = Gauge("sweepd_heartbeat_lag_seconds", "Seconds since Redis last took a heartbeat.", s, registry=r)
         lag.labels(sid).set_function(lambda: time.monotonic() - self._last_beat)
@@ -85,31 +96,45 @@ class Metrics:
             raise UserError(f"--metrics-port {port}: cannot listen on {addr}:{port}: {exc.strerror}") from None
         return int(server.server_port)
 
+    def for_slot(self, slot: str) -> Metrics:
+        """The same registry, as one slot's attempts report to it (their series say ``slot``)."""
+        view = copy.copy(self)
+        view._slot = slot
+        if self.slotted:  # every slot's series shows from the start
+            for family in (self._started, self._finished, self._busy):
+                view._series(family)
+        return view
+
+    def _series(self, family: Any, *values: str) -> Any:
+        if self.slotted:
+            return family.labels(self.sweep_id, self._slot, *values)
+        return family.labels(self.sweep_id, *values)
+
     # what the agent reports -------------------------------------------------------------------------
 
     def run_started(self) -> None:
-        self._started.inc()
-        self._busy.set(1)
+        self._series(self._started).inc()
+        self._series(self._busy).set(1)
 
     def run_exited(self) -> None:
-        self._busy.set(0)
+        self._series(self._busy).set(0)
 
     def run_ended(self, state: str, reason: str) -> None:
         """A run reached a terminal state (``states.TERMINAL``)."""
         if state == "finished":
-            self._finished.inc()
+            self._series(self._finished).inc()
         elif state in ("failed", "crashed"):
-            self._failed.labels(self.sweep_id, state).inc()
+            self._series(self._failed, state).inc()
         elif state == "stopped":
-            self._stopped.labels(self.sweep_id, reason).inc()
+            self._series(self._stopped, reason).inc()
 
     def preempted(self, reason: str) -> None:
         """An attempt ended by a preemption (the agent's, the platform's or the script's own)."""
-        self._preempted.labels(self.sweep_id, reason).inc()
+        self._series(self._preempted, reason).inc()
 
     def requeued(self, reason: str, handoff_s: float | None) -> None:
         """This agent put a run back on the queue; ``handoff_s``: since it learned it must."""
-        self._requeued.labels(self.sweep_id, reason).inc()
+        self._series(self._requeued, reason).inc()
         if handoff_s is not None:
             self._handoff.observe(handoff_s)
 

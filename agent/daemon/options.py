@@ -36,6 +36,8 @@ class Options:
     checkpoint_root: str | None = None  # None: resolve_checkpoint_root() decides
     metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
     metrics_addr: str = "0.0.0.0"
+    #: ``--gpus``/``--gpus-per-run``: each slot's devices (gpus.py); empty: one run at a time.
+    slots: tuple[tuple[str, ...], ...] = ()
 
     @property
     def lease(self) -> float:

@@ -32,6 +32,12 @@ STOP_BYTES = 1024 * 1024  # read from a pipe after the tree is dead: a full pipe
 REAP_WAIT = 1.0  # seconds an attempt's end waits for the leftovers it killed to be reapable
 CUT = " ... [line cut at {} bytes]"
 
+#: The training processes this process started that have not been reaped, and the lock their spawn
+#: and every search for leftovers take: an agent holding several runs at once (slots.py) never
+#: takes another run's process, started a moment ago, for a leftover of the run that just ended.
+_LIVE: set[int] = set()
+_LIVE_LOCK = threading.Lock()
+
 
 @functools.cache
 def _setpriv() -> str | None:
@@ -220,16 +226,18 @@ class Child:
         self.argv = list(argv)
         become_subreaper()
         spawn_argv, options = spawn_options(self.argv)
-        self.proc = subprocess.Popen(
-            spawn_argv,
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            **options,
-        )
-        self.pid = self.proc.pid
+        with _LIVE_LOCK:
+            self.proc = subprocess.Popen(
+                spawn_argv,
+                env=dict(env),
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                **options,
+            )
+            self.pid = self.proc.pid
+            _LIVE.add(self.pid)
         self.started = time.monotonic()
         #: Readable once the process exits (Linux 5.3+), so the agent can sleep until then.
         self.pidfd: int | None = None
@@ -296,6 +304,8 @@ class Child:
         return self._born
 
     def close(self) -> None:
+        with _LIVE_LOCK:
+            _LIVE.discard(self.pid)
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
@@ -349,15 +359,16 @@ class Child:
         born = self._birth()
         if born is None:
             return []
-        try:
-            children = psutil.Process().children()
-        except psutil.Error:
-            return []
         found = []
-        for proc in children:
-            with contextlib.suppress(psutil.Error):
-                if proc.pid != self.pid and proc.pid not in spare and proc.create_time() >= born:
-                    found.append(proc)
+        with _LIVE_LOCK:  # another attempt's process is never this one's leftover
+            try:
+                children = psutil.Process().children()
+            except psutil.Error:
+                return []
+            for proc in children:
+                with contextlib.suppress(psutil.Error):
+                    if proc.pid not in _LIVE and proc.pid not in spare and proc.create_time() >= born:
+                        found.append(proc)
         return found
 
     def _reap(self, spare: Collection[int]) -> int:
