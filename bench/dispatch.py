@@ -70,7 +70,7 @@ def bare_loop(n: int, argv: list[str], plain: bool) -> list[tuple[float, float]]
         else:
             child = Child(argv, env, lambda lines: None)
             child.wait(None)
-            child.drain()
+            child.end()  # as the attempt does: leftovers killed, pumps stopped
             child.close()
         times.append((t0, time.time()))
     return times
