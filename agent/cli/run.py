@@ -1,21 +1,32 @@
-"""``sweepd run FILE``: the main job: create a sweep and run it to the end with local agents."""
+"""``sweepd run FILE``: the main job: create a sweep and run it to the end with local agents.
+
+At a terminal it shows the live view (run_view.py) and the agents' output goes to files; with
+``--verbose``, or when stdout is not a terminal, the agents' lines and their runs' output stream
+through as they come. Signals are run_agents.py's; why failing runs stopped the agents, explain.py's.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import signal
-import subprocess
 import sys
+from pathlib import Path
 
 import click
 
 from sweepd.queue.config import load_config
-from sweepd.queue.connections import ENV_URL, resolve_url
+from sweepd.queue.connections import ENV_URL, data_dir, resolve_url
+from sweepd.queue.store import Store
 
+from ..daemon.backoff import REDIS_DOWN
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
-from ..daemon.signals import SignalFlags, Waker
+from . import explain, held
 from .kit import redis_option, store_for
+from .run_agents import LocalAgents, Supervisor
+from .run_view import RunView
 from .status import print_status
+
+WAIT = 0.2  # seconds between looks at the agents when nothing wakes this process
 
 
 @click.command("run")
@@ -23,9 +34,16 @@ from .status import print_status
 @click.option("--agents", type=click.IntRange(min=1), default=1, show_default=True, help="Local agents.")
 @click.option("--name", default=None, help="A name for the sweep.")
 @click.option("--seed", type=int, default=None, help="Seed of the random search.")
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Stream the agents' log lines and the runs' output instead of the live view."
+)
 @redis_option
-def command(file: str, agents: int, name: str | None, seed: int | None, redis_url: str | None) -> None:
+def command(file: str, agents: int, name: str | None, seed: int | None, verbose: bool, redis_url: str | None) -> None:
     """Create a sweep from FILE and run it to the end with N local agents; print the best run.
+
+    At a terminal: a live view (progress, counts, agents, preemptions, best runs); the agents' logs
+    go to files and a run's output to `sweepd logs RUN_ID`. Ctrl-C preempts the held runs (requeued
+    at the front); a second Ctrl-C kills them now (requeued too).
 
     \b
     Example:
@@ -38,26 +56,48 @@ def command(file: str, agents: int, name: str | None, seed: int | None, redis_ur
     sid = store.create_sweep(config, name=name, seed=seed)
     click.echo(f"sweep {sid}: {agents} agent(s)", err=True)
     env = {**os.environ, ENV_URL: url}  # in the environment, not argv: no password in `ps`
-    procs = [subprocess.Popen([sys.executable, "-m", "sweepd.agent", "agent", sid], env=env) for _ in range(agents)]
-    codes = _wait_forwarding_signals(procs)
+    live = sys.stdout.isatty() and not verbose
+    log_dir = data_dir() / "logs" / sid if live else None
+    local = LocalAgents(agents, sid, env, log_dir)
+    try:
+        was_held, killed = _supervise(store, sid, local, log_dir)
+        codes = local.codes()
+    finally:
+        local.close()
     print_status(store, sid)
+    if was_held is not None:
+        for line in held.fates([store.run(rid) for rid in was_held], sid, killed=killed):
+            click.echo(line, err=True)
+    failures = explain.gather(store, sid, codes)
+    if failures is not None:
+        for line in explain.explain(failures):
+            click.echo(line, err=True)
     sys.exit(max(128 - code if code < 0 else code for code in codes))  # killed by N: 128 + N, as a shell says
 
 
-def _wait_forwarding_signals(procs: list[subprocess.Popen[bytes]]) -> list[int]:
-    """Wait for the local agents, passing SIGTERM/SIGINT on: each agent then requeues its run."""
-    waker, flags = Waker(), SignalFlags()
-    flags.install({signal.SIGTERM, signal.SIGINT}, waker)
-    forwarded = 0
+def _supervise(store: Store, sid: str, local: LocalAgents, log_dir: Path | None) -> tuple[list[str] | None, bool]:
+    """Wait for the agents, passing the user's signals on, drawing the view if there is one. The
+    runs the agents held when they were told to preempt (None: they never were), and whether the
+    user asked for them to be killed."""
+    sup = Supervisor(local)
+    view = RunView(store, sid, log_dir) if log_dir is not None else None
+    was_held: list[str] | None = None
     try:
-        while any(p.poll() is None for p in procs):
-            for signum in flags.received[forwarded:]:
-                forwarded += 1
-                for p in procs:
-                    if p.poll() is None:
-                        p.send_signal(signum)
-            waker.wait(0.2)
+        with view or contextlib.nullcontext():
+            while local.alive():
+                moves = sup.wait(WAIT)
+                if "preempt" in moves:
+                    was_held = _held(store, sid, local)
+                    if view is not None:
+                        view.held(len(was_held))
+                if view is not None:
+                    view.tick(sup, bool(moves))
     finally:
-        flags.detach()  # the handlers stay until the process ends: a late signal only gets recorded
-        waker.close()
-    return [p.returncode for p in procs]
+        sup.close()
+    return was_held, sup.killing
+
+
+def _held(store: Store, sid: str, local: LocalAgents) -> list[str]:
+    with contextlib.suppress(*REDIS_DOWN):
+        return held.held_by(store, sid, local.pids)
+    return []
