@@ -50,9 +50,11 @@ def missing_module(line: str | None) -> str | None:
 
 def explain(f: Failures) -> list[str]:
     """The lines that say why the runs failed and what to do next."""
-    how_fast = f" within {_seconds(f.slowest_seconds)} of its start" if f.slowest_seconds is not None else ""
+    how_fast = ""
+    if f.slowest_seconds is not None:
+        how_fast = f", {'' if f.count == 1 else 'each '}within {_seconds(f.slowest_seconds)} of its start"
     plural = "run" if f.count == 1 else "runs"
-    lines = [f"sweepd: the agents stopped because runs fail: {f.count} {plural} failed, each{how_fast}"]
+    lines = [f"sweepd: the agents stopped because runs fail: {f.count} {plural} failed{how_fast}"]
     code = "" if f.first_exit_code is None else f" (exit code {f.first_exit_code})"
     lines.append(f"  first failed run: {f.first_run_id}{code}")
     lines.append(f"  its last line of output: {f.last_line}" if f.last_line else "  it printed nothing")
