@@ -21,7 +21,7 @@ from pathlib import Path
 
 import redis
 
-from support import TRAINER, run_record, run_sweepd, sweepd_cmd, wait_until
+from support import ROOT, TRAINER, run_record, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent.cli import explain, held, run_view
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
@@ -238,6 +238,25 @@ def test_runs_that_cannot_import_a_module_end_with_why_and_the_ways_out(
     assert "activate the environment that has 'sweepd_has_no_such_module'" in text
     assert "name the interpreter in the sweep's command" in text
     assert "Traceback" not in text  # the traceback is in `sweepd logs`, not on the screen
+
+
+def test_sweepd_in_an_environment_that_is_not_active_is_explained_with_the_interpreter_that_ran(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """The case a new user meets: the `python` on PATH is not the one sweepd is installed in."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "python"  # a Python without site-packages: it cannot import sweepd
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} -S "$@"\n')
+    shim.chmod(0o755)
+    env = {**_env(cli_env, tmp_path), "PATH": f"{bin_dir}{os.pathsep}{cli_env['PATH']}"}
+    screen = Screen(["run", str(ROOT / "examples" / "sweep.yaml"), "--agents", "3"], env, ROOT)
+    assert screen.wait(120) == 1, screen.text
+    text = screen.text
+    assert "its last line of output: ModuleNotFoundError: No module named 'sweepd'" in text
+    assert f"the program ran on ${{interpreter}} = {shim}, which cannot import 'sweepd'" in text
+    assert f"command: [${{env}}, {sys.executable}, ${{program}}, ${{args}}]" in text  # one that has sweepd
+    assert re.search(r"\b9 runs failed, each within \d+\.\ds of its start", text), text  # 3 agents, 3 each
 
 
 def _failures(**kw: object) -> explain.Failures:

@@ -60,25 +60,28 @@ def command(file: str, agents: int, name: str | None, seed: int | None, verbose:
     log_dir = data_dir() / "logs" / sid if live else None
     local = LocalAgents(agents, sid, env, log_dir)
     try:
-        was_held, killed = _supervise(store, sid, local, log_dir)
+        was_held, sup = _supervise(store, sid, local, log_dir)
         codes = local.codes()
     finally:
         local.close()
+    exit_code = max(128 - code if code < 0 else code for code in codes)  # killed by N: 128 + N, as a shell says
+    if sup.hung_up:
+        sys.exit(exit_code)  # the terminal is gone: nothing can read a summary there
     print_status(store, sid)
     if was_held is not None:
-        for line in held.fates([store.run(rid) for rid in was_held], sid, killed=killed):
+        for line in held.fates([store.run(rid) for rid in was_held], sid, killed=sup.killing):
             click.echo(line, err=True)
     failures = explain.gather(store, sid, codes)
     if failures is not None:
         for line in explain.explain(failures):
             click.echo(line, err=True)
-    sys.exit(max(128 - code if code < 0 else code for code in codes))  # killed by N: 128 + N, as a shell says
+    sys.exit(exit_code)
 
 
-def _supervise(store: Store, sid: str, local: LocalAgents, log_dir: Path | None) -> tuple[list[str] | None, bool]:
+def _supervise(store: Store, sid: str, local: LocalAgents, log_dir: Path | None) -> tuple[list[str] | None, Supervisor]:
     """Wait for the agents, passing the user's signals on, drawing the view if there is one. The
-    runs the agents held when they were told to preempt (None: they never were), and whether the
-    user asked for them to be killed."""
+    runs the agents held when they were told to preempt (None: they never were), and what the
+    user's signals asked (the supervisor, closed)."""
     sup = Supervisor(local)
     view = RunView(store, sid, log_dir) if log_dir is not None else None
     was_held: list[str] | None = None
@@ -94,7 +97,7 @@ def _supervise(store: Store, sid: str, local: LocalAgents, log_dir: Path | None)
                     view.tick(sup, bool(moves))
     finally:
         sup.close()
-    return was_held, sup.killing
+    return was_held, sup
 
 
 def _held(store: Store, sid: str, local: LocalAgents) -> list[str]:
