@@ -58,12 +58,16 @@ def command(file: str, agents: int, name: str | None, seed: int | None, verbose:
     env = {**os.environ, ENV_URL: url}  # in the environment, not argv: no password in `ps`
     live = sys.stdout.isatty() and not verbose
     log_dir = data_dir() / "logs" / sid if live else None
-    local = LocalAgents(agents, sid, env, log_dir)
+    sup = Supervisor()  # before the agents start: no signal finds this process without its handlers
     try:
-        was_held, sup = _supervise(store, sid, local, log_dir)
-        codes = local.codes()
+        local = LocalAgents(agents, sid, env, log_dir)
+        try:
+            was_held = _supervise(store, sid, sup, local, log_dir)
+            codes = local.codes()
+        finally:
+            local.close()
     finally:
-        local.close()
+        sup.close()
     exit_code = max(128 - code if code < 0 else code for code in codes)  # killed by N: 128 + N, as a shell says
     if sup.hung_up:
         sys.exit(exit_code)  # the terminal is gone: nothing can read a summary there
@@ -78,26 +82,21 @@ def command(file: str, agents: int, name: str | None, seed: int | None, verbose:
     sys.exit(exit_code)
 
 
-def _supervise(store: Store, sid: str, local: LocalAgents, log_dir: Path | None) -> tuple[list[str] | None, Supervisor]:
+def _supervise(store: Store, sid: str, sup: Supervisor, local: LocalAgents, log_dir: Path | None) -> list[str] | None:
     """Wait for the agents, passing the user's signals on, drawing the view if there is one. The
-    runs the agents held when they were told to preempt (None: they never were), and what the
-    user's signals asked (the supervisor, closed)."""
-    sup = Supervisor(local)
+    runs the agents held when they were told to preempt (None: they never were)."""
     view = RunView(store, sid, log_dir) if log_dir is not None else None
     was_held: list[str] | None = None
-    try:
-        with view or contextlib.nullcontext():
-            while local.alive():
-                moves = sup.wait(WAIT)
-                if "preempt" in moves:
-                    was_held = _held(store, sid, local)
-                    if view is not None:
-                        view.held(len(was_held))
+    with view or contextlib.nullcontext():
+        while local.alive():
+            moves = sup.wait(local, WAIT)
+            if "preempt" in moves:
+                was_held = _held(store, sid, local)
                 if view is not None:
-                    view.tick(sup, bool(moves))
-    finally:
-        sup.close()
-    return was_held, sup
+                    view.held(len(was_held))
+            if view is not None:
+                view.tick(sup, bool(moves))
+    return was_held
 
 
 def _held(store: Store, sid: str, local: LocalAgents) -> list[str]:

@@ -88,10 +88,10 @@ class LocalAgents:
 
 class Supervisor:
     """The signals `sweepd run` traps, and what each asks of its agents. Handlers only record
-    (``SignalFlags``); ``wait`` acts, on this process's main loop."""
+    (``SignalFlags``); ``wait`` acts, on this process's main loop. Installed before the agents
+    start, so no signal finds this process without them."""
 
-    def __init__(self, agents: LocalAgents) -> None:
-        self.agents = agents
+    def __init__(self) -> None:
         self.waker, self.flags = Waker(), SignalFlags()
         self.flags.install({signal.SIGTERM, signal.SIGINT, signal.SIGHUP}, self.waker)
         self.ctrl_c = 0
@@ -100,8 +100,9 @@ class Supervisor:
         self.hung_up = False  # the terminal is gone: nothing more to draw on it
         self._seen = 0
 
-    def wait(self, timeout: float) -> list[Move]:
-        """Sleep until a signal or ``timeout``; pass on what arrived. The moves the user made now."""
+    def wait(self, agents: LocalAgents, timeout: float) -> list[Move]:
+        """Sleep until a signal or ``timeout``; pass on to ``agents`` what arrived. The moves the
+        user made now."""
         self.waker.wait(timeout)
         moves: list[Move] = []
         for signum in self.flags.received[self._seen :]:
@@ -118,9 +119,9 @@ class Supervisor:
             if not self.preempting:
                 moves.append("preempt")
             self.preempting = True
-            self.agents.signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+            agents.signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
         if self.killing:  # again each turn: a run its agent was starting as the user asked is killed too
-            self.agents.kill_runs()
+            agents.kill_runs()
         return moves
 
     def close(self) -> None:
