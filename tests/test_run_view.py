@@ -231,7 +231,7 @@ def test_runs_that_cannot_import_a_module_end_with_why_and_the_ways_out(
     tail = text[text.index("sweepd: the agents stopped") :].splitlines()
     assert tail[0].startswith("sweepd: the agents stopped because runs fail: 3 runs failed, each within ")
     assert tail[1] == f"  first failed run: {first} (exit code 1)"
-    assert tail[2] == "  its last line of output: ModuleNotFoundError: No module named 'sweepd_has_no_such_module'"
+    assert tail[2] == "  its last error line: ModuleNotFoundError: No module named 'sweepd_has_no_such_module'"
     assert tail[3] == f"  all of its output: sweepd logs {first}"
     python = shutil.which("python", path=env.get("PATH")) or sys.executable
     assert f"ran on ${{interpreter}} = {python}, which cannot import 'sweepd_has_no_such_module'" in tail[4]
@@ -253,7 +253,7 @@ def test_sweepd_in_an_environment_that_is_not_active_is_explained_with_the_inter
     screen = Screen(["run", str(ROOT / "examples" / "sweep.yaml"), "--agents", "3"], env, ROOT)
     assert screen.wait(120) == 1, screen.text
     text = screen.text
-    assert "its last line of output: ModuleNotFoundError: No module named 'sweepd'" in text
+    assert "its last error line: ModuleNotFoundError: No module named 'sweepd'" in text
     assert f"the program ran on ${{interpreter}} = {shim}, which cannot import 'sweepd'" in text
     assert f"command: [${{env}}, {sys.executable}, ${{program}}, ${{args}}]" in text  # one that has sweepd
     assert re.search(r"\b9 runs failed, each within \d+\.\ds of its start", text), text  # 3 agents, 3 each
@@ -278,7 +278,7 @@ def test_the_explanation_names_the_interpreter_and_both_ways_out() -> None:
     assert explain.explain(_failures()) == [
         "sweepd: the agents stopped because runs fail: 9 runs failed, each within 0.4s of its start",
         "  first failed run: r1 (exit code 1)",
-        "  its last line of output: ModuleNotFoundError: No module named 'sweepd'",
+        "  its last error line: ModuleNotFoundError: No module named 'sweepd'",
         "  all of its output: sweepd logs r1",
         "  the program ran on ${interpreter} = /usr/bin/python, which cannot import 'sweepd'",
         "  two ways out:",
@@ -293,10 +293,21 @@ def test_the_explanation_of_other_failures_stops_at_where_to_read_more() -> None
     assert lines == [
         "sweepd: the agents stopped because runs fail: 1 run failed",
         "  first failed run: r1 (exit code 2)",
-        "  its last line of output: ValueError: bad lr",
+        "  its last error line: ValueError: bad lr",
         "  all of its output: sweepd logs r1",
     ]
     assert explain.explain(_failures(last_line=None))[2] == "  it printed nothing"
+
+
+def test_the_error_line_is_the_exception_after_the_last_traceback_wherever_stdout_lines_fell() -> None:
+    traceback = ["Traceback (most recent call last):", '  File "p.py", line 2, in <module>', "    import x"]
+    error = "ModuleNotFoundError: No module named 'x'"
+    assert explain.error_line(["loading", *traceback, error]) == error
+    assert explain.error_line([*traceback, error, "loading", ""]) == error  # stdout's pump kept its line later
+    chained = [*traceback, "KeyError: 'a'", "", "During handling ...:", "", *traceback, "ValueError: b"]
+    assert explain.error_line(chained) == "ValueError: b"
+    assert explain.error_line(["step 1", "  nan loss  ", ""]) == "nan loss"
+    assert explain.error_line(["", " "]) is None
 
 
 def test_a_command_that_names_its_own_interpreter_is_not_said_to_run_interpreter() -> None:

@@ -36,7 +36,7 @@ class Failures:
     slowest_seconds: float | None  # the longest of their runs, start to end (None: not known)
     first_run_id: str
     first_exit_code: int | None
-    last_line: str | None  # the first failed run's last line of output
+    last_line: str | None  # the first failed run's error line (error_line)
     command: tuple[str, ...]  # the sweep's command, macros unexpanded
     interpreter: str  # ${interpreter} as this machine resolves it: a full path where it can be found
     own_python: str  # the Python sweepd runs on: one that can import sweepd
@@ -48,6 +48,19 @@ def missing_module(line: str | None) -> str | None:
     return found.group(1) if found else None
 
 
+def error_line(output: Sequence[str]) -> str | None:
+    """The line that says why a run failed, from its kept output (stdout and stderr as their pumps
+    kept them: a line printed before a traceback may be kept after it). After the last Python
+    traceback its exception's line (the first one not indented below the frames); else the last line."""
+    lines = [line.rstrip() for line in output if line.strip()]
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")]
+    if starts:
+        after = [line for line in lines[starts[-1] + 1 :] if not line[:1].isspace()]
+        if after:
+            return after[0]
+    return lines[-1].strip() if lines else None
+
+
 def explain(f: Failures) -> list[str]:
     """The lines that say why the runs failed and what to do next."""
     how_fast = ""
@@ -57,7 +70,7 @@ def explain(f: Failures) -> list[str]:
     lines = [f"sweepd: the agents stopped because runs fail: {f.count} {plural} failed{how_fast}"]
     code = "" if f.first_exit_code is None else f" (exit code {f.first_exit_code})"
     lines.append(f"  first failed run: {f.first_run_id}{code}")
-    lines.append(f"  its last line of output: {f.last_line}" if f.last_line else "  it printed nothing")
+    lines.append(f"  its last error line: {f.last_line}" if f.last_line else "  it printed nothing")
     lines.append(f"  all of its output: sweepd logs {f.first_run_id}")
     module = missing_module(f.last_line)
     if module is None:
@@ -107,14 +120,13 @@ def gather(reads: Reads, sid: str, codes: Sequence[int]) -> Failures | None:
         return None
     first = min(failed, key=lambda run: (run.started_at or 0, run.created_at or 0))
     spans = [(run.ended_at - run.started_at) / 1000 for run in failed if run.started_at and run.ended_at]
-    output = [line for line in reads.logs(first.id) if line.strip()]
     return Failures(
         sweep_id=sid,
         count=len(failed),
         slowest_seconds=max(spans) if spans else None,
         first_run_id=first.id,
         first_exit_code=first.exit_code,
-        last_line=output[-1].strip() if output else None,
+        last_line=error_line(reads.logs(first.id)),
         command=tuple(reads.config(sid).command or DEFAULT_COMMAND),
         interpreter=resolved_interpreter(),
         own_python=sys.executable,
