@@ -13,6 +13,7 @@ from sweepd.queue import command
 from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
 
+from . import wandb_env
 from .sdnotify import ENV_VARS
 
 
@@ -35,7 +36,8 @@ def argv(config: SweepConfig, claim: Claim, params_file: str) -> list[str]:
 
 def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_path: str) -> dict[str, str]:
     """The agent's environment, less what is the agent's alone, plus the run's ``SWEEPD_*`` (and
-    W&B's run id and resume mode, so ``wandb.init`` in the script joins the same run)."""
+    W&B's run id, resume mode and the run's parameters, so ``wandb.init`` in the script joins the same
+    run with them: wandb_env.py)."""
     checkpoint_dir = Path(checkpoint_root) / claim.sweep_id / claim.run_id
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -53,7 +55,6 @@ def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_pat
         SWEEPD_PARAMS_FILE=params_file,
         SWEEPD_AGENT_SOCKET=socket_path,
         SWEEPD_CHECKPOINT_DIR=str(checkpoint_dir),
-        WANDB_RUN_ID=claim.run_id,
-        WANDB_RESUME="allow",
     )
+    env.update(wandb_env.environment(claim.run_id, claim.params, os.path.dirname(params_file), env))
     return env
