@@ -10,6 +10,7 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sweepd.queue.connections import connect, resolve_url
 from sweepd.queue.store import Store
@@ -148,6 +149,8 @@ def command(sweep_id: str, redis_url: str | None, **kw: Any) -> None:
     logs.configure()
     url = take_inherited_url() or resolve_url(redis_url)
     hide_and_reexec(url)  # the URL out of this process's environment, before anything reads it
+    if click.get_current_context().get_parameter_source("child_signal") is not ParameterSource.DEFAULT:
+        kw["wandb_signal"] = None  # the signal asked for goes to every script, W&B's too
     options = Options(sweep_id=sweep_id, **kw)
     check_writable(options.checkpoints)  # before any run is claimed
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing

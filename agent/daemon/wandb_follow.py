@@ -1,0 +1,193 @@
+"""Reading what an unmodified W&B script logs, live, from what wandb itself writes.
+
+wandb (online or offline) writes every run's records to a transaction log, ``run-<id>.wandb`` in the
+run's directory under ``$WANDB_DIR/wandb/``. The agent never parses that binary format itself: it runs
+wandb's own reader, ``wandb leet inspect --json --follow FILE`` (wandb-core's, shipped with the
+package, the same code ``wandb sync`` trusts), which prints each record as one JSON line as the run
+writes it and stops at the run's exit record. So the mechanism follows wandb across upgrades: the
+file format is wandb's to change and its reader changes with it; sweepd depends only on a documented
+command and on the JSON names of a history row (``wandb_records.py``).
+
+One thread per attempt: it looks for the attempt's file (the run id is sweepd's, ``wandb_env.py``;
+files of earlier attempts are skipped), then reads the reader's lines into the attempt's rows. When
+the training process has ended, ``finish`` gives the reader a moment to reach the exit record; if
+the run was cut short (no exit record) it reads the whole, now final, file once more, skipping the
+records already read. The reader gets ``WANDB_MODE=offline`` and no error reporting: it never
+reaches a W&B server. Nothing happens when no reader is found (wandb not installed where the agent
+can run it) or when the script never calls ``wandb.init``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sweepd.queue import command
+
+from . import logs
+from .wandb_records import Records
+
+log = logs.get("sweepd.agent")
+
+FIND_EVERY = 0.25  # seconds between looks for the attempt's W&B run file
+SETTLE = 1.0  # seconds the reader gets, after the process ended, to reach the exit record
+READ_TIMEOUT = 30.0  # the longest a final read of a cut-short run may take
+
+
+def reader_command(environ: Mapping[str, str]) -> list[str] | None:
+    """wandb's reader as the run would find it (``wandb`` on its PATH), else this Python's wandb."""
+    found = shutil.which("wandb", path=environ.get("PATH"))
+    if found:
+        return [found]
+    if importlib.util.find_spec("wandb") is not None:
+        return [sys.executable, "-m", "wandb"]
+    return None
+
+
+def child_signal(follower: Follower | None, default: signal.Signals, wandb: signal.Signals | None) -> signal.Signals:
+    """The preemption signal: ``wandb`` (SIGINT, which lets wandb write what it holds; it dies
+    holding it on SIGTERM) once the attempt's process has a W&B run, else ``default``."""
+    if wandb is not None and follower is not None and follower.path is not None:
+        return wandb
+    return default
+
+
+def reader_environment(environ: Mapping[str, str], scratch: str) -> dict[str, str]:
+    """Offline, without error reports: the reader reaches no server. Its own logs go to ``scratch``
+    (the attempt's directory), not into the user's wandb directory."""
+    env = {k: v for k, v in environ.items() if k not in command.AGENT_ONLY_ENV}
+    env.update(WANDB_MODE="offline", WANDB_ERROR_REPORTING="false", WANDB_SILENT="true", WANDB_DIR=scratch)
+    return env
+
+
+class Follower:
+    """One attempt's W&B run, read as it is written. ``on_found`` is called once the file exists,
+    ``on_rows`` with each batch of rows, ``on_preempting`` when the script marked the run preempting
+    (all on the follower's thread)."""
+
+    def __init__(
+        self,
+        run_id: str,
+        root: str,
+        last_step: int | None,
+        environ: Mapping[str, str],
+        scratch: str,
+        *,
+        on_rows: Callable[[list[dict[str, Any]]], None],
+        on_found: Callable[[], None] = lambda: None,
+        on_preempting: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.records = Records(last_step)
+        self.pattern = os.path.join(glob.escape(root), "wandb", f"*run-*-{run_id}", f"run-{run_id}.wandb")
+        self.before = set(glob.glob(self.pattern))  # earlier attempts' runs
+        self.argv = reader_command(environ)
+        self.env = reader_environment(environ, scratch)
+        self.on_rows, self.on_found, self.on_preempting = on_rows, on_found, on_preempting
+        self.path: str | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()  # the records: the thread's, then the final read's
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wandb-follow", daemon=True)
+
+    def start(self) -> None:
+        if self.argv is not None:
+            self._thread.start()
+
+    def pids(self) -> set[int]:
+        """The reader's process: the agent's own child, not one the run left behind."""
+        proc = self.proc
+        return {proc.pid} if proc is not None else set()
+
+    def _find(self) -> str | None:
+        fresh = [p for p in glob.glob(self.pattern) if p not in self.before]
+        return max(fresh, key=os.path.getmtime) if fresh else None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            path = self._find()
+            if path is not None:
+                self._found(path)
+                self._read(follow=True)
+                return
+            self._stop.wait(FIND_EVERY)
+
+    def _found(self, path: str) -> None:
+        self.path = path
+        log.info("reading the run's W&B records", file=path)
+        self.on_found()
+
+    def _read(self, *, follow: bool) -> None:
+        assert self.argv is not None and self.path is not None
+        argv = [*self.argv, "leet", "inspect", "--json"]
+        if follow:
+            argv += ["--follow", "--idle-timeout", "0"]
+        try:
+            proc = subprocess.Popen(
+                [*argv, self.path],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,  # the agent's signals and process group are not the reader's
+            )
+        except OSError as exc:
+            log.warning("cannot run wandb's reader: the run's W&B metrics are not read", error=str(exc))
+            return
+        timer = None
+        if follow:
+            self.proc = proc
+        else:  # a final read of a finished file: bounded, whatever the reader does
+            timer = threading.Timer(READ_TIMEOUT, proc.kill)
+            timer.daemon = True
+            timer.start()
+        assert proc.stdout is not None
+        with proc.stdout:
+            for line in proc.stdout:
+                self._line(line)
+        if timer is not None:
+            timer.cancel()
+        if proc.wait() not in (0, -15) and not self.records.exited:
+            log.warning("wandb's reader failed (it needs wandb 0.31 or later)", code=proc.returncode)
+
+    def _line(self, line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        with self._lock:
+            was_preempting = self.records.preempting
+            rows = self.records.feed(record)
+            marked = self.records.preempting and not was_preempting
+        if rows:
+            self.on_rows(rows)
+        if marked:
+            self.on_preempting()
+
+    def finish(self) -> None:
+        """After the training process ended: read what is left of its W&B run, then stop."""
+        self._stop.set()
+        if self._thread.ident is not None:  # started
+            self._thread.join(SETTLE)
+            proc = self.proc
+            if self._thread.is_alive() and proc is not None:
+                with contextlib.suppress(OSError):
+                    proc.terminate()  # what it printed is read to the end; the rest is read again below
+            self._thread.join(READ_TIMEOUT)
+        if self.argv is None or self.records.exited or self._thread.is_alive():
+            return
+        if self.path is None:
+            path = self._find()
+            if path is None:
+                return
+            self._found(path)
+        self._read(follow=False)
