@@ -49,7 +49,7 @@ def test_summary_sets_preempting_and_exit_are_noted() -> None:
     records = Records()
     records.feed({"num": 1, "type": "summary", "summary": {"update": {"_step": 0, "loss": 1}}})  # a row's mirror
     records.feed({"num": 2, "type": "summary", "summary": {"update": {"best": 0.1, "_wandb.runtime": 3}}})
-    assert records.summary == {"best": 0.1}
+    assert records.take_summary() == {"best": 0.1} and records.take_summary() == {}
     assert not records.preempting and not records.exited
     records.feed({"num": 3, "type": "preempting", "preempting": {}})
     records.feed({"num": 4, "type": "exit", "exit": {"exit_code": 0}})
@@ -72,6 +72,7 @@ LIVE = textwrap.dedent(
     while not os.path.exists(release):  # the test lets it end once it saw the rows live
         time.sleep(0.05)
     wandb.log({"loss": 0.01, "epoch": 5})
+    run.summary["best_loss"] = 0.001
     """
 )
 
@@ -104,4 +105,6 @@ def test_rows_reach_the_history_while_the_run_is_going(
     assert [h["epoch"] for h in history] == [0, 1, 2, 3, 4, 5]
     (run,) = sweeps.runs(sid)
     assert run["state"] == "finished" and run["summary"]["loss"] == 0.01
-    assert r.lrange(keys.run_curve(rid), 0, -1) == [repr(1.0 / (i + 1)).encode() for i in range(5)] + [b"0.01"]
+    assert run["summary"]["best_loss"] == 0.001  # set in run.summary alone: in the summary, not the history
+    curve = [float(v) for v in r.lrange(keys.run_curve(rid), 0, -1)]  # hyperband's iterations
+    assert curve == [1.0 / (i + 1) for i in range(5)] + [0.01]

@@ -105,7 +105,8 @@ def agent_options(f: Any) -> Any:
             default=Options.child_signal.name.removeprefix("SIG"),
             show_default=True,
             callback=_signal,
-            help="The signal the training process gets when its run is preempted.",
+            help="The signal the training process gets when its run is preempted "
+            "(TERM; a script with a W&B run gets INT, on which wandb saves its rows, unless this is given).",
         ),
         click.option(
             "--checkpoint-root",

@@ -153,6 +153,7 @@ class Attempt:
                 env,
                 self.workdir,
                 on_rows=self.hold.rows.add,
+                on_summary=self.hold.summary.add,
                 on_found=self.api.set,  # printed lines are no longer read for metrics
                 on_preempting=lambda: self._on_message({"op": "preempting"}),
             )

@@ -72,7 +72,8 @@ def reader_environment(environ: Mapping[str, str], scratch: str) -> dict[str, st
 
 class Follower:
     """One attempt's W&B run, read as it is written. ``on_found`` is called once the file exists,
-    ``on_rows`` with each batch of rows, ``on_preempting`` when the script marked the run preempting
+    ``on_rows`` with each batch of rows, ``on_summary`` with values the script set in its summary
+    (``run.summary[...]``), ``on_preempting`` when the script marked the run preempting
     (all on the follower's thread)."""
 
     def __init__(
@@ -84,6 +85,7 @@ class Follower:
         scratch: str,
         *,
         on_rows: Callable[[list[dict[str, Any]]], None],
+        on_summary: Callable[[dict[str, Any]], None] = lambda values: None,
         on_found: Callable[[], None] = lambda: None,
         on_preempting: Callable[[], object] = lambda: None,
     ) -> None:
@@ -92,7 +94,8 @@ class Follower:
         self.before = set(glob.glob(self.pattern))  # earlier attempts' runs
         self.argv = reader_command(environ)
         self.env = reader_environment(environ, scratch)
-        self.on_rows, self.on_found, self.on_preempting = on_rows, on_found, on_preempting
+        self.on_rows, self.on_summary = on_rows, on_summary
+        self.on_found, self.on_preempting = on_found, on_preempting
         self.path: str | None = None
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # the records: the thread's, then the final read's
@@ -167,9 +170,12 @@ class Follower:
         with self._lock:
             was_preempting = self.records.preempting
             rows = self.records.feed(record)
+            summary = self.records.take_summary()
             marked = self.records.preempting and not was_preempting
         if rows:
             self.on_rows(rows)
+        if summary:
+            self.on_summary(summary)
         if marked:
             self.on_preempting()
 

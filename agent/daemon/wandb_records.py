@@ -44,10 +44,15 @@ class Records:
     last_num: int = 0  # the last record read: a second read of the file skips what was read
     preempting: bool = False  # the script called run.mark_preempting()
     exited: bool = False  # wandb wrote the run's exit record: nothing follows
-    summary: dict[str, int | float | bool] = field(default_factory=dict)  # run.summary values set
+    summary: dict[str, int | float | bool] = field(default_factory=dict)  # run.summary values set, not taken
 
     def __post_init__(self) -> None:
         self.steps = Steps(self.last_step)
+
+    def take_summary(self) -> dict[str, int | float | bool]:
+        """The summary values the script set since the last take."""
+        values, self.summary = self.summary, {}
+        return values
 
     def feed(self, record: object) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
