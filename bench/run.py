@@ -29,10 +29,13 @@ import pickup
 import recovery
 import scale
 import search
+import wandb_read
 import watchdog
 from common import BENCH, Row, Section, git_revision, machine, private_redis, progress, redis_version, table
 
-ORDER = ("dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "watchdog", "baselines")
+ORDER = (
+    "dispatch", "pickup", "handoff", "recovery", "idle", "scale", "search", "watchdog", "wandb_read", "baselines",
+)  # fmt: skip
 COMMANDS = {
     "dispatch": "python bench/dispatch.py",
     "pickup": "python bench/pickup.py",
@@ -42,6 +45,7 @@ COMMANDS = {
     "scale": "python bench/scale.py",
     "search": "python bench/search.py",
     "watchdog": "python bench/watchdog.py",
+    "wandb_read": "python bench/wandb_read.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -75,6 +79,7 @@ def main() -> None:
         "scale": lambda: scale.measure(quick),
         "search": lambda: search.measure(quick),
         "watchdog": lambda: watchdog.measure(quick),
+        "wandb_read": lambda: wandb_read.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),
