@@ -107,4 +107,26 @@ def test_rows_reach_the_history_while_the_run_is_going(
     assert run["state"] == "finished" and run["summary"]["loss"] == 0.01
     assert run["summary"]["best_loss"] == 0.001  # set in run.summary alone: in the summary, not the history
     curve = [float(v) for v in r.lrange(keys.run_curve(rid), 0, -1)]  # hyperband's iterations
-    assert curve == [1.0 / (i + 1) for i in range(5)] + [0.01]
+    assert curve == pytest.approx([1.0 / (i + 1) for i in range(5)] + [0.01])
+
+
+def test_a_script_that_logs_both_through_sweepds_api_and_to_wandb_is_counted_once(
+    tmp_path: Path, wandb_env: dict[str, str], r: redis.Redis
+) -> None:
+    program = textwrap.dedent(
+        """
+        import wandb
+        from sweepd.agent import run
+        wb = wandb.init()
+        assert wb.id == run.run_id  # one run for both
+        for i in range(3):
+            run.log({"loss": float(i)})
+            wandb.log({"loss": float(i)})
+        """
+    )
+    sweeps = Sweeps(tmp_path, wandb_env, program)
+    sid = sweeps.create("method: grid\nparameters:\n  a: {value: 1}\n")
+    assert sweeps.agents(1, sid, "--notices", "none") == [0]
+    (run,) = sweeps.runs(sid)
+    assert run["state"] == "finished"
+    assert [json.loads(x)["_step"] for x in r.lrange(keys.run_history(run["id"]), 0, -1)] == [0, 1, 2]

@@ -321,6 +321,8 @@ class Attempt:
             self.agent.waker.wake()
         elif op == "hello":
             self.api.set()
+            if self.wandb is not None:  # its rows come through the API, not also from its W&B run
+                self.wandb.muted.set()
             return {"op": "hello", "run_id": self.claim.run_id, "attempt": self.claim.attempt}
         return None
 

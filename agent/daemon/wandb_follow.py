@@ -100,6 +100,9 @@ class Follower:
         self.proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # the records: the thread's, then the final read's
         self._stop = threading.Event()
+        #: The script reports through sweepd's own API (it said hello): what it also logs to W&B is
+        #: not read, so nothing is counted twice.
+        self.muted = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wandb-follow", daemon=True)
 
     def start(self) -> None:
@@ -172,6 +175,8 @@ class Follower:
             rows = self.records.feed(record)
             summary = self.records.take_summary()
             marked = self.records.preempting and not was_preempting
+        if self.muted.is_set():
+            rows, summary = [], {}
         if rows:
             self.on_rows(rows)
         if summary:
