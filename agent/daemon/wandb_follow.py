@@ -42,6 +42,7 @@ log = logs.get("sweepd.agent")
 FIND_EVERY = 0.25  # seconds between looks for the attempt's W&B run file
 SETTLE = 1.0  # seconds the reader gets, after the process ended, to reach the exit record
 READ_TIMEOUT = 30.0  # the longest a final read of a cut-short run may take
+IDLE = "60s"  # the reader's --idle-timeout: wandb writes system stats every 15 s, so only a dead run is idle
 
 
 def reader_command(environ: Mapping[str, str]) -> list[str] | None:
@@ -123,7 +124,10 @@ class Follower:
             path = self._find()
             if path is not None:
                 self._found(path)
-                self._read(follow=True)
+                # The reader stops after IDLE without a write (so one left behind by an agent that
+                # died does not follow a dead file for ever); a quiet run is then read on again.
+                while self._read(follow=True) == 0 and not self.records.exited and not self._stop.is_set():
+                    pass
                 return
             self._stop.wait(FIND_EVERY)
 
@@ -132,11 +136,13 @@ class Follower:
         log.info("reading the run's W&B records", file=path)
         self.on_found()
 
-    def _read(self, *, follow: bool) -> None:
+    def _read(self, *, follow: bool) -> int | None:
+        """Run the reader over the file to its end (or, following, to the run's exit or IDLE);
+        its exit status, None when it could not start."""
         assert self.argv is not None and self.path is not None
         argv = [*self.argv, "leet", "inspect", "--json"]
         if follow:
-            argv += ["--follow", "--idle-timeout", "0"]
+            argv += ["--follow", "--idle-timeout", IDLE]
         try:
             proc = subprocess.Popen(
                 [*argv, self.path],
@@ -148,7 +154,7 @@ class Follower:
             )
         except OSError as exc:
             log.warning("cannot run wandb's reader: the run's W&B metrics are not read", error=str(exc))
-            return
+            return None
         timer = None
         if follow:
             self.proc = proc
@@ -162,8 +168,10 @@ class Follower:
                 self._line(line)
         if timer is not None:
             timer.cancel()
-        if proc.wait() not in (0, -15) and not self.records.exited:
-            log.warning("wandb's reader failed (it needs wandb 0.31 or later)", code=proc.returncode)
+        code = proc.wait()
+        if code not in (0, -15) and not self.records.exited:
+            log.warning("wandb's reader failed (it needs wandb 0.31 or later)", code=code)
+        return code
 
     def _line(self, line: bytes) -> None:
         try:
