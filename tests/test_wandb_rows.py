@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from support import Sweeps, sweepd_cmd, wait_until
+from sweepd.agent.daemon.wandb_follow import Follower
 from sweepd.agent.daemon.wandb_records import Records, numbers
 from sweepd.queue import keys
 
@@ -55,6 +56,21 @@ def test_summary_sets_preempting_and_exit_are_noted() -> None:
     records.feed({"num": 4, "type": "exit", "exit": {"exit_code": 0}})
     assert records.preempting and records.exited
     assert records.feed("not a record") == [] and records.feed({"type": None}) == []
+
+
+def test_the_follower_finds_this_attempts_run_file_not_an_earlier_attempts(tmp_path: Path) -> None:
+    runs = tmp_path / "wandb"
+    old = runs / "offline-run-20260101_000000-r1"
+    old.mkdir(parents=True)
+    (old / "run-r1.wandb").write_bytes(b"")
+    (runs / "offline-run-20260101_000000-r2").mkdir()  # another run's
+    follower = Follower("r1", str(tmp_path), None, {"PATH": ""}, str(tmp_path), on_rows=lambda rows: None)
+    assert follower._find() is None  # the earlier attempt's file is not this attempt's
+    new = runs / "offline-run-20260101_000100-r1"
+    new.mkdir()
+    assert follower._find() is None  # wandb made the directory, not yet the file
+    (new / "run-r1.wandb").write_bytes(b"")
+    assert follower._find() == str(new / "run-r1.wandb")
 
 
 # the real thing ----------------------------------------------------------------------------------

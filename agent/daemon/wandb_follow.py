@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,7 @@ from .wandb_records import Records
 log = logs.get("sweepd.agent")
 
 FIND_EVERY = 0.25  # seconds between looks for the attempt's W&B run file
+RELIST_EVERY = 5.0  # the runs directory is listed at least this often, changed or not
 SETTLE = 1.0  # seconds the reader gets, after the process ended, to reach the exit record
 READ_TIMEOUT = 30.0  # the longest a final read of a cut-short run may take
 IDLE = "60s"  # the reader's --idle-timeout: wandb writes system stats every 15 s, so only a dead run is idle
@@ -91,8 +93,13 @@ class Follower:
         on_preempting: Callable[[], object] = lambda: None,
     ) -> None:
         self.records = Records(last_step)
-        self.pattern = os.path.join(glob.escape(root), "wandb", f"*run-*-{run_id}", f"run-{run_id}.wandb")
-        self.before = set(glob.glob(self.pattern))  # earlier attempts' runs
+        self.runs = os.path.join(root, "wandb")  # where wandb makes its run directories
+        self.dirs = os.path.join(glob.escape(self.runs), f"*run-*-{run_id}")  # this run's (ids: no glob characters)
+        self.file = f"run-{run_id}.wandb"
+        self.before = set(glob.glob(self.dirs))  # earlier attempts' runs
+        self._listed: int | None = None  # the runs directory's mtime when it was last listed
+        self._listed_at = 0.0
+        self._fresh: list[str] = []  # this attempt's run directories (one, unless the script made more)
         self.argv = reader_command(environ)
         self.env = reader_environment(environ, scratch)
         self.on_rows, self.on_summary = on_rows, on_summary
@@ -116,8 +123,22 @@ class Follower:
         return {proc.pid} if proc is not None else set()
 
     def _find(self) -> str | None:
-        fresh = [p for p in glob.glob(self.pattern) if p not in self.before]
-        return max(fresh, key=os.path.getmtime) if fresh else None
+        """This attempt's run file, once it exists. The runs directory (which may hold thousands of
+        old runs) is listed again when an entry was added to it, and every RELIST_EVERY."""
+        try:
+            listed = os.stat(self.runs).st_mtime_ns
+        except OSError:
+            return None
+        now = time.monotonic()
+        if listed != self._listed or now - self._listed_at >= RELIST_EVERY:  # (mtimes have a granularity)
+            self._listed, self._listed_at = listed, now
+            self._fresh = [d for d in glob.glob(self.dirs) if d not in self.before]
+        found: list[tuple[float, str]] = []
+        for d in self._fresh:
+            path = os.path.join(d, self.file)
+            with contextlib.suppress(OSError):
+                found.append((os.path.getmtime(path), path))
+        return max(found)[1] if found else None
 
     def _run(self) -> None:
         while not self._stop.is_set():
