@@ -4,6 +4,7 @@ wandb's own reader from wandb's own transaction log (the real ``wandb`` package,
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -65,6 +66,7 @@ def test_the_follower_finds_this_attempts_run_file_not_an_earlier_attempts(tmp_p
     (old / "run-r1.wandb").write_bytes(b"")
     (runs / "offline-run-20260101_000000-r2").mkdir()  # another run's
     follower = Follower("r1", str(tmp_path), None, {"PATH": ""}, str(tmp_path), on_rows=lambda rows: None)
+    follower.pid = os.getpid()  # its open files hold no run file
     assert follower._find() is None  # the earlier attempt's file is not this attempt's
     new = runs / "offline-run-20260101_000100-r1"
     new.mkdir()
@@ -146,3 +148,24 @@ def test_a_script_that_logs_both_through_sweepds_api_and_to_wandb_is_counted_onc
     (run,) = sweeps.runs(sid)
     assert run["state"] == "finished"
     assert [json.loads(x)["_step"] for x in r.lrange(keys.run_history(run["id"]), 0, -1)] == [0, 1, 2]
+
+
+def test_a_run_the_script_puts_in_a_directory_of_its_own_is_read_too(
+    tmp_path: Path, wandb_env: dict[str, str], r: redis.Redis
+) -> None:
+    program = textwrap.dedent(
+        """
+        import os, time
+        import wandb
+        run = wandb.init(dir=os.environ["OUT_DIR"])  # not under WANDB_DIR: found among wandb's open files
+        for i in range(5):
+            wandb.log({"loss": 1.0 / (i + 1)})
+            time.sleep(0.3)
+        """
+    )
+    sweeps = Sweeps(tmp_path, wandb_env, program)
+    sid = sweeps.create("method: grid\nparameters:\n  a: {value: 1}\n")
+    assert sweeps.agents(1, sid, "--notices", "none") == [0]
+    (run,) = sweeps.runs(sid)
+    assert list((tmp_path / "out" / "wandb").glob(f"offline-run-*-{run['id']}"))  # where the script put it
+    assert r.llen(keys.run_history(run["id"])) == 5 and run["summary"]["loss"] == 0.2

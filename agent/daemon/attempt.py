@@ -165,7 +165,7 @@ class Attempt:
             return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
         log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
         agent.metrics.run_started()
-        follower.start()
+        follower.start(child.pid)
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
         try:
             returncode = self._supervise(child)

@@ -9,12 +9,14 @@ file format is wandb's to change and its reader changes with it; sweepd depends 
 command and on the JSON names of a history row (``wandb_records.py``).
 
 One thread per attempt: it looks for the attempt's file (the run id is sweepd's, ``wandb_env.py``;
-files of earlier attempts are skipped), then reads the reader's lines into the attempt's rows. When
-the training process has ended, ``finish`` gives the reader a moment to reach the exit record; if
-the run was cut short (no exit record) it reads the whole, now final, file once more, skipping the
-records already read. The reader gets ``WANDB_MODE=offline`` and no error reporting: it never
-reaches a W&B server. Nothing happens when no reader is found (wandb not installed where the agent
-can run it) or when the script never calls ``wandb.init``.
+files of earlier attempts are skipped) under ``$WANDB_DIR/wandb/``, or, for a script that chose its
+own ``wandb.init(dir=...)``, among the files the run's processes hold open (wandb-core's); then it
+reads the reader's lines into the attempt's rows. When the training process has ended, ``finish``
+gives the reader a moment to reach the exit record; if the run was cut short (no exit record) it
+reads the whole, now final, file once more, skipping the records already read. The reader gets
+``WANDB_MODE=offline`` and no error reporting: it never reaches a W&B server. Nothing happens when
+no reader is found (wandb not installed where the agent can run it) or when the script never calls
+``wandb.init``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import psutil
+
 from sweepd.queue import command
 
 from . import logs
@@ -42,6 +46,7 @@ log = logs.get("sweepd.agent")
 
 FIND_EVERY = 0.25  # seconds between looks for the attempt's W&B run file
 RELIST_EVERY = 5.0  # the runs directory is listed at least this often, changed or not
+SCAN_EVERY = 0.5  # how often the run's processes' open files are looked through, when it is elsewhere
 SETTLE = 1.0  # seconds the reader gets, after the process ended, to reach the exit record
 READ_TIMEOUT = 30.0  # the longest a final read of a cut-short run may take
 IDLE = "60s"  # the reader's --idle-timeout: wandb writes system stats every 15 s, so only a dead run is idle
@@ -100,6 +105,8 @@ class Follower:
         self._listed: int | None = None  # the runs directory's mtime when it was last listed
         self._listed_at = 0.0
         self._fresh: list[str] = []  # this attempt's run directories (one, unless the script made more)
+        self.pid: int | None = None
+        self._scanned_at = 0.0
         self.argv = reader_command(environ)
         self.env = reader_environment(environ, scratch)
         self.on_rows, self.on_summary = on_rows, on_summary
@@ -113,7 +120,9 @@ class Follower:
         self.muted = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wandb-follow", daemon=True)
 
-    def start(self) -> None:
+    def start(self, pid: int) -> None:
+        """Follow the run of the process ``pid`` (the training process) and its descendants."""
+        self.pid = pid
         if self.argv is not None:
             self._thread.start()
 
@@ -125,20 +134,41 @@ class Follower:
     def _find(self) -> str | None:
         """This attempt's run file, once it exists. The runs directory (which may hold thousands of
         old runs) is listed again when an entry was added to it, and every RELIST_EVERY."""
-        try:
-            listed = os.stat(self.runs).st_mtime_ns
-        except OSError:
-            return None
         now = time.monotonic()
-        if listed != self._listed or now - self._listed_at >= RELIST_EVERY:  # (mtimes have a granularity)
-            self._listed, self._listed_at = listed, now
+        try:
+            listed: int | None = os.stat(self.runs).st_mtime_ns
+        except OSError:
+            listed = None
+        if listed is not None and (listed != self._listed or now - self._listed_at >= RELIST_EVERY):
+            self._listed, self._listed_at = listed, now  # (relisted now and then: mtimes have a granularity)
             self._fresh = [d for d in glob.glob(self.dirs) if d not in self.before]
         found: list[tuple[float, str]] = []
         for d in self._fresh:
             path = os.path.join(d, self.file)
             with contextlib.suppress(OSError):
                 found.append((os.path.getmtime(path), path))
-        return max(found)[1] if found else None
+        if found:
+            return max(found)[1]
+        if now - self._scanned_at >= SCAN_EVERY:
+            self._scanned_at = now
+            return self._open_by_the_run()
+        return None
+
+    def _open_by_the_run(self) -> str | None:
+        """The run file as wandb holds it open, wherever the script put it (``wandb.init(dir=...)``):
+        wandb-core, a descendant of the training process, writes it."""
+        if self.pid is None:
+            return None
+        try:
+            procs = psutil.Process(self.pid).children(recursive=True)
+        except psutil.Error:
+            return None
+        for proc in procs:
+            with contextlib.suppress(psutil.Error):
+                for f in proc.open_files():
+                    if os.path.basename(f.path) == self.file:
+                        return str(f.path)
+        return None
 
     def _run(self) -> None:
         while not self._stop.is_set():
