@@ -46,7 +46,7 @@ log = logs.get("sweepd.agent")
 
 FIND_EVERY = 0.25  # seconds between looks for the attempt's W&B run file
 RELIST_EVERY = 5.0  # the runs directory is listed at least this often, changed or not
-SCAN_EVERY = 0.5  # how often the run's processes' open files are looked through, when it is elsewhere
+SCAN_EVERY = 1.0  # how often the run's processes' open files are looked through, when it is elsewhere
 SETTLE = 1.0  # seconds the reader gets, after the process ended, to reach the exit record
 READ_TIMEOUT = 30.0  # the longest a final read of a cut-short run may take
 IDLE = "60s"  # the reader's --idle-timeout: wandb writes system stats every 15 s, so only a dead run is idle
