@@ -31,6 +31,7 @@ import recovery
 import scale
 import search
 import slots
+import wandb_read
 import watchdog
 from common import BENCH, Row, Section, git_revision, machine, private_redis, progress, redis_version, table
 
@@ -45,6 +46,7 @@ ORDER = (
     "search",
     "watchdog",
     "failover",
+    "wandb_read",
     "baselines",
 )
 COMMANDS = {
@@ -58,6 +60,7 @@ COMMANDS = {
     "search": "python bench/search.py",
     "watchdog": "python bench/watchdog.py",
     "failover": "python bench/failover.py",
+    "wandb_read": "python bench/wandb_read.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -93,6 +96,7 @@ def main() -> None:
         "search": lambda: search.measure(quick),
         "watchdog": lambda: watchdog.measure(quick),
         "failover": lambda: failover.measure(quick),
+        "wandb_read": lambda: wandb_read.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),

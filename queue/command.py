@@ -52,6 +52,16 @@ def args_no_hyphens(params: Mapping[str, Any]) -> list[str]:
     return [f"{k}={v}" for k, v in params.items()]
 
 
+def args_append_hydra(params: Mapping[str, Any]) -> list[str]:
+    """``${args_append_hydra}``: ``+k=v`` items, Hydra's "append to the config" (W&B's agent, 0.31)."""
+    return [f"+{k}={v}" for k, v in params.items()]
+
+
+def args_override_hydra(params: Mapping[str, Any]) -> list[str]:
+    """``${args_override_hydra}``: ``++k=v`` items, Hydra's "append or override"."""
+    return [f"++{k}={v}" for k, v in params.items()]
+
+
 def args_no_boolean_flags(params: Mapping[str, Any]) -> list[str]:
     """``${args_no_boolean_flags}``: as ``${args}``, but True is a bare ``--k`` and False is omitted.
 
@@ -79,6 +89,8 @@ _ARGS_MACROS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
     "args_no_hyphens": args_no_hyphens,
     "args_no_boolean_flags": args_no_boolean_flags,
     "args_json": args_json,
+    "args_append_hydra": args_append_hydra,
+    "args_override_hydra": args_override_hydra,
 }
 
 

@@ -36,7 +36,8 @@ from .space import EarlyTerminate, Goal, Method, Metric, SweepConfig
 
 # fmt: off
 _MACRO_ORDER = ("${env}", "${interpreter}", "${program}", "${args}", "${args_no_equals}",
-                "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}")
+                "${args_no_hyphens}", "${args_no_boolean_flags}", "${args_json}", "${args_json_file}",
+                "${args_append_hydra}", "${args_override_hydra}")
 #: Macros that must be a whole ``command`` item: each expands to zero or more argv items.
 WHOLE_MACROS: frozenset[str] = frozenset(_MACRO_ORDER)
 #: ``${envvar:NAME}``, substituted anywhere inside an item.

@@ -29,11 +29,11 @@ import re2  # type: ignore[import-untyped]
 
 STEP = "_step"
 
-#: ``name=value`` pairs: a name (letters, digits, ``_ . / -``, not starting with a digit), ``=``
-#: (spaces allowed around it), a number; neither glued to more text (``--lr=0.1`` and ``v=1.2.3``
-#: are not pairs).
+#: ``name=value`` pairs, as the README says: a name (letters, digits, ``_ . / -``, not starting with
+#: a digit), ``=`` with no space around it, a number; neither glued to more text (``--lr=0.1`` and
+#: ``v=1.2.3`` are not pairs, nor is ``step = 0``, which is prose or code, not a metric).
 DEFAULT_PATTERN = (
-    r"(?<![\w.\-/])(?P<name>[A-Za-z_][\w.\-/]*)\s*=\s*"
+    r"(?<![\w.\-/])(?P<name>[A-Za-z_][\w.\-/]*)="
     r"(?P<value>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?![\w.])"
 )
 LINE_CAP = 4096  # characters of a line that are read: a pattern's cost stays bounded

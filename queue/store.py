@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from enum import Enum
 from functools import cache
 from importlib import resources
@@ -290,17 +291,19 @@ class Store(RunStarts):
 
     # what runs report -----------------------------------------------------------------------------
 
-    def log_metrics(self, claim: Claim, rows: list[dict[str, Any]]) -> bool:
+    def log_metrics(self, claim: Claim, rows: list[dict[str, Any]], summary: Mapping[str, Any] | None = None) -> bool:
         """Append metric rows to the run's history and summary (log.lua, fenced by the token); the
         same step notes on the sweep when a row reaches the metric's target, so a refused log
-        never does. False when the claim was fenced off."""
-        if not rows:
+        never does. ``summary``: values set in the summary alone, after the rows (no history row).
+        False when the claim was fenced off."""
+        if not rows and not summary:
             return True
-        summary: dict[str, Any] = {}
+        latest: dict[str, Any] = {}
         for row in rows:
-            summary.update(row)
+            latest.update(row)
+        latest.update(summary or {})
         fields: list[Any] = []
-        for name, value in summary.items():
+        for name, value in latest.items():
             fields += [name, json.dumps(value)]
         rid = claim.run_id
         metric = self.config(claim.sweep_id).metric

@@ -250,3 +250,21 @@ def test_params_are_not_modified() -> None:
 
 def test_args_no_equals_helper_matches_expand() -> None:
     assert args_no_equals(PARAMS) == run(["${args_no_equals}"])
+
+
+def test_the_hydra_macros_expand_as_wandbs_agent_expands_them() -> None:
+    assert run(["${args_append_hydra}"], {"lr": 0.5, "opt": {"m": 0.9}}) == ["+lr=0.5", "+opt={'m': 0.9}"]
+    assert run(["${args_override_hydra}"], {"lr": 0.5, "on": True}) == ["++lr=0.5", "++on=True"]
+    sweep_utils = pytest.importorskip("wandb.sdk.launch.sweeps.utils")
+    wandbs = sweep_utils.create_sweep_command_args({"args": {k: {"value": v} for k, v in PARAMS.items()}})
+    for macro in ("args_append_hydra", "args_override_hydra", "args", "args_no_hyphens", "args_no_boolean_flags"):
+        assert run([f"${{{macro}}}"], PARAMS) == wandbs[macro], macro
+
+
+def test_the_hydra_macros_pass_validation() -> None:
+    from sweepd.queue.config import validate
+
+    body = {"method": "grid", "parameters": {"lr": {"value": 1}}}
+    config = validate({**body, "command": ["${env}", "${interpreter}", "train.py", "${args_override_hydra}"]})
+    assert config.command is not None and "${args_override_hydra}" in config.command
+    assert validate({**body, "command": ["python", "train.py", "${args_append_hydra}"]}).command

@@ -145,8 +145,9 @@ def test_parse_errors_are_one_line_with_position(text: str, source: str, where: 
 def test_load_config_reads_a_file(tmp_path: Path) -> None:
     path = tmp_path / "sweep.yaml"
     path.write_text("method: random\nparameters:\n  lr: {min: 0.1, max: 0.5}\n", encoding="utf-8")
-    assert load_config(path).params == (Param(path=("lr",), kind="distribution", distribution="uniform",
-                                              min=0.1, max=0.5),)
+    assert load_config(path).params == (
+        Param(path=("lr",), kind="distribution", distribution="uniform", min=0.1, max=0.5),
+    )
 
 
 @pytest.mark.parametrize("content", [None, b"method: \xff\xfe\n"])
@@ -186,16 +187,24 @@ REFUSALS: list[tuple[str, dict[Any, Any], str, str]] = [
     ("wrapped sweep", {"sweep": cfg()}, "sweep", "it holds a sweep config: move its keys to the top level"),
     ("metrics", cfg(metrics=[LOSS, LOSS]), "metrics", "optimises one metric"),
     ("values: typo", cfg({"c": {"values:": [2, 10]}}), "parameters.c.'values:'", "did you mean 'values'?"),
-    ("max typo", cfg({"x": {"distribution": "uniform", "min": 0.1, "mxa": 1.0}}), "parameters.x.mxa",
-     "unknown key; did you mean 'max'?"),
+    (
+        "max typo",
+        cfg({"x": {"distribution": "uniform", "min": 0.1, "mxa": 1.0}}),
+        "parameters.x.mxa",
+        "unknown key; did you mean 'max'?",
+    ),
     ("goal maximum", cfg(metric={"name": "a", "goal": "maximum"}), "metric.goal", "did you mean 'maximize'?"),
     ("goal minimise", cfg(metric={"name": "a", "goal": "minimise"}), "metric.goal", "did you mean 'minimize'?"),
     ("metric typo", cfg(metric={"nmae": "a"}), "metric.nmae", "did you mean 'name'?"),
     ("metric name", cfg(metric={"goal": "minimize"}), "metric.name", "missing"),
     ("metric target", cfg(metric={"name": "a", "target": "0.9"}), "metric.target", "remove the quotes"),
     ("impute", cfg(metric={"name": "a", "impute": "mean"}), "metric.impute", "not worst, best or latest"),
-    ("impute running", cfg(metric={"name": "a", "impute_while_running": "yes"}),
-     "metric.impute_while_running", "expected true or false"),
+    (
+        "impute running",
+        cfg(metric={"name": "a", "impute_while_running": "yes"}),
+        "metric.impute_while_running",
+        "expected true or false",
+    ),
     ("metric text", cfg(metric="loss"), "metric", "expected a mapping such as {name: 'loss', goal: minimize}"),
     ("bayes metric", cfg(method="bayes"), "metric", "bayes needs a metric"),
     ("controller", cfg(controller={"type": "invalid"}), "controller.type", "expected cloud or local"),
@@ -206,69 +215,164 @@ REFUSALS: list[tuple[str, dict[Any, Any], str, str]] = [
     ("name pattern", cfg({"a/b": {"value": 1}}), "parameters.a/b", "must match"),
     ("name digit", cfg({"1x": {"value": 1}}), "parameters.1x", "must match"),
     ("not a mapping", cfg({"lr": 0.01}), "parameters.lr", "expected a mapping such as {value: 0.01}"),
-    ("value and values", cfg({"x": {"value": 1, "values": [1]}}), "parameters.x",
-     "values cannot be combined with value"),
-    ("values + uniform", cfg({"x": {"distribution": "uniform", "values": [0.2]}}), "parameters.x",
-     "values cannot be combined with distribution 'uniform', which takes min and max"),
+    (
+        "value and values",
+        cfg({"x": {"value": 1, "values": [1]}}),
+        "parameters.x",
+        "values cannot be combined with value",
+    ),
+    (
+        "values + uniform",
+        cfg({"x": {"distribution": "uniform", "values": [0.2]}}),
+        "parameters.x",
+        "values cannot be combined with distribution 'uniform', which takes min and max",
+    ),
     ("constant", cfg({"x": {"distribution": "constant"}}), "parameters.x.value", "missing"),
     ("categorical", cfg({"x": {"distribution": "categorical"}}), "parameters.x.values", "missing"),
     ("values scalar", cfg({"x": {"values": 5}}), "parameters.x.values", "for one value write value: 5"),
     ("values empty", cfg({"x": {"values": []}}), "parameters.x.values", "non-empty list"),
-    ("categorical probs", cfg({"x": {"distribution": "categorical", "values": [1], "probabilities": [1]}}),
-     "parameters.x", "or drop distribution"),
-    ("probs sum", cfg({"x": {"values": [1, 2], "probabilities": [0.5, 0.45]}}), "parameters.x.probabilities",
-     "sum to 0.95, not 1"),
-    ("probs length", cfg({"x": {"values": [1, 2], "probabilities": [1.0]}}), "parameters.x.probabilities",
-     "expected a list of 2 numbers, one per value, got 1 probabilities"),
-    ("probs negative", cfg({"x": {"values": [1, 2], "probabilities": [1.5, -0.5]}}),
-     "parameters.x.probabilities[1]", "must not be negative"),
-    ("probs in grid", cfg({"x": {"values": [1, 2], "probabilities": [0.5, 0.5]}}, method="grid"),
-     "parameters.x.probabilities", "grid search tries every value once"),
+    (
+        "categorical probs",
+        cfg({"x": {"distribution": "categorical", "values": [1], "probabilities": [1]}}),
+        "parameters.x",
+        "or drop distribution",
+    ),
+    (
+        "probs sum",
+        cfg({"x": {"values": [1, 2], "probabilities": [0.5, 0.45]}}),
+        "parameters.x.probabilities",
+        "sum to 0.95, not 1",
+    ),
+    (
+        "probs length",
+        cfg({"x": {"values": [1, 2], "probabilities": [1.0]}}),
+        "parameters.x.probabilities",
+        "expected a list of 2 numbers, one per value, got 1 probabilities",
+    ),
+    (
+        "probs negative",
+        cfg({"x": {"values": [1, 2], "probabilities": [1.5, -0.5]}}),
+        "parameters.x.probabilities[1]",
+        "must not be negative",
+    ),
+    (
+        "probs in grid",
+        cfg({"x": {"values": [1, 2], "probabilities": [0.5, 0.5]}}, method="grid"),
+        "parameters.x.probabilities",
+        "grid search tries every value once",
+    ),
     ("min > max", cfg({"lr": {"min": 0.3, "max": 0.1}}), "parameters.lr.min", "0.3 is not less than max 0.1"),
-    ("min == max", cfg({"n": {"distribution": "int_uniform", "min": 2, "max": 2}}), "parameters.n.min",
-     "2 is not less than max 2"),
-    ("int bounds", cfg({"n": {"distribution": "int_uniform", "min": 0.5, "max": 3}}), "parameters.n.min",
-     "expected a whole number (int_uniform draws integers"),
+    (
+        "min == max",
+        cfg({"n": {"distribution": "int_uniform", "min": 2, "max": 2}}),
+        "parameters.n.min",
+        "2 is not less than max 2",
+    ),
+    (
+        "int bounds",
+        cfg({"n": {"distribution": "int_uniform", "min": 0.5, "max": 3}}),
+        "parameters.n.min",
+        "expected a whole number (int_uniform draws integers",
+    ),
     ("bool bound", cfg({"n": {"min": True, "max": 3}}), "parameters.n.min", "expected a number, got True"),
     ("mixed bounds", cfg({"t": {"min": 0, "max": 0.6}}), "parameters.t", "mix an integer and a float"),
     ("min alone", cfg({"t": {"min": 0.1}}), "parameters.t.max", "missing (min is given"),
     ("no form", cfg({"t": {"mu": 1}}), "parameters.t", "expected value, values, min and max, or a distribution"),
-    ("distribution typo", cfg({"t": {"distribution": "loguniform", "min": 1, "max": 2}}),
-     "parameters.t.distribution", "unknown distribution 'loguniform'; did you mean 'log_uniform'?"),
-    ("q", cfg({"t": {"distribution": "q_uniform", "min": 1, "max": 9, "q": 0}}), "parameters.t.q",
-     "must be greater than 0"),
+    (
+        "distribution typo",
+        cfg({"t": {"distribution": "loguniform", "min": 1, "max": 2}}),
+        "parameters.t.distribution",
+        "unknown distribution 'loguniform'; did you mean 'log_uniform'?",
+    ),
+    (
+        "q",
+        cfg({"t": {"distribution": "q_uniform", "min": 1, "max": 9, "q": 0}}),
+        "parameters.t.q",
+        "must be greater than 0",
+    ),
     ("sigma", cfg({"t": {"distribution": "normal", "sigma": 0}}), "parameters.t.sigma", "greater than 0"),
     ("beta a", cfg({"t": {"distribution": "beta", "a": -1}}), "parameters.t.a", "greater than 0"),
-    ("log min", cfg({"t": {"distribution": "log_uniform_values", "min": 0, "max": 1}}), "parameters.t.min",
-     "log_uniform_values needs min > 0"),
-    ("overflow", cfg({"t": {"distribution": "q_log_uniform", "min": 1, "max": 1000.0}}), "parameters.t.max",
-     "e^1000.0 does not fit in a float"),
-    ("nested extra", cfg({"opt": {"parameters": {"lr": {"value": 1}}, "value": 2}}), "parameters.opt",
-     "cannot be combined with value"),
-    ("nested path", cfg({"opt": {"parameters": {"lr": {"min": 0.3, "max": 0.1}}}}),
-     "parameters.opt.parameters.lr.min", "is not less than max"),
+    (
+        "log min",
+        cfg({"t": {"distribution": "log_uniform_values", "min": 0, "max": 1}}),
+        "parameters.t.min",
+        "log_uniform_values needs min > 0",
+    ),
+    (
+        "overflow",
+        cfg({"t": {"distribution": "q_log_uniform", "min": 1, "max": 1000.0}}),
+        "parameters.t.max",
+        "e^1000.0 does not fit in a float",
+    ),
+    (
+        "nested extra",
+        cfg({"opt": {"parameters": {"lr": {"value": 1}}, "value": 2}}),
+        "parameters.opt",
+        "cannot be combined with value",
+    ),
+    (
+        "nested path",
+        cfg({"opt": {"parameters": {"lr": {"min": 0.3, "max": 0.1}}}}),
+        "parameters.opt.parameters.lr.min",
+        "is not less than max",
+    ),
     ("nested empty", cfg({"opt": {"parameters": {}}}), "parameters.opt.parameters", "non-empty mapping"),
-    ("grid normal", cfg({"t": {"distribution": "normal"}}, method="grid"), "parameters.t",
-     "grid search cannot enumerate distribution 'normal'"),
-    ("grid inferred", cfg({"t": {"min": 0.1, "max": 0.2}}, method="grid"), "parameters.t",
-     "grid search cannot enumerate distribution 'uniform'"),
-    ("envelope", cfg(metric=LOSS, early_terminate={"type": "envelope"}), "early_terminate.type",
-     "sweepd stops runs early with hyperband only"),
-    ("no iterations", cfg(metric=LOSS, early_terminate={"type": "hyperband", "eta": 2}), "early_terminate",
-     "needs min_iter, or max_iter with s"),
-    ("max_iter no s", cfg(metric=LOSS, early_terminate={"type": "hyperband", "max_iter": 27}),
-     "early_terminate", "needs min_iter, or max_iter with s"),
-    ("hyperband typo", cfg(metric=LOSS, early_terminate={"type": "hyperband", "min_iters": 3}),
-     "early_terminate.min_iters", "did you mean 'min_iter'?"),
-    ("min_iter 0", cfg(metric=LOSS, early_terminate={**HB, "min_iter": 0}), "early_terminate.min_iter",
-     "must be at least 1"),
-    ("s float", cfg(metric=LOSS, early_terminate={"type": "hyperband", "max_iter": 9, "s": 1.5}),
-     "early_terminate.s", "expected a whole number"),
+    (
+        "grid normal",
+        cfg({"t": {"distribution": "normal"}}, method="grid"),
+        "parameters.t",
+        "grid search cannot enumerate distribution 'normal'",
+    ),
+    (
+        "grid inferred",
+        cfg({"t": {"min": 0.1, "max": 0.2}}, method="grid"),
+        "parameters.t",
+        "grid search cannot enumerate distribution 'uniform'",
+    ),
+    (
+        "envelope",
+        cfg(metric=LOSS, early_terminate={"type": "envelope"}),
+        "early_terminate.type",
+        "sweepd stops runs early with hyperband only",
+    ),
+    (
+        "no iterations",
+        cfg(metric=LOSS, early_terminate={"type": "hyperband", "eta": 2}),
+        "early_terminate",
+        "needs min_iter, or max_iter with s",
+    ),
+    (
+        "max_iter no s",
+        cfg(metric=LOSS, early_terminate={"type": "hyperband", "max_iter": 27}),
+        "early_terminate",
+        "needs min_iter, or max_iter with s",
+    ),
+    (
+        "hyperband typo",
+        cfg(metric=LOSS, early_terminate={"type": "hyperband", "min_iters": 3}),
+        "early_terminate.min_iters",
+        "did you mean 'min_iter'?",
+    ),
+    (
+        "min_iter 0",
+        cfg(metric=LOSS, early_terminate={**HB, "min_iter": 0}),
+        "early_terminate.min_iter",
+        "must be at least 1",
+    ),
+    (
+        "s float",
+        cfg(metric=LOSS, early_terminate={"type": "hyperband", "max_iter": 9, "s": 1.5}),
+        "early_terminate.s",
+        "expected a whole number",
+    ),
     ("eta", cfg(metric=LOSS, early_terminate={**HB, "eta": 1}), "early_terminate.eta", "greater than 1"),
-    ("strict", cfg(metric=LOSS, early_terminate={**HB, "strict": "yes"}), "early_terminate.strict",
-     "expected true or false"),
-    ("type missing", cfg(metric=LOSS, early_terminate={"min_iter": 3}), "early_terminate.type",
-     "missing (hyperband)"),
+    (
+        "strict",
+        cfg(metric=LOSS, early_terminate={**HB, "strict": "yes"}),
+        "early_terminate.strict",
+        "expected true or false",
+    ),
+    ("type missing", cfg(metric=LOSS, early_terminate={"min_iter": 3}), "early_terminate.type", "missing (hyperband)"),
     ("hyperband metric", cfg(early_terminate=HB), "early_terminate", "hyperband needs a metric"),
     ("run_cap 0", cfg(run_cap=0), "run_cap", "must be at least 1"),
     ("run_cap text", cfg(run_cap="10"), "run_cap", "expected a number, got the string '10'"),
@@ -276,16 +380,27 @@ REFUSALS: list[tuple[str, dict[Any, Any], str, str]] = [
     ("program", cfg(program=["a.py"]), "program", "expected text"),
     ("command text", cfg(command="python train.py"), "command", "write one list item per argument"),
     ("command bool", cfg(command=["python", "t.py", True]), "command[2]", "expected text or a number"),
-    ("param macro", cfg({"lr": {"value": 1}}, command=["${env}", "python", "t.py", "--lr=${lr}"]),
-     "command[3]", "unknown macro ${lr}: W&B would expand it to nothing, as parameters are not macros"),
+    (
+        "param macro",
+        cfg({"lr": {"value": 1}}, command=["${env}", "python", "t.py", "--lr=${lr}"]),
+        "command[3]",
+        "unknown macro ${lr}: W&B would expand it to nothing, as parameters are not macros",
+    ),
     ("unknown macro", cfg(command=["python", "${foo}"]), "command[1]", "unknown macro ${foo}"),
-    ("embedded macro", cfg(command=["python", "--config=${args_json}"]), "command[1]",
-     "${args_json} must be a list item of its own, not part of '--config=${args_json}'"),
-    ("envvar name", cfg(command=["python", "x/${envvar:1X}"]), "command[1]",
-     "does not name an environment variable"),
+    (
+        "embedded macro",
+        cfg(command=["python", "--config=${args_json}"]),
+        "command[1]",
+        "${args_json} must be a list item of its own, not part of '--config=${args_json}'",
+    ),
+    ("envvar name", cfg(command=["python", "x/${envvar:1X}"]), "command[1]", "does not name an environment variable"),
     ("program macro", cfg(command=["python", "${program}"]), "command[1]", "${program} needs program"),
-    ("date", cfg({"d": {"value": datetime.date(2024, 1, 2)}}), "parameters.d.value",
-     "YAML read 2024-01-02 as a date: quote it ('2024-01-02')"),
+    (
+        "date",
+        cfg({"d": {"value": datetime.date(2024, 1, 2)}}),
+        "parameters.d.value",
+        "YAML read 2024-01-02 as a date: quote it ('2024-01-02')",
+    ),
     ("nan", cfg({"d": {"values": [1.0, float("nan")]}}), "parameters.d.values[1]", "cannot be stored as JSON"),
     ("bool key", cfg({True: {"value": 1}}), "parameters.True", "keys must be text (YAML 1.1 reads yes/no"),
 ]
@@ -322,7 +437,11 @@ def test_every_problem_is_collected() -> None:
     }
     found = problems(raw)
     assert [p.split(": ")[0] for p in found] == [
-        "method", "metric.goal", "parameters.lr.min", "parameters.b.values", "command[0]",
+        "method",
+        "metric.goal",
+        "parameters.lr.min",
+        "parameters.b.values",
+        "command[0]",
     ]
     with pytest.raises(ConfigError) as caught:
         validate(raw, "sweep.yaml")
@@ -357,8 +476,12 @@ def test_defaults_are_filled_in() -> None:
 
 
 def test_grid_accepts_what_it_can_enumerate() -> None:
-    for spec in ({"value": 1}, {"values": [1, 2]}, {"min": 1, "max": 3},
-                 {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25}):
+    for spec in (
+        {"value": 1},
+        {"values": [1, 2]},
+        {"min": 1, "max": 3},
+        {"distribution": "q_uniform", "min": 0.0, "max": 1.0, "q": 0.25},
+    ):
         assert one(spec, method="grid").path == ("p",)
 
 
@@ -368,20 +491,22 @@ def test_probabilities_come_out_as_floats() -> None:
 
 
 def test_nested_parameters_keep_order_and_paths() -> None:
-    raw = cfg({
-        "batch": {"values": [32, 64]},
-        "opt": {"parameters": {"lr": {"values": [0.1]}, "nadam": {"parameters": {"beta": {"value": 0.9}}}}},
-        "a.b": {"value": 1},
-    })
-    assert [p.path for p in validate(raw).params] == [("batch",), ("opt", "lr"), ("opt", "nadam", "beta"),
-                                                      ("a.b",)]
+    raw = cfg(
+        {
+            "batch": {"values": [32, 64]},
+            "opt": {"parameters": {"lr": {"values": [0.1]}, "nadam": {"parameters": {"beta": {"value": 0.9}}}}},
+            "a.b": {"value": 1},
+        }
+    )
+    assert [p.path for p in validate(raw).params] == [("batch",), ("opt", "lr"), ("opt", "nadam", "beta"), ("a.b",)]
 
 
 def test_numbers_yaml_reads_as_text_stay_text_with_a_note() -> None:
     config = validate(parse_text("method: random\nprogram: t.py\nparameters:\n  decay:\n    values: [1e-5, 1.0e-6]\n"))
     assert config.params[0].values == ("1e-5", 1e-6)
-    assert config.notes == ("parameters.decay.values: '1e-5' is text, as in W&B (YAML 1.1 reads it so); "
-                            "for a number write 1.0e-5",)
+    assert config.notes == (
+        "parameters.decay.values: '1e-5' is text, as in W&B (YAML 1.1 reads it so); for a number write 1.0e-5",
+    )
 
 
 def test_legacy_log_uniform_is_accepted_with_a_note() -> None:
@@ -391,10 +516,25 @@ def test_legacy_log_uniform_is_accepted_with_a_note() -> None:
 
 
 def test_cloud_keys_are_ignored_with_notes() -> None:
-    config = validate(cfg(entity="me", project="p", job="j:latest", image_uri="img", controller={"type": "local"},
-                          scheduler={"num_workers": 8}, program="t.py"))
-    assert [n.split(":")[0] for n in config.notes] == ["entity", "project", "job", "image_uri", "controller",
-                                                       "scheduler"]
+    config = validate(
+        cfg(
+            entity="me",
+            project="p",
+            job="j:latest",
+            image_uri="img",
+            controller={"type": "local"},
+            scheduler={"num_workers": 8},
+            program="t.py",
+        )
+    )
+    assert [n.split(":")[0] for n in config.notes] == [
+        "entity",
+        "project",
+        "job",
+        "image_uri",
+        "controller",
+        "scheduler",
+    ]
 
 
 def test_empty_metric_means_no_metric() -> None:
@@ -404,10 +544,18 @@ def test_empty_metric_means_no_metric() -> None:
 
 
 def test_metric_and_hyperband_values_are_kept() -> None:
-    config = validate(cfg(
-        metric={"name": "acc", "goal": "maximize", "target": 0.9, "impute": "best", "impute_while_running": "false"},
-        early_terminate={"type": "hyperband", "max_iter": 27, "s": 2, "eta": 2.5, "strict": True},
-    ))
+    config = validate(
+        cfg(
+            metric={
+                "name": "acc",
+                "goal": "maximize",
+                "target": 0.9,
+                "impute": "best",
+                "impute_while_running": "false",
+            },
+            early_terminate={"type": "hyperband", "max_iter": 27, "s": 2, "eta": 2.5, "strict": True},
+        )
+    )
     assert config.metric == Metric("acc", "maximize", 0.9, "best", False)
     assert config.early_terminate == EarlyTerminate("hyperband", None, 27, 2, 2.5, True)
 
@@ -418,14 +566,22 @@ def test_command_items_and_macros() -> None:
     assert config.command == (*sorted(WHOLE_MACROS), "x/${envvar:HOME}/${envvar:lower_ok}", "14", "0.5")
     assert ENVVAR_MACRO.findall("a${envvar:A_1}b${envvar:B}") == ["A_1", "B"]
     assert MACRO.findall("${a}-${b c}") == ["${a}", "${b c}"]
-    assert "${args_json_file}" in WHOLE_MACROS and len(WHOLE_MACROS) == 9
+    assert "${args_json_file}" in WHOLE_MACROS and len(WHOLE_MACROS) == 11
+    assert {"${args_append_hydra}", "${args_override_hydra}"} <= WHOLE_MACROS  # W&B's agent expands them
 
 
 def test_raw_is_a_json_copy_that_validates_to_an_equal_config() -> None:
     raw = cfg(
-        {"lr": {"distribution": "log_uniform", "min": -9, "max": -1}, "arch": {"values": [[32, 32], (8, 8)]},
-         "opt": {"parameters": {"m": {"values": ["1e-3", None, True], "probabilities": [0.2, 0.3, 0.5]}}}},
-        metric=LOSS, early_terminate=HB, command=["${env}", 3, "${args}"], project="p", run_cap=4,
+        {
+            "lr": {"distribution": "log_uniform", "min": -9, "max": -1},
+            "arch": {"values": [[32, 32], (8, 8)]},
+            "opt": {"parameters": {"m": {"values": ["1e-3", None, True], "probabilities": [0.2, 0.3, 0.5]}}},
+        },
+        metric=LOSS,
+        early_terminate=HB,
+        command=["${env}", 3, "${args}"],
+        project="p",
+        run_cap=4,
     )
     config = validate(raw)
     assert config.raw["parameters"]["arch"]["values"][1] == [8, 8]  # a tuple became a JSON list
@@ -437,16 +593,68 @@ def test_raw_is_a_json_copy_that_validates_to_an_equal_config() -> None:
 
 # --- robustness: anything JSON-shaped gives a SweepConfig or a ConfigError ------------------------
 
-KEYS = ["method", "metric", "parameters", "early_terminate", "command", "run_cap", "program", "name", "x",
-        "value", "values", "probabilities", "distribution", "min", "max", "mu", "sigma", "q", "a", "b",
-        "type", "min_iter", "max_iter", "s", "eta", "strict", "goal", "impute", "controller", "scheduler"]
+KEYS = [
+    "method",
+    "metric",
+    "parameters",
+    "early_terminate",
+    "command",
+    "run_cap",
+    "program",
+    "name",
+    "x",
+    "value",
+    "values",
+    "probabilities",
+    "distribution",
+    "min",
+    "max",
+    "mu",
+    "sigma",
+    "q",
+    "a",
+    "b",
+    "type",
+    "min_iter",
+    "max_iter",
+    "s",
+    "eta",
+    "strict",
+    "goal",
+    "impute",
+    "controller",
+    "scheduler",
+]
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 1000), st.floats(allow_nan=True, allow_infinity=True),
-    st.sampled_from(["grid", "random", "bayes", "uniform", "int_uniform", "q_uniform", "log_uniform",
-                     "normal", "beta", "hyperband", "minimize", "${args}", "--a=${args}", "${x}", "1e-5"]),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 1000),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(
+        [
+            "grid",
+            "random",
+            "bayes",
+            "uniform",
+            "int_uniform",
+            "q_uniform",
+            "log_uniform",
+            "normal",
+            "beta",
+            "hyperband",
+            "minimize",
+            "${args}",
+            "--a=${args}",
+            "${x}",
+            "1e-5",
+        ]
+    ),
 )
-TREES = st.recursive(SCALARS, lambda kids: st.lists(kids, max_size=3) | st.dictionaries(
-    st.sampled_from(KEYS), kids, max_size=4), max_leaves=20)
+TREES = st.recursive(
+    SCALARS,
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.sampled_from(KEYS), kids, max_size=4),
+    max_leaves=20,
+)
 
 
 NUMBERS = st.integers(-5, 50) | st.floats(-5, 50)
@@ -454,17 +662,26 @@ PARAM_SPECS = st.one_of(
     st.fixed_dictionaries({"value": SCALARS}),
     st.fixed_dictionaries({"values": st.lists(SCALARS, min_size=1, max_size=3)}),
     st.fixed_dictionaries({"min": NUMBERS, "max": NUMBERS}),
-    st.fixed_dictionaries({"distribution": st.sampled_from(DISTRIBUTIONS), "min": NUMBERS, "max": NUMBERS},
-                          optional={"q": NUMBERS}),
-    st.fixed_dictionaries({"distribution": st.sampled_from(["normal", "q_log_normal", "beta", "q_beta"])},
-                          optional={"mu": NUMBERS, "sigma": NUMBERS, "a": NUMBERS, "b": NUMBERS, "q": NUMBERS}),
+    st.fixed_dictionaries(
+        {"distribution": st.sampled_from(DISTRIBUTIONS), "min": NUMBERS, "max": NUMBERS}, optional={"q": NUMBERS}
+    ),
+    st.fixed_dictionaries(
+        {"distribution": st.sampled_from(["normal", "q_log_normal", "beta", "q_beta"])},
+        optional={"mu": NUMBERS, "sigma": NUMBERS, "a": NUMBERS, "b": NUMBERS, "q": NUMBERS},
+    ),
 )
 CONFIGS = st.fixed_dictionaries(
-    {"method": st.sampled_from(["grid", "random", "bayes"]),
-     "parameters": st.dictionaries(st.from_regex(r"[a-z][a-z0-9_]{0,4}", fullmatch=True), PARAM_SPECS,
-                                   min_size=1, max_size=3)},
-    optional={"metric": st.fixed_dictionaries({"name": st.text(min_size=1, max_size=3)}),
-              "command": st.lists(SCALARS, max_size=3), "run_cap": st.integers(-1, 5)},
+    {
+        "method": st.sampled_from(["grid", "random", "bayes"]),
+        "parameters": st.dictionaries(
+            st.from_regex(r"[a-z][a-z0-9_]{0,4}", fullmatch=True), PARAM_SPECS, min_size=1, max_size=3
+        ),
+    },
+    optional={
+        "metric": st.fixed_dictionaries({"name": st.text(min_size=1, max_size=3)}),
+        "command": st.lists(SCALARS, max_size=3),
+        "run_cap": st.integers(-1, 5),
+    },
 )
 
 

@@ -33,7 +33,10 @@ def test_a_resumed_attempt_continues_from_the_last_step_and_never_goes_back() ->
     ("line", "metrics"),
     [
         ("loss=0.25 acc=0.9", {"loss": 0.25, "acc": 0.9}),
-        ("epoch=3 loss = 1.5e-3", {"epoch": 3, "loss": 0.0015}),
+        ("epoch=3 loss=1.5e-3", {"epoch": 3, "loss": 0.0015}),
+        ("epoch=3 loss = 1.5e-3", {"epoch": 3}),  # name=value only: spaces around = are not a pair
+        ("step = 0", {}),
+        ("for step = 0 to 9: x =1 y= 2", {}),
         ("val/loss=.5 train.acc=-2", {"val/loss": 0.5, "train.acc": -2}),
         ("step 5: loss=0.1, acc=0.2;", {"loss": 0.1, "acc": 0.2}),
         ("_step=7 loss=1", {"_step": 7, "loss": 1}),

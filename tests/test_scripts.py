@@ -209,3 +209,12 @@ def test_without_a_target_a_log_never_sets_it(r: redis.Redis, store: Store) -> N
     assert store.log_metrics(claim, [{"loss": -1e300}])
     assert not reached(r, sid)
     assert r.lrange(keys.run_curve(claim.run_id), 0, -1) == [b"-1e+300"]  # the curve as before
+
+
+def test_summary_values_set_alone_reach_the_summary_but_not_the_history(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    claim = held(store, sid)
+    assert store.log_metrics(claim, [{"loss": 1.0, "_step": 0}], summary={"best": 0.5})
+    assert store.log_metrics(claim, [], summary={"best": 0.25})  # W&B's run.summary["best"] = ...
+    assert r.llen(keys.run_history(claim.run_id)) == 1
+    assert store.run(claim.run_id).summary == {"loss": 1.0, "_step": 0, "best": 0.25}

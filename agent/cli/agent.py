@@ -11,6 +11,7 @@ import sys
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from sweepd.queue.connections import connect, resolve_url
 from sweepd.queue.store import Store
@@ -105,7 +106,8 @@ def agent_options(f: Any) -> Any:
             default=Options.child_signal.name.removeprefix("SIG"),
             show_default=True,
             callback=_signal,
-            help="The signal the training process gets when its run is preempted.",
+            help="The signal the training process gets when its run is preempted "
+            "(TERM; a script with a W&B run gets INT, on which wandb saves its rows, unless this is given).",
         ),
         click.option(
             "--checkpoint-root",
@@ -177,6 +179,8 @@ def command(sweep_id: str, redis_url: str | None, gpus: str | None, gpus_per_run
     logs.configure()
     url = take_inherited_url() or resolve_url(redis_url)
     hide_and_reexec(url)  # the URL out of this process's environment, before anything reads it
+    if click.get_current_context().get_parameter_source("child_signal") is not ParameterSource.DEFAULT:
+        kw["wandb_signal"] = None  # the signal asked for goes to every script, W&B's too
     options = Options(sweep_id=sweep_id, slots=slots, **kw)
     check_writable(options.checkpoints)  # before any run is claimed
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing

@@ -22,7 +22,7 @@ from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import LOG_CAP, Store
 
-from . import launch, logs
+from . import launch, logs, wandb_env, wandb_follow
 from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
@@ -90,6 +90,7 @@ class Attempt:
         self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
         self.child: Child | None = None
         self.channel: Channel | None = None
+        self.wandb: wandb_follow.Follower | None = None  # the script's W&B run, read as it is written
         #: The attempt's output, bounded in lines and bytes (process.py), written here rather than
         #: by the hold: the store is told how many lines to keep.
         self.output = Kept(LOG_CAP)
@@ -102,9 +103,9 @@ class Attempt:
         self.agent.waker.wake()
 
     def _spare(self) -> set[int]:
-        """The agent's own children, never the run's leftovers: the watchdog."""
+        """The agent's own children, never the run's leftovers: the watchdog, wandb's reader."""
         pid = self.agent.watchdog.pid
-        return set() if pid is None else {pid}
+        return ({pid} if pid is not None else set()) | (self.wandb.pids() if self.wandb is not None else set())
 
     def tell(self, ending: Ending, reason: str, grace: float) -> None:
         """Tell the training process to checkpoint and stop: the signal, and the API's flag."""
@@ -116,13 +117,14 @@ class Attempt:
             agent.notifier.extend_timeout(grace + 30)
         if self.channel is not None:
             self.channel.send({"op": "preempting", "reason": reason, "grace": grace})
+        signum = wandb_follow.child_signal(self.wandb, agent.opts.child_signal, agent.opts.wandb_signal)
         if self.child is not None:
-            self.child.signal(agent.opts.child_signal)
+            self.child.signal(signum)
         log.warning(
             "stopping run" if ending == "stop" else "preempting run",
             reason=reason,
             grace=round(grace, 3),
-            signal=agent.opts.child_signal.name,
+            signal=signum.name,
         )
 
     # launching ----------------------------------------------------------------------------------
@@ -147,6 +149,17 @@ class Attempt:
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
             env.update(agent.slot_env)
+            self.wandb = follower = wandb_follow.Follower(
+                claim.run_id,
+                wandb_env.wandb_dir(env),
+                claim.last_step,
+                env,
+                self.workdir,
+                on_rows=self.hold.rows.add,
+                on_summary=self.hold.summary.add,
+                on_found=self.api.set,  # printed lines are no longer read for metrics
+                on_preempting=lambda: self._on_message({"op": "preempting"}),
+            )
             self.child = child = Child(argv, env, self.output.add, on_stdout=on_stdout)
         except OSError as exc:
             # As a shell says it, and as the setpriv spawn path reports it: 127 not found, 126 not runnable.
@@ -155,6 +168,7 @@ class Attempt:
             return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
         log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
         agent.metrics.run_started()
+        follower.start(child.pid)
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
         try:
             returncode = self._supervise(child)
@@ -168,6 +182,7 @@ class Attempt:
             # However it ended, nothing it started outlives the attempt (it would overlap the next
             # one); and the output is what the pipes hold now, not what a leftover might still write.
             child.end(self._spare())
+            follower.finish()  # what the W&B run logged up to its end, before the end is recorded
             self.hold.release()
             agent.metrics.run_exited()
             child.close()
@@ -208,8 +223,11 @@ class Attempt:
                 self._renew(now)
             if now - last_flush >= FLUSH_EVERY:
                 last_flush = now
+                logged = len(hold.rows) > 0
                 hold.flush_quietly()
                 self._flush_output(quietly=True)
+                if logged:  # hyperband judges a curve when it reaches a bracket, not a heartbeat later
+                    self._judge(now, new_bracket_only=True)
             try:
                 agent.maybe_reap()
             except REDIS_DOWN:  # a failed reap waits for the next heartbeat
@@ -232,12 +250,19 @@ class Attempt:
             return
         with contextlib.suppress(*REDIS_DOWN):
             agent.beat(force=True)
-        if answer == "ok" and hold.ending is None:
-            try:
-                if self.early.should_stop():
-                    hold.end("stop", "hyperband", now + agent.opts.grace)
-            except REDIS_DOWN:  # judged again at the next heartbeat
-                agent.metrics.redis_error()
+        if answer == "ok":
+            self._judge(now)
+
+    def _judge(self, now: float, new_bracket_only: bool = False) -> None:
+        """Ask hyperband about the held run (EarlyStop reads Redis only when its curve reached a bracket)."""
+        agent, hold = self.agent, self.hold
+        if hold.ending is not None or hold.fenced.is_set():
+            return
+        try:
+            if self.early.should_stop(new_bracket_only):
+                hold.end("stop", "hyperband", now + agent.opts.grace)
+        except REDIS_DOWN:  # judged again at the next rows or heartbeat
+            agent.metrics.redis_error()
 
     # recording ----------------------------------------------------------------------------------
 
@@ -301,6 +326,8 @@ class Attempt:
             self.agent.waker.wake()
         elif op == "hello":
             self.api.set()
+            if self.wandb is not None:  # its rows come through the API, not also from its W&B run
+                self.wandb.muted.set()
             return {"op": "hello", "run_id": self.claim.run_id, "attempt": self.claim.attempt}
         return None
 

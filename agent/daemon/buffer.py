@@ -1,5 +1,6 @@
 """A bounded buffer of items waiting to be stored (metric rows, output lines): producers add, one
-writer takes, and puts back what it could not write (Redis away); the oldest go first when full."""
+writer takes, and puts back what it could not write (Redis away); the oldest go first when full.
+``Latest`` is its counterpart for values of which only the newest matters (summary values)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,26 @@ class Buffer:
         if over > 0:
             del self._items[:over]
             self.dropped += over
+
+
+class Latest:
+    """Named values waiting to be stored, the newest of each name kept (bounded by their names)."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def add(self, values: dict[str, Any]) -> None:
+        with self._lock:
+            self._values.update(values)
+
+    def take(self) -> dict[str, Any]:
+        with self._lock:
+            values, self._values = self._values, {}
+        return values
+
+    def put_back(self, values: dict[str, Any]) -> None:
+        """Values that could not be written, under any newer ones added since."""
+        if values:
+            with self._lock:
+                self._values = {**values, **self._values}

@@ -32,7 +32,7 @@ from sweepd.queue.records import Claim
 from sweepd.queue.store import Renewal, Store
 
 from .backoff import REDIS_DOWN, Backoff
-from .buffer import Buffer
+from .buffer import Buffer, Latest
 from .watchdog import Watchdog
 
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
@@ -102,6 +102,7 @@ class Hold:
         self.lease_until = taken_at + self.lease
         self.next_renew = taken_at + heartbeat
         self.rows = Buffer()  # metric rows waiting to be written
+        self.summary = Latest()  # summary values set without a row (a W&B script's run.summary)
         self.preempting = False  # decided here or said by the script, whether or not Redis heard it
         self.marked = False  # the run is `preempting` in Redis
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -248,13 +249,14 @@ class Hold:
     def flush(self) -> bool:
         """Write the buffered rows (log.lua is fenced by the token). On a Redis error they go back to
         their buffer (bounded) and the error is raised. (An attempt's output is its own: attempt.py.)"""
-        rows = self.rows.take()
+        rows, summary = self.rows.take(), self.summary.take()
         try:
-            if rows and not self.store.log_metrics(self.claim, rows):
+            if (rows or summary) and not self.store.log_metrics(self.claim, rows, summary=summary):
                 self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
-            rows = []
+            rows, summary = [], {}
         finally:
             self.rows.put_back(rows)
+            self.summary.put_back(summary)
         return True
 
     def flush_quietly(self) -> None:

@@ -14,6 +14,7 @@ from sweepd.queue import command
 from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
 
+from . import wandb_env
 from .sdnotify import ENV_VARS
 
 #: The run's parameters, written for it beside its checkpoints (``SWEEPD_PARAMS_FILE``).
@@ -55,7 +56,8 @@ def argv(config: SweepConfig, claim: Claim, params_file: str) -> list[str]:
 
 def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_path: str) -> dict[str, str]:
     """The agent's environment, less what is the agent's alone, plus the run's ``SWEEPD_*`` (and
-    W&B's run id and resume mode, so ``wandb.init`` in the script joins the same run)."""
+    W&B's run id, resume mode and the run's parameters, so ``wandb.init`` in the script joins the same
+    run with them: wandb_env.py)."""
     checkpoint_dir = Path(checkpoint_root) / claim.sweep_id / claim.run_id
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -73,11 +75,10 @@ def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_pat
         SWEEPD_PARAMS_FILE=params_file,
         SWEEPD_AGENT_SOCKET=socket_path,
         SWEEPD_CHECKPOINT_DIR=str(checkpoint_dir),
-        WANDB_RUN_ID=claim.run_id,
-        WANDB_RESUME="allow",
     )
     for name in RANK_VARS:  # what the run's first process inherits is no rank of the run's own
         env.pop(f"SWEEPD_INHERITED_{name}", None)
         if name in os.environ:
             env[f"SWEEPD_INHERITED_{name}"] = os.environ[name]
+    env.update(wandb_env.environment(claim.run_id, claim.params, os.path.dirname(params_file), env))
     return env

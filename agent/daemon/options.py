@@ -33,6 +33,9 @@ class Options:
     notice_interval: float = 5.0
     notice_signals: tuple[signal.Signals, ...] = ()
     child_signal: signal.Signals = signal.SIGTERM
+    #: What a script that logs to W&B gets instead: wandb flushes its rows on SIGINT, not on SIGTERM.
+    #: None: ``child_signal`` for every script (``--child-signal`` given).
+    wandb_signal: signal.Signals | None = signal.SIGINT
     checkpoint_root: str | None = None  # None: resolve_checkpoint_root() decides
     metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
     metrics_addr: str = "0.0.0.0"
