@@ -117,20 +117,29 @@ class Agent:
             try:
                 code = self._step()
             except REDIS_DOWN as exc:
-                self.metrics.redis_error()
-                delay = backoff.next()
-                if backoff.failures == 1:
-                    log.warning("Redis is not answering: retrying", error=str(exc))
-                self.notifier.maybe_watchdog()
-                self.waker.wait(delay)  # a signal still wakes us at once
+                self.outage(exc, backoff)
                 continue
-            if backoff.failures:
-                log.info("Redis is answering again", failures=backoff.failures)
-                backoff.reset()
+            self.answering(backoff)
             if code == "ran":
                 done += 1
             elif code != "idle":
                 return code
+
+    def outage(self, exc: BaseException, backoff: Backoff) -> None:
+        """A turn of the loop Redis did not answer: count it, say so once, keep systemd's watchdog
+        fed, and wait out the backoff (a signal or a run's end still wakes us at once)."""
+        self.metrics.redis_error()
+        delay = backoff.next()
+        if backoff.failures == 1:
+            log.warning("Redis is not answering: retrying", error=str(exc))
+        self.notifier.maybe_watchdog()
+        self.waker.wait(delay)
+
+    def answering(self, backoff: Backoff) -> None:
+        """Redis answered a turn: say so if it had not, and start the backoff over."""
+        if backoff.failures:
+            log.info("Redis is answering again", failures=backoff.failures)
+            backoff.reset()
 
     def _step(self) -> int | Literal["ran", "idle"]:
         """One turn of the loop: run one attempt, or wait for work; an int ends the agent."""

@@ -24,43 +24,26 @@ from typing import Any, Protocol
 import structlog
 
 from sweepd.queue.records import Claim
-from sweepd.queue.space import SweepConfig
-from sweepd.queue.store import Store
 
 from . import logs
-from .attempt import Attempt, Result
+from .attempt import Attempt, Host, Result
 from .backoff import REDIS_DOWN, Backoff
-from .metrics import Metrics
 from .notices import Watcher
-from .options import Options
-from .preemption import Preemption
-from .sdnotify import Notifier
 from .signals import Waker
-from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 
 
-class Owner(Protocol):
-    """What the slots need of the agent that holds them (loop.py's ``Agent``)."""
+class Owner(Host, Protocol):
+    """What the slots need of the agent that holds them (loop.py's ``Agent``): what an attempt
+    needs of it, and more."""
 
-    store: Store
-    config: SweepConfig
-    opts: Options
-    sid: str
-    preemption: Preemption
-    waker: Waker
-    notifier: Notifier
-    metrics: Metrics
-    watchdog: Watchdog
     watchers: list[Watcher]
     idle_wait: float
 
-    def intake(self) -> None: ...
+    def outage(self, exc: BaseException, backoff: Backoff) -> None: ...
 
-    def beat(self, force: bool = False) -> None: ...
-
-    def maybe_reap(self) -> None: ...
+    def answering(self, backoff: Backoff) -> None: ...
 
     def next_claim(self) -> Claim | None: ...
 
@@ -187,16 +170,9 @@ class Slots:
             try:
                 done = self._turn()
             except REDIS_DOWN as exc:
-                agent.metrics.redis_error()
-                delay = backoff.next()
-                if backoff.failures == 1:
-                    log.warning("Redis is not answering: retrying", error=str(exc))
-                agent.notifier.maybe_watchdog()
-                agent.waker.wait(delay)
+                agent.outage(exc, backoff)
                 continue
-            if backoff.failures:
-                log.info("Redis is answering again", failures=backoff.failures)
-                backoff.reset()
+            agent.answering(backoff)
             if done is not None:
                 return done
 
