@@ -35,14 +35,17 @@ note = {
     "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"), "gpus": os.environ.get("SWEEPD_GPUS"),
     "slot": os.environ.get("SWEEPD_GPU_SLOT"),
 }
-(out / f"{rid}-{attempt}.start").write_text(json.dumps(note))
+def put(name, note):  # whole or not at all: the test reads these while runs go on
+    (out / (name + ".part")).write_text(json.dumps(note))
+    os.replace(out / (name + ".part"), out / name)
+put(f"{rid}-{attempt}.start", note)
 want, deadline = int(os.environ.get("WANT", "0")), time.time() + 60
 while os.path.exists(os.environ.get("HOLD", "/nonexistent")):
     time.sleep(0.02)  # the run is held until the test lets it go (or its agent preempts it)
 while len(list(out.glob("*-1.start"))) < want and time.time() < deadline:
     time.sleep(0.02)  # the first runs wait for each other: they overlap, if the agent lets them
 note["end"] = time.time()
-(out / f"{rid}-{attempt}.end").write_text(json.dumps(note))
+put(f"{rid}-{attempt}.end", note)
 """
 
 GRID = """
