@@ -2,9 +2,10 @@
 
 Replication is asynchronous: a master can acknowledge a move and die before any replica has it, and
 the replica Sentinel promotes then knows nothing of it. So when the client is Sentinel-managed,
-every script that hands a run to a holder or ends it (claim, create, complete, requeue, renew,
-preempt, reap, operate, control, resume, enqueue) is sent as one pipeline ``EVALSHA; WAIT 1 ms`` on
-one connection, and WAIT's answer says whether a replica has it:
+every script that makes a sweep or hands a run to a holder or ends it (create_sweep, claim,
+create, complete, requeue, renew, preempt, reap, operate, control, resume, enqueue) is sent as
+one pipeline ``EVALSHA; WAIT 1 ms`` on one connection, and WAIT's answer says whether a replica
+has it:
 
 - one replica or more: the move survives a failover;
 - none, while the master has a replica online: ``NotReplicated``, a ConnectionError, so every caller treats

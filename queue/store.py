@@ -1,8 +1,8 @@
 """The typed client over sweepd's Redis data: every write goes through here (reads: reads.py).
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
-renew, preempt, reap, operate, control, log; resume and enqueue, whose callers are in runs.py) or
-one MULTI/EXEC transaction (create_sweep), and says so. Every script is registered behind
+renew, preempt, reap, operate, control, log, create_sweep; resume and enqueue, whose callers are in
+runs.py), and says so. Every script is registered behind
 ``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
 that step is written once and each script is still one EVAL. Everything that belongs to a move (its
 event, the sweep's ``target_reached``) is written by that move's script. This is the only module
@@ -71,6 +71,7 @@ class Store(RunStarts):
     def __init__(self, client: redis.Redis) -> None:
         super().__init__(client)
         names = (
+            "create_sweep",
             "claim",
             "create",
             "complete",
@@ -96,28 +97,25 @@ class Store(RunStarts):
     # sweeps -------------------------------------------------------------------------------------
 
     def create_sweep(self, config: SweepConfig, *, name: str | None = None, seed: int | None = None) -> str:
-        """Store a validated config as a new sweep (one MULTI/EXEC) and return its id."""
-        sid = new_id()
-        while self.r.exists(keys.sweep(sid)):
-            sid = new_id()
+        """Store a validated config as a new sweep (create_sweep.lua) and return its id."""
         now_ms = int(time.time() * 1000)
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(
-                keys.sweep(sid),
-                mapping={
-                    "id": sid,
-                    "name": name or config.name or sid,
-                    "config": json.dumps(config.raw),
-                    "seed": seed if seed is not None else secrets.randbelow(2**31),
-                    "state": "running",
-                    "next_index": 0,
-                    "created_at": now_ms,
-                },
+        record = {
+            "name": name or config.name,
+            "config": json.dumps(config.raw),
+            "seed": seed if seed is not None else secrets.randbelow(2**31),
+            "state": "running",
+            "next_index": 0,
+            "created_at": now_ms,
+        }
+        while True:
+            sid = new_id()
+            fields = {"id": sid, **record, "name": record["name"] or sid}
+            flat = [item for pair in fields.items() for item in pair]
+            made = self._run_script(
+                "create_sweep", [keys.sweep(sid), keys.SWEEPS, keys.RQ_QUEUES], [sid, keys.rq_queue(sid), *flat]
             )
-            pipe.zadd(keys.SWEEPS, {sid: now_ms / 1000})
-            pipe.sadd(keys.RQ_QUEUES, keys.rq_queue(sid))
-            pipe.execute()
-        return sid
+            if made:
+                return sid
 
     def control(self, sid: str, state: str) -> str:
         """Pause, resume (running), stop or cancel a sweep (control.lua); returns the previous state."""

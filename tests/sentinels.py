@@ -1,8 +1,8 @@
 """A real Sentinel topology for tests: one master, one replica, three sentinels, all the embedded
 server binary (``valkey-server`` runs as a sentinel with ``--sentinel``), on free loopback ports.
 
-Data nodes keep nothing on disk: a killed master that is started again comes back empty, and
-the sentinels turn it into a replica of the new master, which copies it the whole data set.
+Data nodes keep nothing on disk: a killed master is started again as the new master's replica,
+which copies it the whole data set.
 """
 
 from __future__ import annotations
@@ -136,8 +136,10 @@ class Topology:
         return False
 
     def revive(self, port: int) -> None:
-        """Start a killed server again (empty); the sentinels make it the new master's replica."""
-        self._data(port)
+        """Start a killed server again, empty, as the new master's replica: as an operator brings a
+        failed node back. (Started empty as a master, it would hold no data until the sentinels
+        convert it, and a sentinel slow to learn of the failover could send clients to it.)"""
+        self._data(port, "--replicaof", "127.0.0.1", str(self.master()))
         wait_until(self.replica_in_sync, timeout=60)
 
     def close(self) -> None:

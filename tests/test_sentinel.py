@@ -214,6 +214,8 @@ def test_agents_on_a_grid_outlive_killed_masters(tmp_path: Path, topology: Topol
     ]
     t0 = time.monotonic()
     try:
+        logs = [tmp_path / f"agent-{i}.log" for i in range(3)]
+        wait_until(lambda: all("agent started" in p.read_text() for p in logs), timeout=60)  # connected
         kills = 1 + (rng.random() < 0.5)
         for k in range(kills):
             at = rng.randint(2, 12) + 10 * k  # runs started before this kill
@@ -229,8 +231,8 @@ def test_agents_on_a_grid_outlive_killed_masters(tmp_path: Path, topology: Topol
             if a.poll() is None:
                 a.kill()
                 a.wait()
-    logs = {i: (tmp_path / f"agent-{i}.log").read_text()[-2000:] for i in range(3)}
-    assert codes == [0, 0, 0], logs
+    tails = {i: (tmp_path / f"agent-{i}.log").read_text()[-2000:] for i in range(3)}
+    assert codes == [0, 0, 0], tails
     runs = sweeps.runs(sid)
     _check_sweep(out, runs, redis.Redis(port=topology.master()), sid)
     attempts = sum(int(r["attempt"]) for r in runs)  # type: ignore[call-overload]
