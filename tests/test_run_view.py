@@ -163,14 +163,20 @@ def test_not_at_a_terminal_the_output_is_the_stream_and_the_summary(tmp_path: Pa
 # Ctrl-C ------------------------------------------------------------------------------------------
 
 
+def _two_runs_held(tmp_path: Path, cli_env: dict[str, str], checkpoint_s: float) -> tuple[dict[str, str], Screen, Path]:
+    """`sweepd run --agents 2` under a terminal, once both agents hold a run part-way through."""
+    env = _env(cli_env, tmp_path)
+    params = f"  steps: {{value: 400}}\n  slow_checkpoint: {{value: {checkpoint_s:g}}}\n  k: {{values: [1, 2, 3]}}\n"
+    screen = Screen(["run", str(_config(tmp_path, params)), "--agents", "2"], env, tmp_path)
+    out = tmp_path / "out"
+    wait_until(lambda: len(list(out.glob("*.ready"))) == 2, timeout=60)
+    return env, screen, out
+
+
 def test_ctrl_c_once_preempts_every_held_run_and_the_summary_says_what_became_of_each(
     tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    env = _env(cli_env, tmp_path)
-    config = _config(tmp_path, "  steps: {value: 400}\n  slow_checkpoint: {value: 0.5}\n  k: {values: [1, 2, 3]}\n")
-    screen = Screen(["run", str(config), "--agents", "2"], env, tmp_path)
-    out = tmp_path / "out"
-    wait_until(lambda: len(list(out.glob("*.ready"))) == 2, timeout=60)
+    env, screen, out = _two_runs_held(tmp_path, cli_env, checkpoint_s=0.5)
     screen.ctrl_c()
     wait_until(lambda: "Ctrl-C: preempting 2 held runs" in screen.text, timeout=30)
     assert screen.wait(60) == 0, screen.text
@@ -187,12 +193,8 @@ def test_ctrl_c_once_preempts_every_held_run_and_the_summary_says_what_became_of
 
 
 def test_ctrl_c_twice_kills_the_held_runs_and_requeues_them_at_once(tmp_path: Path, cli_env: dict[str, str]) -> None:
-    env = _env(cli_env, tmp_path)
     # A checkpoint longer than the grace (110 s): only a kill ends these runs before it.
-    config = _config(tmp_path, "  steps: {value: 400}\n  slow_checkpoint: {value: 600}\n  k: {values: [1, 2, 3]}\n")
-    screen = Screen(["run", str(config), "--agents", "2"], env, tmp_path)
-    out = tmp_path / "out"
-    wait_until(lambda: len(list(out.glob("*.ready"))) == 2, timeout=60)
+    env, screen, out = _two_runs_held(tmp_path, cli_env, checkpoint_s=600)
     screen.ctrl_c()
     wait_until(lambda: "Ctrl-C again to kill them now" in screen.text, timeout=30)
     screen.ctrl_c()
