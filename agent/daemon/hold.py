@@ -10,11 +10,11 @@ here:
   renewed every heartbeat (renew.lua), so our deadline is never later than Redis's;
 - what each renewal answer means: keep going, an operator's stop or requeue, a cancelled sweep,
   or fenced (the run is someone else's: stop now);
-- the guard: a thread of its own that kills the process half a heartbeat before the lease could
-  lapse, so nothing the holder's loop waits on (a hung Redis call, a slow disk) can delay it
-  (invariant 5); and behind it the watchdog (watchdog.py), a process of its own fed each new
-  deadline, which kills the process a quarter heartbeat later when the holder's interpreter could
-  not (frozen, stalled, dead);
+- the guard (guard.py): a thread of its own, shared by every hold of the process, that kills the
+  process half a heartbeat before the lease could lapse, so nothing the holder's loop waits on (a
+  hung Redis call, a slow disk) can delay it (invariant 5); and behind it the watchdog
+  (watchdog.py), a process of its own fed each new deadline, which kills the process a quarter
+  heartbeat later when the holder's interpreter could not (frozen, stalled, dead);
 - the end: the exit-status table (``states.outcome``) applied once, its reason, and the fenced
   writes retried while the lease may still hold (else the reaper requeues the run: nothing lost).
 """
@@ -33,6 +33,7 @@ from sweepd.queue.store import Renewal, Store
 
 from .backoff import REDIS_DOWN, Backoff
 from .buffer import Buffer, Latest
+from .guard import GUARD
 from .watchdog import Watchdog
 
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
@@ -110,7 +111,7 @@ class Hold:
         self.kill_at: float | None = None  # when the grace after an early end is over (monotonic)
         self.fenced = threading.Event()  # the guard killed the process: the run is not ours any more
         self._released = threading.Event()
-        self._guard_thread: threading.Thread | None = None
+        self._guard_lock = threading.RLock()  # a kill by the guard, against release()
         self._renewals = Backoff(cap=max(0.1, heartbeat / 2))
         self._mark_failed = False
         self._record_lock = threading.Lock()
@@ -121,20 +122,20 @@ class Hold:
     def guard(self, pid: int | None = None, *, group: bool = False) -> None:
         """Start the guard: from now on the process is killed before the lease can lapse. With
         ``pid`` the watchdog guards it too (``group``: and its process group), from outside."""
-        self._guard_thread = threading.Thread(target=self._guard, daemon=True, name="sweepd-lease-guard")
-        self._guard_thread.start()
+        GUARD.watch(self)
         if pid is not None and self.watchdog is not None:
             self._watched = pid
             self.watchdog.watch(pid, self._watchdog_deadline(), group=group)
 
     def release(self) -> None:
-        """The process has ended (or is ending on its own): stop guarding it."""
-        self._released.set()
+        """The process has ended (or is ending on its own): stop guarding it. Once this returns,
+        the guard will not kill it (a kill already under way is waited for)."""
+        with self._guard_lock:
+            self._released.set()
+        GUARD.forget(self)
         if self._watched is not None and self.watchdog is not None:
             self.watchdog.release(self._watched)
             self._watched = None
-        if self._guard_thread is not None and self._guard_thread is not threading.current_thread():
-            self._guard_thread.join()
 
     def lapsing(self) -> bool:
         """The guard's deadline has passed: the process is (being) killed and the run may be
@@ -162,19 +163,24 @@ class Hold:
         return max(self.lease_until - self.heartbeat / 4, time.monotonic() + self.heartbeat / 4)
 
     def _extend(self, until: float) -> None:
+        earlier = until < self.lease_until
         self.lease_until = until
+        if earlier:  # fenced: the guard acts now, not at its next look
+            GUARD.poke()
         if self._watched is not None and self.watchdog is not None:
             self.watchdog.feed(self._watched, self._watchdog_deadline())
 
-    def _guard(self) -> None:
-        margin = self.heartbeat / 2
-        while not self._released.is_set():
-            left = self.lease_until - margin - time.monotonic()
-            if left <= 0:
-                self._fence()
-                self.process.kill()
+    def guard_deadline(self) -> float:
+        """Half a heartbeat before our view of the lease's end (guard.py)."""
+        return self.lease_until - self.heartbeat / 2
+
+    def guard_fire(self) -> None:
+        """Called by the guard's thread once the deadline passed: fence, and kill the process."""
+        with self._guard_lock:
+            if self._released.is_set():
                 return
-            self._released.wait(min(left, 0.1))
+            self._fence()
+            self.process.kill()
 
     def renew(self, now: float) -> Renewal | None:
         """Renew the lease (``now`` read before the call is sent) and act on the answer: an ending

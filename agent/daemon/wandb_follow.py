@@ -45,6 +45,10 @@ from .wandb_records import Records
 log = logs.get("sweepd.agent")
 
 FIND_EVERY = 0.25  # seconds between looks for the attempt's W&B run file
+#: The follower's thread starts once the training process has lived this long: a run that ends
+#: sooner is read once, at its end (``finish``). Looking for a run file costs a thread and a scan
+#: of the run's processes, about 2.5 ms, which a run of `true` would pay for nothing.
+START_AFTER = 0.25
 RELIST_EVERY = 5.0  # the runs directory is listed at least this often, changed or not
 SCAN_EVERY = 1.0  # how often the run's processes' open files are looked through, when it is elsewhere
 SETTLE = 1.0  # seconds the reader gets, after the process ended, to reach the exit record
@@ -123,8 +127,14 @@ class Follower:
     def start(self, pid: int) -> None:
         """Follow the run of the process ``pid`` (the training process) and its descendants."""
         self.pid = pid
-        if self.argv is not None:
+        if self.argv is not None and self._thread.ident is None:
             self._thread.start()
+
+    def start_once_due(self, pid: int, lived: float) -> None:
+        """``start`` once the process has lived ``START_AFTER`` seconds (called on each turn of
+        the attempt's loop)."""
+        if lived >= START_AFTER and self._thread.ident is None:
+            self.start(pid)
 
     def pids(self) -> set[int]:
         """The reader's process: the agent's own child, not one the run left behind."""
