@@ -116,6 +116,7 @@ class Attempt:
             agent.notifier.stopping(f"preempted ({reason}): run {self.claim.run_id} checkpointing")
             agent.notifier.extend_timeout(grace + 30)
         if self.channel is not None:
+            self.channel.accept()  # a script that has just connected is told too
             self.channel.send({"op": "preempting", "reason": reason, "grace": grace})
         signum = wandb_follow.child_signal(self.wandb, agent.opts.child_signal, agent.opts.wandb_signal)
         if self.child is not None:
@@ -242,7 +243,12 @@ class Attempt:
             timeout = min(wake_at - now, interval / 2 if interval else heartbeat)
             if child.pidfd is None:
                 timeout = min(timeout, TICK)
-            agent.waker.wait(timeout, *([child.pidfd] if child.pidfd is not None else []))
+            fds = [channel.fileno()] if (channel := self.channel) is not None else []
+            if child.pidfd is not None:
+                fds.append(child.pidfd)
+            agent.waker.wait(timeout, *fds)
+            if channel is not None:
+                channel.accept()  # the script's connection (channel.py): served on a thread of its own
 
     def _renew(self, now: float) -> None:
         """Renew through the hold; a renewed lease is a heartbeat too, and the moment hyperband judges."""

@@ -18,11 +18,18 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+BACKLOG = 64  # connections waiting for the loop to accept them (every rank of a run may connect)
+
 Handler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
 class Channel:
-    """Listens on ``path`` for the training process (and any process it starts) to connect."""
+    """Listens on ``path`` for the training process (and any process it starts) to connect.
+
+    Connections are accepted by the holder's own loop (``accept``, when ``fileno`` is readable) and
+    by ``close``, not by a thread of the channel's: most runs never connect, and a thread started
+    for each run cost a run of `true` about half a millisecond. Each connection is served on a
+    thread of its own, so a script's lines are read whatever the loop is doing."""
 
     def __init__(self, path: str, handler: Handler) -> None:
         self.path = path
@@ -30,19 +37,24 @@ class Channel:
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(path)
         os.chmod(path, 0o600)
-        self._server.listen(8)
+        self._server.listen(BACKLOG)
+        self._server.setblocking(False)
         self._clients: list[socket.socket] = []
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
 
-    def _accept(self) -> None:
+    def fileno(self) -> int:
+        """Readable when a process is waiting to be accepted."""
+        return self._server.fileno()
+
+    def accept(self) -> None:
+        """Accept every process waiting to connect (never blocks), each served on its own thread."""
         while True:
             try:
                 conn, _ = self._server.accept()
-            except OSError:
-                return  # closed
+            except OSError:  # none waiting (BlockingIOError), or closed
+                return
+            conn.setblocking(True)
             with self._lock:
                 self._clients.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
@@ -71,7 +83,9 @@ class Channel:
                     conn.sendall(data)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop listening, and wait a little for what the script already sent to be handled."""
+        """Stop listening, and wait a little for what the script already sent to be handled (also
+        by a process that connected after the loop last looked)."""
+        self.accept()
         with contextlib.suppress(OSError):
             self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
