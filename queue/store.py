@@ -66,7 +66,9 @@ def _script(r: redis.Redis, name: str) -> Script:
 
 
 class Store(RunStarts):
-    """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but config caches."""
+    """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
+    and each sweep's seed and next search point as this process last saw them (a hint that
+    create.lua checks, so a stale one costs a retry, never a wrong run)."""
 
     def __init__(self, client: redis.Redis) -> None:
         super().__init__(client)
@@ -87,6 +89,7 @@ class Store(RunStarts):
         )  # the last two start runs by name (runs.py)
         self._scripts = {name: _script(client, name) for name in names}
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
+        self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
 
     def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
         """One script, one EVALSHA; behind Sentinel a move also waits for a replica (replication.py)."""
@@ -159,10 +162,10 @@ class Store(RunStarts):
         grid point is created exactly once; the loser computes the next point and tries again.
         """
         config = self.config(sid)
+        seed, index = self._points.pop(sid) if sid in self._points else self._read_point(sid)
         while True:
-            sweep = self.sweep(sid)
             history = self.observations(sid) if config.method == "bayes" else []  # bayes learns from all
-            params = search.suggest(config, sweep.seed, sweep.next_index, history)
+            params = search.suggest(config, seed, index, history)
             if params is None:
                 return "exhausted"
             rid, token = new_id(), uuid.uuid4().hex
@@ -177,7 +180,7 @@ class Store(RunStarts):
                     keys.sweep_seq(sid),
                 ],
                 [
-                    sweep.next_index,
+                    index,
                     rid,
                     json.dumps(params),
                     agent_id,
@@ -189,10 +192,19 @@ class Store(RunStarts):
                 ],
             ).decode()
             if result == "ok":
+                self._points[sid] = (seed, index + 1)  # the next call skips reading the sweep
                 return Claim(sid, rid, 1, token, params)
             if result in ("paused", "cap", "target"):
                 return cast(CreateResult, result)
-            # 'moved' or 'exists': another agent took that point (or that id); look again.
+            # 'moved:<next_index>': another agent took that point, compute the one it says is next;
+            # 'exists': that run id was taken, try the same point again under another.
+            kind, _, current = result.partition(":")
+            if kind == "moved":
+                index = int(current)
+
+    def _read_point(self, sid: str) -> tuple[int, int]:
+        sweep = self.sweep(sid)
+        return sweep.seed, sweep.next_index
 
     def complete(self, claim: Claim, state: str, exit_code: int | None, reason: str) -> bool:
         """Record the attempt's end (complete.lua); False when the claim was fenced off."""

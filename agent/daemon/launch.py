@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from sweepd.queue import command
@@ -35,6 +36,20 @@ def write_params(claim: Claim, checkpoint_root: str) -> str:
     partial.write_text(json.dumps(claim.params), encoding="utf-8")
     partial.replace(path)  # a rank never reads a half-written file
     return str(path)
+
+
+def scratch() -> str:
+    """A private directory for one attempt: the agent's socket, wandb's reader's own files."""
+    return tempfile.mkdtemp(prefix="sweepd-")
+
+
+def discard(scratch_dir: str) -> None:
+    """Remove an attempt's directory. It is empty after most runs (the socket is gone), and one
+    rmdir is a tenth of what rmtree costs a run of `true`."""
+    try:
+        os.rmdir(scratch_dir)
+    except OSError:
+        shutil.rmtree(scratch_dir, ignore_errors=True)
 
 
 def interpreter() -> str:

@@ -10,10 +10,8 @@ and Kubernetes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import tempfile
 import time
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
@@ -24,7 +22,7 @@ from sweepd.queue.ids import host_part
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
-from . import logs
+from . import launch, logs
 from .attempt import Attempt, Result
 from .backoff import REDIS_DOWN, Backoff
 from .metrics import Metrics
@@ -199,7 +197,7 @@ class Agent:
         """Run one attempt; return an exit code only to stop the agent."""
         structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt)
         self._current = claim
-        workdir = tempfile.mkdtemp(prefix="sweepd-")
+        workdir = launch.scratch()
         try:
             result: Result = Attempt(self, claim, workdir, taken_at).run()
             if self.preemption.requested:
@@ -209,7 +207,7 @@ class Agent:
                 self.count_outcome(result.failed)
             return result.stop
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            launch.discard(workdir)
             self._current = None
             structlog.contextvars.unbind_contextvars("run_id", "attempt")
 

@@ -14,8 +14,6 @@ grace and requeues its run at the front, all at once. The agent exits once every
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +23,7 @@ import structlog
 
 from sweepd.queue.records import Claim
 
-from . import logs
+from . import launch, logs
 from .attempt import Attempt, Host, Result
 from .backoff import REDIS_DOWN, Backoff
 from .notices import Watcher
@@ -250,7 +248,7 @@ class Slots:
 
     def _work(self, slot: Slot, claim: Claim, taken_at: float) -> None:
         structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt, slot=slot.index)
-        workdir = tempfile.mkdtemp(prefix="sweepd-")
+        workdir = launch.scratch()
         result = Result()  # what the thread hands back, once it is done: never None then
         try:
             result = Attempt(self.hosts[slot.index], claim, workdir, taken_at).run()
@@ -264,7 +262,7 @@ class Slots:
             log.exception("the slot's attempt failed: taking no new runs")
             result = Result(stop=1)
         finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            launch.discard(workdir)
             slot.result = result
             self.agent.waker.wake()
 

@@ -21,15 +21,15 @@ ARGV[7]  run_cap (0: none)
 ARGV[8]  sweep id
 ARGV[9..] rq job hash, field/value pairs
 
-Returns 'ok', or why not: 'paused' (sweep not running), 'moved' (another agent took the point:
-compute the next one and try again), 'cap', 'target', 'exists' (run id taken: pick another).
+Returns 'ok', or why not: 'paused' (sweep not running), 'moved:<next_index>' (another agent took
+the point: compute that one and try again), 'cap', 'target', 'exists' (run id taken: pick another).
 ]]
 local sweep = redis.call('HMGET', KEYS[1], 'state', 'next_index', 'target_reached')
 if sweep[1] ~= 'running' then
   return 'paused'
 end
 if tonumber(sweep[2] or '0') ~= tonumber(ARGV[1]) then
-  return 'moved'
+  return 'moved:' .. (sweep[2] or '0')
 end
 if sweep[3] == '1' then
   return 'target'
