@@ -57,13 +57,22 @@ IDLE = "60s"  # the reader's --idle-timeout: wandb writes system stats every 15 
 
 
 def reader_command(environ: Mapping[str, str]) -> list[str] | None:
-    """wandb's reader as the run would find it (``wandb`` on its PATH), else this Python's wandb."""
-    found = shutil.which("wandb", path=environ.get("PATH"))
-    if found:
-        return [found]
-    if importlib.util.find_spec("wandb") is not None:
-        return [sys.executable, "-m", "wandb"]
-    return None
+    """wandb's reader as the run would find it (``wandb`` on its PATH), else this Python's wandb.
+    Remembered per PATH once found (a look along PATH is a stat per directory, for every run); not
+    while missing, so a wandb installed beside a running agent is found at its next run."""
+    path = environ.get("PATH")
+    if path not in _READERS:
+        found = shutil.which("wandb", path=path)
+        if found:
+            _READERS[path] = (found,)
+        elif importlib.util.find_spec("wandb") is not None:
+            _READERS[path] = (sys.executable, "-m", "wandb")
+        else:
+            return None
+    return list(_READERS[path])
+
+
+_READERS: dict[str | None, tuple[str, ...]] = {}
 
 
 def child_signal(follower: Follower | None, default: signal.Signals, wandb: signal.Signals | None) -> signal.Signals:
