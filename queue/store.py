@@ -40,7 +40,7 @@ LOG_CAP = 10_000  # output lines kept per attempt
 EVENTS_CAP = 100  # preemption and requeue events kept per sweep (the scripts' prelude caps at the same)
 PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 
-CreateResult = Literal["ok", "exhausted", "paused", "cap", "target"]
+CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
 #: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours:
 #: "fenced" (another attempt or an operator took it) or "gone" (the run no longer exists in Redis,
 #: which lost its data): both mean stop the training process now.
@@ -155,11 +155,14 @@ class Store(RunStarts):
             recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
         )
 
-    def create_next(self, sid: str, agent_id: str, lease_s: float) -> Claim | CreateResult:
+    def create_next(
+        self, sid: str, agent_id: str, lease_s: float, *, unless_queued: bool = False
+    ) -> Claim | CreateResult:
         """Create the sweep's next run from its search algorithm, already held (create.lua).
 
         Agents race here: the script takes a search point only if nobody took it first, so every
         grid point is created exactly once; the loser computes the next point and tries again.
+        ``unless_queued``: while a run is queued the answer is "queued" (the queue goes first: claim).
         """
         config = self.config(sid)
         seed, index = self._points.pop(sid) if sid in self._points else self._read_point(sid)
@@ -178,6 +181,7 @@ class Store(RunStarts):
                     keys.run(rid),
                     keys.rq_job(rid),
                     keys.sweep_seq(sid),
+                    *([keys.rq_queue(sid)] if unless_queued else []),
                 ],
                 [
                     index,
@@ -194,7 +198,7 @@ class Store(RunStarts):
             if result == "ok":
                 self._points[sid] = (seed, index + 1)  # the next call skips reading the sweep
                 return Claim(sid, rid, 1, token, params)
-            if result in ("paused", "cap", "target"):
+            if result in ("paused", "queued", "cap", "target"):
                 return cast(CreateResult, result)
             # 'moved:<next_index>': another agent took that point, compute the one it says is next;
             # 'exists': that run id was taken, try the same point again under another.

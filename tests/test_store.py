@@ -130,3 +130,27 @@ def test_complete_records_state_exit_code_and_releases_the_hold(store: Store) ->
     run = store.run(claim.run_id)
     assert (run.state, run.exit_code, run.attempt) == ("failed", 3, 1)
     assert store.held_count(sid) == 0
+
+
+def test_a_queued_run_goes_before_a_new_one_when_the_search_is_asked_first(store: Store) -> None:
+    """The agent asks the search first after a run it made (no claim.lua on an empty queue):
+    create.lua must then refuse while a run is queued."""
+    sid = make(store, GRID)
+    first = store.create_next(sid, "a", 30)
+    assert isinstance(first, Claim)
+    assert store.requeue(first, reason="signal")
+    assert store.create_next(sid, "b", 30, unless_queued=True) == "queued"
+    claim = store.claim(sid, "b", 30)
+    assert claim is not None and claim.run_id == first.run_id
+    made = store.create_next(sid, "b", 30, unless_queued=True)
+    assert isinstance(made, Claim) and made.params != first.params
+
+
+def test_a_stale_next_point_costs_a_retry_never_a_repeat(r: redis.Redis, store: Store) -> None:
+    """Each Store remembers the next search point it expects; another agent moving it on is
+    answered 'moved:<next_index>', and the point taken is the one after."""
+    sid = make(store, GRID)
+    other = Store(redis.Redis(connection_pool=r.connection_pool))
+    taken = [store.create_next(sid, "a", 30), other.create_next(sid, "b", 30), store.create_next(sid, "a", 30)]
+    assert all(isinstance(c, Claim) for c in taken)
+    assert [store.run(c.run_id).index for c in taken if isinstance(c, Claim)] == [0, 1, 2]

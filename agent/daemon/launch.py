@@ -73,8 +73,7 @@ def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_pat
     """The agent's environment, less what is the agent's alone, plus the run's ``SWEEPD_*`` (and
     W&B's run id, resume mode and the run's parameters, so ``wandb.init`` in the script joins the same
     run with them: wandb_env.py)."""
-    checkpoint_dir = Path(checkpoint_root) / claim.sweep_id / claim.run_id
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = Path(checkpoint_root) / claim.sweep_id / claim.run_id  # write_params made it
     env = dict(os.environ)
     for name in command.AGENT_ONLY_ENV:  # the script talks to its agent, never to Redis
         env.pop(name, None)

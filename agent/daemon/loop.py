@@ -75,6 +75,7 @@ class Agent:
         if watchdog:  # an idle agent must still ping systemd's watchdog in time
             self.idle_wait = min(self.idle_wait, watchdog / 2)
         self._current: Claim | None = None
+        self._search_first = False  # the last run came from the search (next_claim)
         self._restore_signals = True
         #: ``--gpus``: a run per slot at once (slots.py), else one run at a time (this loop).
         self.slots = Slots(self) if options.slots else None
@@ -183,15 +184,28 @@ class Agent:
         self.waker.close()
 
     def next_claim(self) -> Claim | None:
-        """A queued run first (a requeued run comes back before any new one), else a new one."""
-        claim = self.store.claim(self.sid, self.id, self.opts.lease)
+        """A queued run first (a requeued run comes back before any new one), else a new one.
+
+        After a run made by the search the search is asked first: create.lua refuses while a run
+        is queued ('queued'), so the queue still goes first, and an empty queue costs no claim.lua
+        (a round trip of each run's gap)."""
+        lease = self.opts.lease
+        made = self.store.create_next(self.sid, self.id, lease, unless_queued=True) if self._search_first else None
+        if isinstance(made, Claim):
+            return made
+        claim = self.store.claim(self.sid, self.id, lease)
         if claim is not None:
+            self._search_first = False
             if claim.recovered_after is not None:
                 self.metrics.recovered(claim.recovered_after)
                 log.info("resuming an interrupted run", run_id=claim.run_id, recovered_after=claim.recovered_after)
             return claim
-        made = self.store.create_next(self.sid, self.id, self.opts.lease)
-        return made if isinstance(made, Claim) else None
+        if made is None or made == "queued":  # not asked yet, or the queued run went to another agent
+            made = self.store.create_next(self.sid, self.id, lease)
+            if isinstance(made, Claim):
+                self._search_first = True
+                return made
+        return None
 
     def execute(self, claim: Claim, taken_at: float) -> int | None:
         """Run one attempt; return an exit code only to stop the agent."""

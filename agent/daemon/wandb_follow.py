@@ -114,7 +114,8 @@ class Follower:
         self.runs = os.path.join(root, "wandb")  # where wandb makes its run directories
         self.dirs = os.path.join(glob.escape(self.runs), f"*run-*-{run_id}")  # this run's (ids: no glob characters)
         self.file = f"run-{run_id}.wandb"
-        self.before = set(glob.glob(self.dirs))  # earlier attempts' runs
+        # earlier attempts' runs (a glob is dearer than the look that finds no runs directory)
+        self.before = set(glob.glob(self.dirs)) if os.path.isdir(self.runs) else set()
         self._listed: int | None = None  # the runs directory's mtime when it was last listed
         self._listed_at = 0.0
         self._fresh: list[str] = []  # this attempt's run directories (one, unless the script made more)

@@ -11,6 +11,7 @@ KEYS[3]  sweepd:sweep:<sid>:held   ZSET    ZADD run id -> lease deadline (ms)
 KEYS[4]  sweepd:run:<rid>          HASH    the new run
 KEYS[5]  rq:job:<rid>              HASH    rq's job for the run (fields made by rq, status started)
 KEYS[6]  sweepd:sweep:<sid>:seq    STRING  INCR: creation order
+KEYS[7]  rq:queue:<sid>            LIST    optional: LLEN, a queued run goes before any new one
 ARGV[1]  expected next_index
 ARGV[2]  run id
 ARGV[3]  params (JSON)
@@ -21,12 +22,16 @@ ARGV[7]  run_cap (0: none)
 ARGV[8]  sweep id
 ARGV[9..] rq job hash, field/value pairs
 
-Returns 'ok', or why not: 'paused' (sweep not running), 'moved:<next_index>' (another agent took
-the point: compute that one and try again), 'cap', 'target', 'exists' (run id taken: pick another).
+Returns 'ok', or why not: 'paused' (sweep not running), 'queued' (with KEYS[7]: a run waits on the
+queue, claim it first), 'moved:<next_index>' (another agent took the point: compute that one and
+try again), 'cap', 'target', 'exists' (run id taken: pick another).
 ]]
 local sweep = redis.call('HMGET', KEYS[1], 'state', 'next_index', 'target_reached')
 if sweep[1] ~= 'running' then
   return 'paused'
+end
+if KEYS[7] and redis.call('LLEN', KEYS[7]) > 0 then
+  return 'queued'
 end
 if tonumber(sweep[2] or '0') ~= tonumber(ARGV[1]) then
   return 'moved:' .. (sweep[2] or '0')
