@@ -44,9 +44,14 @@ def scratch() -> str:
 
 
 def discard(scratch_dir: str) -> None:
-    """Remove an attempt's directory. It is empty after most runs (the socket is gone), and one
-    rmdir is a tenth of what rmtree costs a run of `true`."""
+    """Remove an attempt's directory. After most runs it holds one file (the W&B config file: the
+    socket is gone), and unlinking it is a fraction of what rmtree costs a run of `true`."""
     try:
+        with os.scandir(scratch_dir) as entries:
+            for entry in entries:
+                if not entry.is_file(follow_symlinks=False):
+                    raise IsADirectoryError(entry.path)  # wandb's reader left its own: rmtree
+                os.unlink(entry.path)
         os.rmdir(scratch_dir)
     except OSError:
         shutil.rmtree(scratch_dir, ignore_errors=True)
