@@ -1,4 +1,4 @@
-"""An attempt's private directory (launch.scratch / discard): nothing of it is left behind."""
+"""Attempts' private directories (launch.Scratch): handed out empty, nothing left behind."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from pathlib import Path
 from sweepd.agent.daemon import launch
 
 
-def test_an_attempts_directory_goes_whatever_it_holds() -> None:
-    plain = launch.scratch()
-    Path(plain, "wandb-config.yaml").write_text("wandb_version: 1")
-    nested = launch.scratch()
-    Path(nested, "logs").mkdir()
-    Path(nested, "logs", "reader.log").write_text("x")
-    sock = launch.scratch()
+def test_an_attempts_directory_comes_back_empty_and_goes_at_the_end() -> None:
+    scratch = launch.Scratch()
+    first, second = scratch.take(), scratch.take()  # two slots at once: two directories
+    assert first != second
+    Path(first, "logs").mkdir()
+    Path(first, "logs", "reader.log").write_text("x")
     with socket.socket(socket.AF_UNIX) as s:
-        s.bind(os.path.join(sock, "agent.sock"))  # an agent that died before closing its channel
-    for d in (plain, nested, sock, launch.scratch()):
-        launch.discard(d)
-        assert not os.path.exists(d)
+        s.bind(os.path.join(first, "agent.sock"))  # a channel that was never closed
+    scratch.give(first)
+    again = scratch.take()
+    assert again == first and os.listdir(again) == []
+    scratch.give(again)
+    scratch.close()
+    assert not os.path.exists(first) and not os.path.exists(second)

@@ -76,6 +76,7 @@ class Agent:
             self.idle_wait = min(self.idle_wait, watchdog / 2)
         self._current: Claim | None = None
         self._search_first = False  # the last run came from the search (next_claim)
+        self.scratch = launch.Scratch()  # the attempts' private directories (slots take one each)
         self._restore_signals = True
         #: ``--gpus``: a run per slot at once (slots.py), else one run at a time (this loop).
         self.slots = Slots(self) if options.slots else None
@@ -176,6 +177,7 @@ class Agent:
         for watcher in self.watchers:
             watcher.stop()
         self.watchdog.close()
+        self.scratch.close()
         self.store.agent_gone(self.sid, self.id)
         if self._restore_signals:
             self.flags.uninstall()
@@ -211,7 +213,7 @@ class Agent:
         """Run one attempt; return an exit code only to stop the agent."""
         structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt)
         self._current = claim
-        workdir = launch.scratch()
+        workdir = self.scratch.take()
         try:
             result: Result = Attempt(self, claim, workdir, taken_at).run()
             if self.preemption.requested:
@@ -221,7 +223,7 @@ class Agent:
                 self.count_outcome(result.failed)
             return result.stop
         finally:
-            launch.discard(workdir)
+            self.scratch.give(workdir)
             self._current = None
             structlog.contextvars.unbind_contextvars("run_id", "attempt")
 

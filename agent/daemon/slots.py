@@ -38,6 +38,7 @@ class Owner(Host, Protocol):
 
     watchers: list[Watcher]
     idle_wait: float
+    scratch: launch.Scratch
 
     def outage(self, exc: BaseException, backoff: Backoff) -> None: ...
 
@@ -248,7 +249,7 @@ class Slots:
 
     def _work(self, slot: Slot, claim: Claim, taken_at: float) -> None:
         structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt, slot=slot.index)
-        workdir = launch.scratch()
+        workdir = self.agent.scratch.take()
         result = Result()  # what the thread hands back, once it is done: never None then
         try:
             result = Attempt(self.hosts[slot.index], claim, workdir, taken_at).run()
@@ -262,7 +263,7 @@ class Slots:
             log.exception("the slot's attempt failed: taking no new runs")
             result = Result(stop=1)
         finally:
-            launch.discard(workdir)
+            self.agent.scratch.give(workdir)
             slot.result = result
             self.agent.waker.wake()
 
