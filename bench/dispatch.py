@@ -6,7 +6,7 @@ For each command (``true``, and a Python one-liner) and each number of agents k,
 ``run_cap`` N runs the command with ``${args}``; the agents exit when it is complete. Throughput is
 N over the time from the first run's start to the last run's end (Redis clock: agent start-up is
 not counted). The baseline is k bare loops in parallel spawning the same argv N/k times each.
-Each is measured twice, in turns, and the better round kept (noise on a shared machine only slows;
+Each is measured three times, in turns, and the best round kept (noise on a shared machine only slows;
 once in --quick).
 The added gap per run is each agent's start-to-next-start time less the bare loop's median time
 per run (median and p99).
@@ -50,7 +50,7 @@ COMMANDS: dict[str, list[str]] = {
     "`true`": ["true"],
     "Python one-liner": [sys.executable, "-c", PY_ONE_LINER],
 }
-ROUNDS = 2
+ROUNDS = 3
 TARGET = 0.6  # `true` through one agent, over the bare loop
 #: A Python start takes ~10x longer than `true`: fewer runs give as many seconds of data.
 SHARE = {"`true`": 1.0, "Python one-liner": 1 / 3}
