@@ -29,7 +29,9 @@ def test_host_is_the_live_agents_else_the_agent_ids_host_part() -> None:
 
 def test_snapshot_rows_follow_the_fields_and_the_parameter_columns() -> None:
     runs = [
-        run_record("r1", "finished", {"lr": 0.01, "dropout": 0.1, "optimizer": "adam"}, {"loss": 0.5}, agent_id="h-1-a"),
+        run_record(
+            "r1", "finished", {"lr": 0.01, "dropout": 0.1, "optimizer": "adam"}, {"loss": 0.5}, agent_id="h-1-a"
+        ),
         run_record("r2", "running", {"lr": 0.001, "dropout": 0.2, "optimizer": "sgd", "extra": [1, 2]}, {}),
         run_record("r3", "failed", {"lr": 0.1, "dropout": 0.3, "optimizer": "sgd"}, {"loss": float("nan")}),
         run_record("r4", "finished", {"lr": 0.02, "dropout": 0.0, "optimizer": "adam"}, {"loss": 0.7}),
@@ -38,6 +40,7 @@ def test_snapshot_rows_follow_the_fields_and_the_parameter_columns() -> None:
     snap = data.sweep_snapshot(status, SWEEP, runs)
     assert snap["params"] == ["lr", "dropout", "optimizer", "extra"]  # config order, then the rest
     assert snap["fields"] == list(data.RUN_FIELDS)
+    assert snap["log_params"] == ["lr"]  # log_uniform_values: drawn on a log axis
     assert "ignored" not in snap["status"] and snap["status"]["counts"] == {"finished": 2}
     f = {name: i for i, name in enumerate(snap["fields"])}
     rows = snap["runs"]

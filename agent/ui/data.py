@@ -116,6 +116,7 @@ def sweep_snapshot(status: dict[str, Any], config: SweepConfig, runs: list[RunRe
     return {
         "status": {k: status.get(k) for k in STATUS_FIELDS},
         "params": names,
+        "log_params": [p.name for p in config.params if p.distribution and "log" in p.distribution],
         "fields": list(RUN_FIELDS),
         "runs": rows,
         "best_so_far": best_so_far([row[6] for row in rows], goal),

@@ -118,7 +118,8 @@
 
     axes() {
       const F = this.F, m = this.snap.status.metric;
-      const axes = this.snap.params.map((name, j) => ({ name, get: (r) => r[F.params][j] }));
+      const logs = new Set(this.snap.log_params || []);
+      const axes = this.snap.params.map((name, j) => ({ name, get: (r) => r[F.params][j], log: logs.has(name) }));
       axes.push({ name: this.metricName(), get: (r) => r[F.value], better: m ? m.goal : undefined });
       return axes;
     }

@@ -31,8 +31,8 @@
     if (numeric) {
       let lo = Infinity, hi = -Infinity;
       for (const v of present) { if (v < lo) lo = v; if (v > hi) hi = v; }
-      // A positive range over more than two decades (a learning rate) reads best on a log scale.
-      const log = lo > 0 && hi / lo > 100;
+      // A parameter drawn on a log scale (a learning rate) is shown on one, when its values allow.
+      const log = Boolean(axis.log) && lo > 0;
       const f = log ? Math.log10 : (v) => v, back = log ? (v) => 10 ** v : (v) => v;
       const a = f(lo), b = f(hi);
       axis.kind = log ? "log" : "number"; axis.lo = lo; axis.hi = hi;
@@ -62,7 +62,7 @@
       window.addEventListener("resize", () => this.draw());
     }
 
-    // axes: [{name, get(row), better: "minimize"|"maximize"|undefined}]; the last one colours the lines.
+    // axes: [{name, get(row), log, better: "minimize"|"maximize"|undefined}]; the last one colours the lines.
     setData(axes, rows) {
       this.axes = axes;
       this.rows = rows;
