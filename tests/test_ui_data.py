@@ -77,7 +77,7 @@ def test_the_parameter_that_drives_the_metric_is_the_most_important() -> None:
     out = importance.importance(names, points, values)
     assert out["runs"] == 300
     by = {row["param"]: row for row in out["rows"]}
-    assert [row["param"] for row in out["rows"]][0] == "lr"
+    assert out["rows"][0]["param"] == "lr"
     assert set(by) == {"lr", "noise", "optimizer=adam", "optimizer=sgd"}  # one column per value, as W&B
     assert by["lr"]["importance"] > 0.8
     assert math.isclose(sum(row["importance"] for row in out["rows"]), 1.0, rel_tol=1e-6)
