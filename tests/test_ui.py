@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,9 +18,9 @@ from typing import Any
 import pytest
 import redis
 
-from support import ROOT, run_sweepd, wait_until
+from support import ROOT, run_sweepd, sweepd_cmd, wait_until
 from sweepd.queue.store import Store
-from ui_support import chromium, fill_sweep, finish, start_run, ui_server
+from ui_support import answers, chromium, fill_sweep, finish, start_run, ui_server
 
 #: Set to write the README's screenshot (docs/img/ui.png) from the sweep-page test.
 ENV_SCREENSHOT = "SWEEPD_UI_SCREENSHOT"
@@ -210,3 +212,46 @@ def test_a_public_address_without_a_token_is_refused(cli_env: dict[str, str]) ->
     assert done.stderr.strip().splitlines() == [
         "sweepd: error: --host 0.0.0.0 is reachable from other machines: give --token or $SWEEPD_UI_TOKEN"
     ]
+
+
+def test_run_with_ui_serves_the_sweep_beside_it_and_ends_it_with_the_sweep(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    go = tmp_path / "go"
+    program = tmp_path / "wait.py"  # holds its run until the test has seen the dashboard
+    program.write_text(
+        f"import os, time\nwhile not os.path.exists({str(go)!r}):\n    time.sleep(0.05)\nprint('loss=1.0')\n"
+    )
+    config = tmp_path / "sweep.yaml"
+    config.write_text(f"method: grid\nprogram: {program}\nparameters:\n  x: {{values: [1]}}\n")
+    env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt")}
+    proc = subprocess.Popen(
+        sweepd_cmd("run", str(config), "--ui"),
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        lines: list[str] = []
+        for line in proc.stderr:
+            lines.append(line)
+            if line.startswith("dashboard: "):
+                break
+        found = re.match(r"dashboard: (http://127\.0\.0\.1:(\d+))/sweeps/(\w+)$", lines[-1].strip())
+        assert found, lines
+        base, sid = found.group(1), found.group(3)
+        wait_until(lambda: answers(base), timeout=30)
+        code, body, _ = get(f"{base}/api/sweeps/{sid}")
+        assert code == 200 and json.loads(body)["status"]["id"] == sid
+        go.write_text("")
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert f"sweep {sid}" in out  # the summary, as without --ui
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    wait_until(lambda: not answers(base), timeout=15)  # the dashboard ended with the sweep
