@@ -25,7 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from sweepd.queue.errors import InvalidId, NotFound, RedisUnavailable
+from sweepd.queue.errors import InvalidId, NotFound, RedisUnavailable, SweepdError, UserError
 from sweepd.queue.ids import check_id
 from sweepd.queue.reads import Reads
 from sweepd.queue.views import status_and_runs, status_json
@@ -139,6 +139,9 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
     async def unavailable(request: Request, exc: Exception) -> Response:
         return _error(503, str(exc))
 
+    async def refused(request: Request, exc: Exception) -> Response:  # sweepd's own errors: no traceback
+        return _error(400 if isinstance(exc, UserError) else 500, str(exc))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         warm = asyncio.get_running_loop().run_in_executor(None, importance.warm)  # scikit-learn loads in ~1 s
@@ -159,6 +162,7 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={
+            SweepdError: refused,
             InvalidId: bad_id,
             NotFound: not_found,
             RedisUnavailable: unavailable,

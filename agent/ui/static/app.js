@@ -32,7 +32,12 @@
     return Object.entries(counts || {}).filter(([, n]) => n).map(([s, n]) => `<span class="state ${esc(s)}">${esc(s)} ${n}</span>`).join(" ");
   }
 
-  function best(b) { return b ? `<a href="#" data-run="${esc(b.id)}">${esc(b.id)}</a> ${esc(b.metric)}=${esc(fmt(b.value))}` : "<span class=muted>none yet</span>"; }
+  // The best run: on a sweep's page a link that draws its curves, on the list a link to its sweep.
+  function best(b, sid) {
+    if (!b) return "<span class=muted>none yet</span>";
+    const link = sid ? `href="/sweeps/${esc(sid)}"` : `href="#" data-run="${esc(b.id)}"`;
+    return `<a ${link}>${esc(b.id)}</a> ${esc(b.metric)}=${esc(fmt(b.value))}`;
+  }
 
   // The sweep list --------------------------------------------------------------------------------
 
@@ -46,7 +51,7 @@
       $("#nsweeps").textContent = `${sweeps.length} sweep(s)`;
       $("#sweeps tbody").innerHTML = sweeps.map((s) => `<tr data-id="${esc(s.id)}"><td><a href="/sweeps/${esc(s.id)}">${esc(s.id)}</a></td>
         <td>${esc(s.name)}</td><td>${esc(s.method)}</td><td><span class="state">${esc(s.state)}</span></td><td class=num>${s.runs}</td>
-        <td>${chips(s.counts)}</td><td>${best(s.best_run)}</td><td class=num>${s.agents_alive}</td><td>${esc(when(s.created_at))}</td></tr>`).join("");
+        <td>${chips(s.counts)}</td><td>${best(s.best_run, s.id)}</td><td class=num>${s.agents_alive}</td><td>${esc(when(s.created_at))}</td></tr>`).join("");
     };
     await draw().catch((e) => problem(e.message));
     live("/api/live", () => draw().then(() => problem(""), (e) => problem(e.message)));
