@@ -31,6 +31,7 @@ import recovery
 import scale
 import search
 import slots
+import ui
 import wandb_read
 import watchdog
 from common import BENCH, Row, Section, git_revision, machine, private_redis, progress, redis_version, table
@@ -47,6 +48,7 @@ ORDER = (
     "watchdog",
     "failover",
     "wandb_read",
+    "ui",
     "baselines",
 )
 COMMANDS = {
@@ -61,6 +63,7 @@ COMMANDS = {
     "watchdog": "python bench/watchdog.py",
     "failover": "python bench/failover.py",
     "wandb_read": "python bench/wandb_read.py",
+    "ui": "python bench/ui.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -97,6 +100,7 @@ def main() -> None:
         "watchdog": lambda: watchdog.measure(quick),
         "failover": lambda: failover.measure(quick),
         "wandb_read": lambda: wandb_read.measure(quick),
+        "ui": lambda: ui.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),

@@ -12,13 +12,19 @@ from typing import Any
 
 from . import summary
 from .reads import Reads
-from .records import iso
+from .records import RunRecord, iso
 from .states import HELD
 
 
 def status_json(reads: Reads, sid: str, now_ms: int | None = None) -> dict[str, Any]:
     """The sweep's status as JSON. Completion is read first: once it holds, the runs read after it
     are the final ones."""
+    return status_and_runs(reads, sid, now_ms)[0]
+
+
+def status_and_runs(reads: Reads, sid: str, now_ms: int | None = None) -> tuple[dict[str, Any], list[RunRecord]]:
+    """``status_json`` and the runs it was made from: a reader that shows both (the dashboard) reads
+    the sweep's runs once."""
     complete = reads.is_complete(sid)
     record, config = reads.sweep(sid), reads.config(sid)
     now_ms = reads.now_ms() if now_ms is None else now_ms
@@ -57,7 +63,7 @@ def status_json(reads: Reads, sid: str, now_ms: int | None = None) -> dict[str, 
             if run.state in HELD
         ],
         "observed_at": iso(now_ms),
-    }
+    }, runs
 
 
 def agent_rows(reads: Reads, sweep_ids: list[str]) -> list[dict[str, Any]]:

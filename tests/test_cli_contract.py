@@ -53,7 +53,7 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...], cmd: clic
 
 def test_every_redis_command_is_covered_here() -> None:
     leaves = {p for p, c in COMMANDS if not isinstance(c, click.Group)}
-    local = {("run",), ("sweep", "create"), ("agents",)}  # create/run validate first; agents takes no id
+    local = {("run",), ("sweep", "create"), ("agents",), ("ui",)}  # create/run validate first; agents, ui take no id
     assert leaves - local == {m[: 2 if m[0] == "sweep" else 1] for m in MISSING}
 
 
@@ -67,7 +67,9 @@ def test_a_missing_sweep_or_run_is_one_line_and_exit_2(
     assert not (tmp_path / "out.png").exists()
 
 
-@pytest.mark.parametrize("args", [*MISSING[:3], ("agents",), ("sweep", "create", "s.yaml")], ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "args", [*MISSING[:3], ("agents",), ("ui",), ("sweep", "create", "s.yaml")], ids=lambda a: a[0]
+)
 def test_a_redis_that_is_not_there_names_the_url_and_the_way_out(
     args: tuple[str, ...], tmp_path: Path, cli_env: dict[str, str]
 ) -> None:

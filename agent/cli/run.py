@@ -20,7 +20,7 @@ from sweepd.queue.store import Store
 
 from ..daemon.backoff import REDIS_DOWN
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
-from . import explain, held
+from . import explain, held, ui
 from .agent import gpu_options, gpu_slots
 from .kit import redis_option, store_for
 from .run_agents import LocalAgents, Supervisor
@@ -38,6 +38,9 @@ WAIT = 0.2  # seconds between looks at the agents when nothing wakes this proces
 @click.option(
     "-v", "--verbose", is_flag=True, help="Stream the agents' log lines and the runs' output instead of the live view."
 )
+@click.option(
+    "--ui", "with_ui", is_flag=True, help="Serve the web dashboard (sweepd ui) beside the sweep; print its URL."
+)
 @gpu_options
 @redis_option
 def command(
@@ -49,6 +52,7 @@ def command(
     redis_url: str | None,
     gpus: str | None,
     gpus_per_run: str | None,
+    with_ui: bool = False,
 ) -> None:
     """Create a sweep from FILE and run it to the end with N local agents; print the best run.
 
@@ -71,6 +75,9 @@ def command(
     live = sys.stdout.isatty() and not verbose
     log_dir = data_dir() / "logs" / sid if live else None
     sup = Supervisor()  # before the agents start: no signal finds this process without its handlers
+    dashboard = ui.beside(sid, env) if with_ui else None
+    if dashboard is not None:
+        click.echo(f"dashboard: {dashboard[1]}", err=True)
     try:
         local = LocalAgents(1 if gpu_args else agents, sid, env, log_dir, gpu_args)
         try:
@@ -80,6 +87,8 @@ def command(
             local.close()
     finally:
         sup.close()
+        if dashboard is not None:
+            ui.end(dashboard[0])
     exit_code = max(128 - code if code < 0 else code for code in codes)  # killed by N: 128 + N, as a shell says
     if sup.hung_up:
         sys.exit(exit_code)  # the terminal is gone: nothing can read a summary there
