@@ -19,10 +19,38 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .loop import Agent
+from sweepd.queue.store import Store
+
+from .options import Options
+from .sdnotify import Notifier
+from .signals import Waker
+
+
+class Agent(Protocol):
+    """What the idle wait uses of its agent (loop.py's ``Agent``)."""
+
+    store: Store
+    opts: Options
+    sid: str
+    id: str
+    notifier: Notifier
+    waker: Waker
+
+    @property
+    def last_beat(self) -> float: ...
+
+    def beat(self, force: bool = False) -> None: ...
+
+    def beat_done(self, now: float) -> None: ...
+
+    def rewrite_record(self) -> None: ...
+
+    def reap_done(self, now: float) -> None: ...
+
+    def reaped(self, run_ids: list[str]) -> None: ...
+
 
 #: Heartbeats between two reads of Redis's clock (``TIME``) while idle: the estimate drifts only as
 #: the two clocks do, and a reap reads the clock too.
