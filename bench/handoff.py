@@ -108,7 +108,7 @@ def bare_supervisor(url: str, key: str, rid: str, argv: list[str]) -> None:
     child.signal(signal.SIGTERM)
     child.wait(None)
     r.lpush(key, rid)
-    child.drain()
+    child.end()  # as the attempt does: leftovers killed, pumps stopped
     child.close()
 
 

@@ -78,7 +78,7 @@ def bare_spawns(marks: Path, trials: int, plain: bool = False) -> list[float]:
         else:
             child = Child(program(), env, lambda lines: None)
             child.wait(None)
-            child.drain()
+            child.end()
             child.close()
         out.append((read_mark(marks / f"{name}.{i}") - t0) * 1000)
         time.sleep(0.02)

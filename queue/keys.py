@@ -19,8 +19,13 @@ key                                         type    holds
 ``sweepd:sweep:<sid>:runs``                 ZSET    run id -> creation order (the sweep's runs)
 ``sweepd:sweep:<sid>:held``                 ZSET    run id -> lease deadline (ms, Redis clock):
                                                     the runs an agent holds (running, preempting)
-``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents (capped at 64)
-``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, Redis clock)
+``sweepd:sweep:<sid>:wake``                 LIST    tokens that wake idle agents: one pushed per
+                                                    event while fewer than 64 wait, one per agent
+                                                    seen (``wake_all``) when every idle agent must
+                                                    look (the sweep may be complete, or running
+                                                    again); see the prelude
+``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, the agent's
+                                                    clock): refreshed every heartbeat, idle or not
 ``sweepd:sweep:<sid>:seq``                  STRING  counter for the order of ``:runs``
 ``sweepd:sweep:<sid>:events``               LIST    recent events as JSON, newest first (capped at
                                                     100): ``requeued`` (preemptions, retries, lost
@@ -28,10 +33,13 @@ key                                         type    holds
                                                     (run, attempt, agent, reason, ``after_ms``:
                                                     the recovery)
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
-                                                    ``version``, ``started_at``, ``heartbeat_at``;
+                                                    ``version``, ``started_at``, ``heartbeat_at``
+                                                    (when the record was last written: readers
+                                                    take the ``:agents`` score);
                                                     a GPU agent's ``slots`` (JSON: a list of
                                                     ``{slot, gpus, run_id}``) and ``run_id`` its runs,
-                                                    comma-joined;
+                                                    comma-joined; written when a field changes,
+                                                    its TTL (a lease) pushed on every heartbeat:
                                                     expires when the agent goes silent
 ``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
                                                     ``params`` (JSON), ``attempt``, ``token``,

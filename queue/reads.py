@@ -170,10 +170,6 @@ class Reads:
             return True
         return self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid, sweep)
 
-    def wait_for_work(self, sid: str, timeout_s: float) -> None:
-        """Block until something may have changed for the sweep (a requeue, a run's end) or timeout."""
-        self.r.blpop([keys.sweep_wake(sid)], timeout=timeout_s)
-
     # change markers -----------------------------------------------------------------------------
 
     def change_marker(self, sid: str) -> str:
@@ -210,12 +206,16 @@ class Reads:
         return [(aid.decode(), int(score)) for aid, score in seen]
 
     def agents(self, sid: str) -> list[dict[str, str]]:
-        """The sweep's agents whose hash has not expired (alive), most recent heartbeat first."""
-        ids = strs(self.r.zrevrange(keys.sweep_agents(sid), 0, -1))
+        """The sweep's agents whose hash has not expired (alive), most recent heartbeat first.
+        ``heartbeat_at`` is the sweep's ``:agents`` score: an idle agent's heartbeat refreshes that
+        and its record's TTL, and rewrites the record only when a field changes (presence.py)."""
+        seen = self.agents_seen(sid)[::-1]
         with self.r.pipeline(transaction=False) as pipe:
-            for aid in ids:
+            for aid, _ in seen:
                 pipe.hgetall(keys.agent(aid))
             raw = pipe.execute()
         return [
-            {"id": aid, **{k.decode(): v.decode() for k, v in h.items()}} for aid, h in zip(ids, raw, strict=True) if h
+            {"id": aid, **{k.decode(): v.decode() for k, v in h.items()}, "heartbeat_at": str(beat)}
+            for (aid, beat), h in zip(seen, raw, strict=True)
+            if h
         ]

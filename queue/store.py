@@ -16,6 +16,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from functools import cache
 from importlib import resources
@@ -30,6 +31,7 @@ from . import keys, replication, search
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
+from .presence import Presence
 from .reads import SWEEP_STATES
 from .records import Claim
 from .runs import RunStarts, step_of
@@ -46,6 +48,16 @@ CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
 #: which lost its data): both mean stop the training process now.
 Renewal = Literal["ok", "stop", "requeue", "cancel", "fenced", "gone"]
 _RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 0: "fenced", 5: "gone"}
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What a reap did and saw: the runs it requeued, Redis's clock (ms) and the earliest lease
+    deadline left (ms on that clock; None: nothing held)."""
+
+    requeued: list[str]
+    now_ms: int
+    earliest: int | None
 
 
 @cache
@@ -65,7 +77,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts):
+class Store(RunStarts, Presence):
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -127,7 +139,7 @@ class Store(RunStarts):
         self.sweep(sid)
         previous = self._run_script(
             "control",
-            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_wake(sid)],
+            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_agents(sid)],
             [state, keys.PREFIX + "run:", keys.RQ_JOB_PREFIX],
         )
         return str(previous.decode())
@@ -139,7 +151,7 @@ class Store(RunStarts):
         token = uuid.uuid4().hex
         got = self._run_script(
             "claim",
-            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid), keys.sweep_events(sid)],
+            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid), keys.sweep_events(sid), keys.sweep_wake(sid)],
             [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, agent_id, token, int(lease_s * 1000)],
         )
         if not got:
@@ -220,6 +232,8 @@ class Store(RunStarts):
                     keys.sweep_held(claim.sweep_id),
                     keys.rq_job(claim.run_id),
                     keys.sweep_wake(claim.sweep_id),
+                    keys.sweep_agents(claim.sweep_id),
+                    keys.rq_queue(claim.sweep_id),
                 ],
                 [claim.run_id, claim.token, state, "" if exit_code is None else exit_code, reason],
             )
@@ -267,12 +281,17 @@ class Store(RunStarts):
     def reap(self, sid: str) -> list[str]:
         """Requeue at the front every run of the sweep whose lease expired (reap.lua: exactly once,
         however many agents reap at the same moment). Returns their ids."""
-        expired = self._run_script(
+        return self.reap_due(sid).requeued
+
+    def reap_due(self, sid: str) -> Reaped:
+        """``reap``, with what an idle agent sleeps on: Redis's clock and the earliest lease left."""
+        got = self._run_script(
             "reap",
             [keys.sweep_held(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_events(sid)],
             [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX],
         )
-        return [e.decode() for e in expired]
+        earliest = None if got[1] is None else int(float(got[1]))
+        return Reaped([e.decode() for e in got[2:]], int(got[0]), earliest)
 
     def operate(self, rid: str, action: Literal["stop", "requeue"]) -> str:
         """An operator's stop or requeue of one run (operate.lua). A held run is stopped or
@@ -280,7 +299,14 @@ class Store(RunStarts):
         sid = self.run(rid).sweep_id
         result = self._run_script(
             "operate",
-            [keys.run(rid), keys.rq_queue(sid), keys.rq_job(rid), keys.sweep_wake(sid)],
+            [
+                keys.run(rid),
+                keys.rq_queue(sid),
+                keys.rq_job(rid),
+                keys.sweep_wake(sid),
+                keys.sweep_held(sid),
+                keys.sweep_agents(sid),
+            ],
             [rid, action],
         )
         return str(result.decode())
@@ -363,20 +389,3 @@ class Store(RunStarts):
             pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)
             pipe.execute()
         return True
-
-    # agents ---------------------------------------------------------------------------------------
-
-    def agent_beat(self, sid: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
-        """Say this agent is alive (its hash expires when it goes silent)."""
-        now_ms = int(time.time() * 1000)
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.agent(aid), mapping={**{k: str(v) for k, v in info.items()}, "heartbeat_at": now_ms})
-            pipe.expire(keys.agent(aid), max(1, int(ttl_s + 0.999)))
-            pipe.zadd(keys.sweep_agents(sid), {aid: now_ms})
-            pipe.execute()
-
-    def agent_gone(self, sid: str, aid: str) -> None:
-        with self.r.pipeline(transaction=True) as pipe:
-            pipe.delete(keys.agent(aid))
-            pipe.zrem(keys.sweep_agents(sid), aid)
-            pipe.execute()

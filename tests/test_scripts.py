@@ -54,7 +54,7 @@ def test_every_script_is_registered_as_the_prelude_then_itself_and_compiles(r: r
 
 
 def test_the_shared_steps_are_written_once_in_the_prelude() -> None:
-    shared = ("redis.call('TIME')", "0, 63)", "0, 99)", "cjson.encode", "'status', 'queued'")
+    shared = ("redis.call('TIME')", "n + 63)", "0, 99)", "cjson.encode", "'status', 'queued'")
     for name in NAMES:
         for text in shared:
             assert text not in lua(name), (name, text)
@@ -86,9 +86,9 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.enqueue(sid, "new1", Rule("refuse", "create"), {"a": 0}, front=False, spelled="x").result == "created"
     started = store.begin("hand1", runs.MANUAL_SWEEP, Rule("resume", "create"), {}, "me", "t1", 30, spelled="x")
     assert started.created
-    assert store.control(sid, "paused") == "running"  # wake(key, 8)
+    assert store.control(sid, "paused") == "running"  # wake_all
     assert set(ran) == set(NAMES)
-    assert r.llen(keys.sweep_wake(sid)) <= 64
+    assert r.llen(keys.sweep_wake(sid)) <= 128  # wake_all: one per agent seen (at least 64), + 64
     kinds = [(e["event"], e["run_id"]) for e in events(r, sid)]
     assert kinds == [("requeued", b.run_id), ("resumed", a.run_id), ("requeued", a.run_id)]
 
@@ -218,3 +218,47 @@ def test_summary_values_set_alone_reach_the_summary_but_not_the_history(r: redis
     assert store.log_metrics(claim, [], summary={"best": 0.25})  # W&B's run.summary["best"] = ...
     assert r.llen(keys.run_history(claim.run_id)) == 1
     assert store.run(claim.run_id).summary == {"loss": 1.0, "_step": 0, "best": 0.25}
+
+
+# Wake-up tokens: an idle agent looks at the queue only when one comes --------------------------------
+
+
+def test_a_claim_that_leaves_runs_queued_passes_a_token_on(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    a, b = held(store, sid), held(store, sid)
+    assert store.requeue(a, reason="signal") and store.requeue(b, reason="signal")
+    r.delete(keys.sweep_wake(sid))
+    assert store.claim(sid, "ag", 30) is not None  # one left queued: the next idle agent is woken
+    assert r.llen(keys.sweep_wake(sid)) == 1
+    assert store.claim(sid, "ag", 30) is not None  # none left: no token
+    assert r.llen(keys.sweep_wake(sid)) == 1
+
+
+def test_the_last_held_run_ending_wakes_every_agent_the_sweep_has_seen(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    for i in range(100):
+        store.agent_beat(sid, f"ag{i}", {"host": "h"}, ttl_s=30)
+    a, b = held(store, sid), held(store, sid)
+    r.delete(keys.sweep_wake(sid))
+    assert store.complete(a, "finished", 0, "exit-0")  # b still held: nobody needs waking
+    assert r.llen(keys.sweep_wake(sid)) == 0
+    assert store.complete(b, "finished", 0, "exit-0")  # nothing held or queued: each idle agent looks
+    assert r.llen(keys.sweep_wake(sid)) == 100
+    for _ in range(5):  # a wake with 64 tokens waiting adds none; wake_all always adds its own
+        store.control(sid, "running")
+    assert r.llen(keys.sweep_wake(sid)) == 164
+
+
+def test_an_idle_beat_reads_the_earliest_lease_and_a_reap_the_next_one(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    store.agent_beat(sid, "ag", {"host": "h"}, ttl_s=30)
+    assert store.idle_beat(sid, "ag", 30).earliest is None
+    a = held(store, sid)
+    beat = store.idle_beat(sid, "ag", 30, clock=True)
+    assert beat.recorded and beat.now_ms is not None and beat.earliest is not None
+    assert 0 < beat.earliest - beat.now_ms <= 30_000
+    r.zadd(keys.sweep_held(sid), {a.run_id: 1})  # its lease lapsed
+    b = held(store, sid)
+    got = store.reap_due(sid)
+    assert got.requeued == [a.run_id] and got.earliest == int(r.zscore(keys.sweep_held(sid), b.run_id) or 0)
+    assert not store.idle_beat(sid, "gone", 30).recorded  # no record: the agent writes it again

@@ -25,6 +25,7 @@ from sweepd.queue.store import Store
 from . import launch, logs
 from .attempt import Attempt, Result
 from .backoff import REDIS_DOWN, Backoff
+from .idle import Idle
 from .metrics import Metrics
 from .notices import Notice, Watcher, make_watchers
 from .options import Options
@@ -69,7 +70,9 @@ class Agent:
         self._seen_signals = 0
         self._last_beat = 0.0
         self._last_reap = 0.0
-        # The idle BLPOP must return before the client's socket timeout would cut it off.
+        self._written: dict[str, object] | None = None  # the record as last written
+        self._started_ms = int(time.time() * 1000)
+        # A slotted agent's poll for free slots (slots.py); a single-run agent waits in idle.py.
         self.idle_wait = min(options.idle_poll, store.call_timeout() / 2)
         watchdog = self.notifier.watchdog_interval()
         if watchdog:  # an idle agent must still ping systemd's watchdog in time
@@ -77,6 +80,7 @@ class Agent:
         self._current: Claim | None = None
         self._search_first = False  # the last run came from the search (next_claim)
         self.scratch = launch.Scratch()  # the attempts' private directories (slots take one each)
+        self.idle = Idle(self)
         self._restore_signals = True
         #: ``--gpus``: a run per slot at once (slots.py), else one run at a time (this loop).
         self.slots = Slots(self) if options.slots else None
@@ -152,9 +156,8 @@ class Agent:
             if self.store.is_complete(self.sid):
                 log.info("sweep complete, exiting")
                 return 0
-            self.beat()
-            self.notifier.maybe_watchdog()
-            self.store.wait_for_work(self.sid, self.idle_wait)
+            self.idle.wait()
+            self.waker.drain()  # what woke it is recorded; intake() reads it next
             return "idle"
         code = self.execute(claim, taken_at)
         # Short runs back to back never renew a lease, so beat here too or the agent's record expires;
@@ -263,7 +266,15 @@ class Agent:
         if now - self._last_reap < self.opts.heartbeat:
             return
         self._last_reap = now
-        for rid in self.store.reap(self.sid):
+        self.reaped(self.store.reap(self.sid))
+
+    def reap_done(self, now: float) -> None:
+        """The idle wait reaped, or saw that no lease can have lapsed yet: no reap is due before
+        another heartbeat."""
+        self._last_reap = now
+
+    def reaped(self, run_ids: list[str]) -> None:
+        for rid in run_ids:
             self.metrics.requeued("lease-expired", None)
             log.warning("requeued a run whose lease expired", reaped_run_id=rid)
 
@@ -290,22 +301,37 @@ class Agent:
             return True
         return False
 
+    @property
+    def last_beat(self) -> float:
+        return self._last_beat
+
+    def beat_done(self, now: float) -> None:
+        self._last_beat = now
+        self.metrics.heartbeat()
+
+    def rewrite_record(self) -> None:
+        """The record expired (Redis was away longer than its TTL): write all of it now."""
+        self._written = None
+        self.beat(force=True)
+
     def beat(self, force: bool = False) -> None:
-        """Say this agent is alive (at most once a heartbeat unless forced)."""
+        """Say this agent is alive (at most once a heartbeat unless forced): the whole record when a
+        field changed (or it expired), else only its liveness (``Store.idle_beat``)."""
         now = time.monotonic()
         if not force and now - self._last_beat < self.opts.heartbeat:
             return
-        self._last_beat = now
         current = self._current
-        info = {
+        info: dict[str, object] = {
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "sweep_id": self.sid,
             "run_id": current.run_id if current else "",
             "version": _version(),
-            "started_at": int((time.time() - (now - self.started)) * 1000),
+            "started_at": self._started_ms,
         }
         if self.slots is not None:
             info.update(self.slots.describe())
-        self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)
-        self.metrics.heartbeat()
+        if info != self._written or not self.store.idle_beat(self.sid, self.id, self.opts.lease).recorded:
+            self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)
+            self._written = info
+        self.beat_done(now)

@@ -28,6 +28,11 @@ class Waker:
     def fd(self) -> int:
         return self._w
 
+    @property
+    def readable(self) -> int:
+        """The end to watch: readable once woken (``drain`` empties it)."""
+        return self._r
+
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._w, b"\0")
@@ -38,9 +43,13 @@ class Waker:
             timeout = 0
         ready, _, _ = select.select([self._r, *fds], [], [], timeout)
         if self._r in ready:
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self._r, 512):
-                    pass
+            self.drain()
+
+    def drain(self) -> None:
+        """Forget the wake-ups so far (what they meant was recorded by whoever woke us)."""
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._r, 512):
+                pass
 
     def close(self) -> None:
         os.close(self._r)

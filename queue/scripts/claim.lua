@@ -5,6 +5,9 @@ KEYS[2]  rq:queue:sweepd-<sid>     LIST  LPOP  the next queued run id (head = ne
 KEYS[3]  sweepd:sweep:<sid>:held   ZSET  ZADD  run id -> lease deadline (ms, Redis clock)
 KEYS[4]  sweepd:sweep:<sid>:events LIST  LPUSH a `resumed` event (with the interruption's reason and
                                          `after_ms`) when the run was interrupted (capped at 100)
+KEYS[5]  sweepd:sweep:<sid>:wake   LIST  LPUSH a token when runs are still queued after this one:
+                                         the next idle agent takes the next (a chain, so no run
+                                         waits for want of a token)
 ARGV[1]  prefix of run hashes      ("sweepd:run:")
 ARGV[2]  prefix of rq job hashes   ("rq:job:")
 ARGV[3]  agent id
@@ -46,6 +49,9 @@ while true do
       recovery = now - interrupted
       add_event(KEYS[4], {at = now, event = 'resumed', run_id = rid, attempt = attempt, agent_id = ARGV[3],
         reason = before[2] or '', after_ms = recovery})
+    end
+    if redis.call('LLEN', KEYS[2]) > 0 then
+      wake(KEYS[5])
     end
     local step = redis.call('HGET', rkey .. ':summary', '_step')
     return {rid, attempt, recovery, redis.call('HGET', rkey, 'params') or '{}', step}

@@ -3,7 +3,10 @@
 KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state, exit_code, ended_at, reason
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run: nobody holds it any more
 KEYS[3]  rq:job:<rid>              HASH  status finished / failed / stopped
-KEYS[4]  sweepd:sweep:<sid>:wake   LIST  LPUSH: waiting agents re-check whether the sweep is complete
+KEYS[4]  sweepd:sweep:<sid>:wake   LIST  when nothing is left held or queued: a token for every agent
+                                         (wake_if_done), so each idle one sees whether the sweep is complete
+KEYS[5]  sweepd:sweep:<sid>:agents ZSET  ZCARD: how many tokens that is
+KEYS[6]  rq:queue:sweepd-<sid>     LIST  LLEN: is anything queued
 ARGV[1]  run id
 ARGV[2]  attempt token of the caller
 ARGV[3]  terminal state (finished, failed, crashed, stopped)
@@ -31,5 +34,5 @@ elseif ARGV[3] == 'stopped' then
   rq_status = 'stopped'
 end
 redis.call('HSET', KEYS[3], 'status', rq_status)
-wake(KEYS[4])
+wake_if_done(KEYS[4], KEYS[5], KEYS[2], KEYS[6])
 return 1

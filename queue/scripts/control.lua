@@ -7,7 +7,8 @@ running: resume.
 
 KEYS[1]  sweepd:sweep:<sid>        HASH  write state
 KEYS[2]  rq:queue:sweepd-<sid>     LIST  cancelled: every queued run id is taken off
-KEYS[3]  sweepd:sweep:<sid>:wake   LIST  LPUSH: idle agents look again
+KEYS[3]  sweepd:sweep:<sid>:wake   LIST  a token for every agent (wake_all): each idle one looks again
+KEYS[4]  sweepd:sweep:<sid>:agents ZSET  ZCARD: how many tokens that is
 ARGV[1]  the new state
 ARGV[2]  prefix of run hashes      ("sweepd:run:")
 ARGV[3]  prefix of rq job hashes   ("rq:job:")
@@ -24,5 +25,5 @@ if ARGV[1] == 'cancelled' then
   end
   redis.call('DEL', KEYS[2])
 end
-wake(KEYS[3], 8)  -- enough tokens for several idle agents at once
+wake_all(KEYS[3], KEYS[4])  -- running again (work for all), or stopped (maybe complete)
 return previous

@@ -10,7 +10,10 @@ KEYS[1]  sweepd:run:<rid>          HASH  read state; write state, reason, requeu
                                          stop/requeue_requested
 KEYS[2]  rq:queue:sweepd-<sid>     LIST  LREM (stop a queued run) or LPUSH (requeue a terminal one)
 KEYS[3]  rq:job:<rid>              HASH  status
-KEYS[4]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent
+KEYS[4]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent (a requeue); a stop that leaves
+                                         nothing queued or held: a token for every agent (wake_if_done)
+KEYS[5]  sweepd:sweep:<sid>:held   ZSET  ZCARD: is anything held
+KEYS[6]  sweepd:sweep:<sid>:agents ZSET  ZCARD: how many tokens a wake_if_done pushes
 ARGV[1]  run id
 ARGV[2]  'stop' or 'requeue'
 
@@ -26,7 +29,7 @@ if ARGV[2] == 'stop' then
     redis.call('LREM', KEYS[2], 0, ARGV[1])
     redis.call('HSET', KEYS[1], 'state', 'stopped', 'reason', 'operator-stop')
     redis.call('HSET', KEYS[3], 'status', 'stopped')
-    wake(KEYS[4])
+    wake_if_done(KEYS[4], KEYS[6], KEYS[5], KEYS[2])
     return 'stopped'
   elseif held then
     redis.call('HSET', KEYS[1], 'stop_requested', '1')

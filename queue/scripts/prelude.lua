@@ -8,8 +8,16 @@ every key and ARGV it uses.
 
 now_ms()               the Redis clock (TIME) in ms: lease deadlines and every timestamp a script
                        writes are on it, so agents' clocks do not matter
-wake(key, n)           LPUSH n tokens (default 1) on a sweep's wake list, capped at 64: idle agents
-                       blocked on it (BLPOP) look again
+wake(key, n)           LPUSH n tokens (default 1) on a sweep's wake list, unless 64 are waiting
+                       there already: an idle agent blocked on it (BLPOP) takes one and looks at
+                       the queue and the search again (idle agents look at nothing else: a token
+                       is how new work reaches them; claim.lua passes one on while runs are left)
+wake_all(key, agents)  a token for every agent the sweep has seen (ZCARD of sweepd:sweep:<sid>:agents,
+                       at least 64), pushed whatever is waiting, the list then trimmed to that many
+                       + 64: every idle agent looks again (the sweep may be complete, or running again)
+wake_if_done(key, agents, held, queue)
+                       wake_all when nothing is held and nothing queued: the sweep may just have
+                       become complete, and each idle agent must see it to exit
 add_event(key, event)  LPUSH the event (a table, as JSON) on a sweep's events list, newest first,
                        capped at 100: what `status` shows
 push_run(queue, job, id, front)
@@ -33,11 +41,38 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-local function wake(key, n)
-  for _ = 1, n or 1 do
-    redis.call('LPUSH', key, '1')
+local function push_tokens(key, n)
+  local chunk = {}
+  for _ = 1, math.min(n, 1000) do
+    chunk[#chunk + 1] = '1'
   end
-  redis.call('LTRIM', key, 0, 63)
+  local left = n
+  while left > 0 do
+    if left < #chunk then
+      redis.call('LPUSH', key, unpack(chunk, 1, left))
+    else
+      redis.call('LPUSH', key, unpack(chunk))
+    end
+    left = left - #chunk
+  end
+end
+
+local function wake(key, n)
+  if redis.call('LLEN', key) < 64 then
+    push_tokens(key, n or 1)
+  end
+end
+
+local function wake_all(key, agents)
+  local n = math.max(64, redis.call('ZCARD', agents))
+  push_tokens(key, n)
+  redis.call('LTRIM', key, 0, n + 63)
+end
+
+local function wake_if_done(key, agents, held, queue)
+  if redis.call('ZCARD', held) == 0 and redis.call('LLEN', queue) == 0 then
+    wake_all(key, agents)
+  end
 end
 
 local function add_event(key, event)

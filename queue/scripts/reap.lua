@@ -6,15 +6,17 @@ still lives) is refused at its next renew and stops its training process.
 
 KEYS[1]  sweepd:sweep:<sid>:held   ZSET  ZRANGEBYSCORE -inf..now: expired leases; ZREM them
 KEYS[2]  rq:queue:sweepd-<sid>     LIST  LPUSH each expired run id (the front)
-KEYS[3]  sweepd:sweep:<sid>:wake   LIST  LPUSH: wake an idle agent
+KEYS[3]  sweepd:sweep:<sid>:wake   LIST  LPUSH a token per requeued run: wake that many idle agents
 KEYS[4]  sweepd:sweep:<sid>:events LIST  LPUSH an event per run (capped at 100)
 ARGV[1]  prefix of run hashes      ("sweepd:run:")
 ARGV[2]  prefix of rq job hashes   ("rq:job:")
 
 Writes each sweepd:run:<rid> (state queued, reason lease-expired, requeues + 1, token, agent_id and
 stop/requeue_requested cleared, interrupted_at: its holder's last renewal, the last moment it was
-known alive) and rq:job:<rid> (status queued). Returns the requeued run ids (oldest deadline first,
-so the longest-silent run ends up at the very head).
+known alive) and rq:job:<rid> (status queued). Returns {now (ms, Redis clock), the earliest lease
+deadline left (ms, or false: nothing held), the requeued run ids...} (ids oldest deadline first, so
+the longest-silent run ends up at the very head): an idle agent sleeps until that deadline, so the
+next lapse is reaped as it happens.
 ]]
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
@@ -30,6 +32,7 @@ for i = #expired, 1, -1 do
     reason = 'lease-expired'})
 end
 if #expired > 0 then
-  wake(KEYS[3])
+  wake(KEYS[3], #expired)
 end
-return expired
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {now, first[2] or false, unpack(expired)}
