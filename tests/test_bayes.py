@@ -1,7 +1,7 @@
 """Bayes search: no duplicates however agents race, valid values for every parameter kind, determinism,
 the metric's goal and impute modes, a clear error without the extra, and a better search than random.
 
-Tests that run the model need the bayes extra (scikit-learn, numpy, scipy) and are skipped without it.
+Tests that run the model need the bayes extra (numpy, scipy, threadpoolctl) and are skipped without it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from sweepd.queue.space import DISTRIBUTIONS, Goal, Method, Metric, Param, Sweep
 
 @pytest.fixture
 def extra() -> None:
-    for module in ("numpy", "scipy", "sklearn", "threadpoolctl"):
+    for module in ("numpy", "scipy", "threadpoolctl"):
         pytest.importorskip(module)
 
 
@@ -69,15 +69,16 @@ SMALL = sweep(
 # --- the extra --------------------------------------------------------------------------------------
 
 
-def test_a_missing_extra_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("missing", ["numpy", "scipy", "threadpoolctl"])
+def test_a_missing_extra_is_a_user_error(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
     real = builtins.__import__
 
-    def without_sklearn(name: str, *args: Any, **kwargs: Any) -> Any:
-        if name == "sklearn" or name.startswith("sklearn."):
+    def without(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == missing or name.startswith(f"{missing}."):
             raise ImportError(f"No module named {name!r}")
         return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", without_sklearn)
+    monkeypatch.setattr(builtins, "__import__", without)
     expected = "method: bayes needs the bayes extra: pip install 'sweepd[bayes]'"
     with pytest.raises(UserError) as raised:
         search.suggest(SMALL, 1, 0)  # before the first run, not after two results

@@ -16,7 +16,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..space import Param, SweepConfig, set_path
-from .distributions import _categorical_index, plain
+from .distributions import plain
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,18 +94,33 @@ def encode_columns(dims: list[Param], cols: list[list[Any]]) -> Array:
     for param, col in zip(dims, cols, strict=True):
         if param.kind == "categorical":
             index = {key(v): i for i, v in enumerate(_choices(param))}
-            n = len(index)
-            at = np.array([index.get(key(v), -1) for v in col], dtype=np.int64)
-            if n > 2:
-                block = np.eye(n)[at] / math.sqrt(2)
-            else:  # two values: one 0/1 column; one value: nothing to learn
-                block = at.astype(np.float64)[:, None] if n == 2 else np.zeros((len(col), 0))
-            block[at < 0] = np.nan
+            parts.append(_one_hot(len(index), np.array([index.get(key(v), -1) for v in col], dtype=np.int64)))
         else:
-            floats = np.array([f if (f := finite(v)) is not None else np.nan for v in col], dtype=np.float64)
-            block = _cdf(param, floats)[:, None]
-        parts.append(block)
+            parts.append(_cdf(param, _floats(col))[:, None])
     return np.hstack(parts) if parts else np.zeros((0, 0))
+
+
+def _one_hot(n: int, at: NDArray[np.int64]) -> Array:
+    """A categorical's block for category positions ``at`` (-1: not a category of it, NaN)."""
+    import numpy as np
+
+    if n > 2:
+        block: Array = np.eye(n)[at] / math.sqrt(2)
+    else:  # two values: one 0/1 column; one value: nothing to learn
+        block = at.astype(np.float64)[:, None] if n == 2 else np.zeros((len(at), 0))
+    block[at < 0] = np.nan
+    return block
+
+
+def _floats(col: list[Any]) -> Array:
+    """``finite`` of each value as an array (NaN for None), at C speed when all are plain numbers."""
+    import numpy as np
+
+    if set(map(type, col)) <= {int, float}:  # no bools, strings or subclasses: numpy converts them alike
+        x = np.array(col, dtype=np.float64)
+        x[~np.isfinite(x)] = np.nan
+        return x
+    return np.array([f if (f := finite(v)) is not None else np.nan for v in col], dtype=np.float64)
 
 
 def _shape(param: Param) -> tuple[str, bool, float, float]:
@@ -151,15 +166,17 @@ def _cdf(param: Param, x: Array) -> Array:
     return np.where(np.isnan(x), np.nan, clean)
 
 
-def _ppf(param: Param, u: Array) -> list[Any]:
-    """The random search's inverse CDF (distributions._from_unit), for many u at once."""
+def _ppf(param: Param, u: Array) -> tuple[list[Any], Array]:
+    """The random search's inverse CDF (distributions._from_unit), for many u at once: the values, and
+    the same values as floats (to encode them without converting them back)."""
     import numpy as np
     from scipy.special import betaincinv, ndtri
 
     name, lo, hi = param.distribution or "", param.min or 0.0, param.max or 0.0
     if name == "int_uniform":
         low, span = int(lo), int(hi) - int(lo)
-        return [low + k for k in np.minimum((u * (span + 1)).astype(np.int64), span).tolist()]
+        k = np.minimum((u * (span + 1)).astype(np.int64), span)
+        return [low + i for i in k.tolist()], (low + k).astype(np.float64)
     inner, logged, a, b = _shape(param)
     if inner == "lerp":
         z = np.clip(a + u * (b - a), min(a, b), max(a, b))
@@ -169,46 +186,85 @@ def _ppf(param: Param, u: Array) -> list[Any]:
     if name.endswith("_values"):  # exp(log(hi)) may land a hair outside the bounds
         x = np.clip(x, lo, hi)
     if name.startswith("q_"):  # round(x / q) * q, half to even, an int when q is: as the random search
-        return [int(k) * param.q for k in np.round(x / param.q).tolist()]
+        steps = np.round(x / param.q)
+        return [int(k) * param.q for k in steps.tolist()], steps * param.q
     drawn: list[Any] = x.tolist()
-    return drawn
+    return drawn, x
 
 
-def draw(dims: list[Param], rng: Rng, n: int) -> list[list[Any]]:
-    """``n`` points drawn as the random search draws them (categorical probabilities honoured), as columns."""
+def draw(dims: list[Param], rng: Rng, n: int) -> tuple[list[list[Any]], Array]:
+    """``n`` points drawn as the random search draws them (categorical probabilities honoured), as
+    columns, and their ``encode_columns`` rows, computed from the draws' arrays (no values converted back)."""
     import numpy as np
 
     U = np.clip(rng.random((n, len(dims))), 1e-12, 1 - 1e-12)
-    return [_column(p, U[:, j]) for j, p in enumerate(dims)]
+    cols: list[list[Any]] = []
+    parts: list[Array] = []
+    for j, param in enumerate(dims):
+        if param.kind == "categorical":
+            at = _categorical_indices(param, U[:, j])
+            cols.append([param.values[i] for i in at.tolist()])
+            position = {key(v): i for i, v in enumerate(_choices(param))}
+            of_value = np.array([position[key(v)] for v in param.values], dtype=np.int64)
+            parts.append(_one_hot(len(position), of_value[at]))
+        else:
+            values, floats = _ppf(param, U[:, j])
+            cols.append(values)
+            parts.append(_cdf(param, floats)[:, None])
+    return cols, np.hstack(parts) if parts else np.zeros((n, 0))
 
 
-def _column(param: Param, u: Array) -> list[Any]:
-    if param.kind == "categorical":
-        return [param.values[_categorical_index(param, x)] for x in u.tolist()]
-    return _ppf(param, u)
+def _categorical_indices(param: Param, u: Array) -> NDArray[np.int64]:
+    """distributions._categorical_index for many u at once (the same bisection, vectorised)."""
+    import numpy as np
+
+    n = len(param.values)
+    if n == 0:
+        raise ValueError(f"{param.name}: a categorical parameter needs at least one value")
+    if param.probabilities is None:
+        return np.minimum((u * n).astype(np.int64), n - 1)
+    cumulative = np.array(list(itertools.accumulate(param.probabilities)), dtype=np.float64)
+    last_possible = max(j for j, p in enumerate(param.probabilities) if p > 0)
+    found: NDArray[np.int64] = np.searchsorted(cumulative, u * cumulative[-1], side="right")
+    return np.minimum(found, last_possible)
+
+
+def _steps(param: Param) -> tuple[int, int, float | int] | None:
+    """A finite numeric parameter's values as ``k * q`` for k in [first, last]: (first, last, q)."""
+    name, lo, hi, q = param.distribution, param.min or 0.0, param.max or 0.0, param.q
+    if name == "int_uniform":
+        return int(lo), int(hi), 1
+    if name in ("q_uniform", "q_log_uniform_values", "q_log_uniform", "q_beta"):
+        if name == "q_log_uniform":  # legacy: min and max are exponents
+            lo, hi = math.exp(min(lo, 700.0)), math.exp(min(hi, 700.0))
+        elif name == "q_beta":
+            lo, hi = 0.0, 1.0
+        return round(lo / q), round(hi / q), q  # the random search's round(x / q) at both ends
+    return None
 
 
 def _support(param: Param) -> list[Any] | None:
     """Every value the parameter can take, when there are finitely many (at most SCAN_MAX)."""
     if param.kind == "categorical":
         return _choices(param, positive=True)
-    name, lo, hi, q = param.distribution, param.min or 0.0, param.max or 0.0, param.q
-    if name == "int_uniform":
-        first, last, q = int(lo), int(hi), 1
-    elif name in ("q_uniform", "q_log_uniform_values", "q_log_uniform", "q_beta"):
-        if name == "q_log_uniform":  # legacy: min and max are exponents
-            lo, hi = math.exp(min(lo, 700.0)), math.exp(min(hi, 700.0))
-        elif name == "q_beta":
-            lo, hi = 0.0, 1.0
-        first, last = round(lo / q), round(hi / q)  # the random search's round(x / q) at both ends
-    else:
+    steps = _steps(param)
+    if steps is None or steps[1] - steps[0] >= SCAN_MAX:
         return None
-    return [k * q for k in range(first, last + 1)] if last - first < SCAN_MAX else None
+    first, last, q = steps
+    return [k * q for k in range(first, last + 1)]
+
+
+def _support_size(param: Param) -> int | None:
+    """``len(_support(param))`` without listing the values (asked on every suggestion)."""
+    if param.kind == "categorical":
+        return len(_choices(param, positive=True))
+    steps = _steps(param)
+    return None if steps is None or steps[1] - steps[0] >= SCAN_MAX else max(steps[1] - steps[0] + 1, 0)
 
 
 def space_size(dims: list[Param]) -> int | None:
     """How many points the space has, or None when some parameter takes too many values to list."""
-    sizes = [len(s) if (s := _support(p)) is not None else None for p in dims]
+    sizes = [_support_size(p) for p in dims]
     return None if None in sizes else math.prod(n for n in sizes if n is not None)
 
 
