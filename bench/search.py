@@ -161,7 +161,7 @@ def measure(quick: bool = False, repeats: int | None = None) -> Section:
     baseline = has("optuna")
     for method in methods:
         config = space(method)
-        if method == "bayes" and not has("sklearn"):
+        if method == "bayes" and not has("scipy"):
             section.rows.append(Row("search, bayes", "skipped: the bayes extra is not installed"))
             continue
         search.suggest(config, 7, 0, history(config, 3))  # warm-up: imports, caches
