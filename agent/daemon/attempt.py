@@ -169,7 +169,7 @@ class Attempt:
             return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
         log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
         agent.metrics.run_started()
-        follower.pid = child.pid  # what the final read looks through; its thread starts in _supervise
+        follower.follow(child.pid)  # its thread starts in _supervise, once the run has lived a little
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
         try:
             returncode = self._supervise(child)
@@ -209,7 +209,7 @@ class Attempt:
                 return returncode
             now = time.monotonic()
             if self.wandb is not None:
-                self.wandb.start_once_due(child.pid, now - child.started)
+                self.wandb.start_once_due(now - child.started)
             if self.child_marked.is_set() and not hold.marked:
                 self.handing_off_at = self.handing_off_at or now
                 hold.note_preempting("child-marked")

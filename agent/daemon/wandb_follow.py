@@ -134,17 +134,16 @@ class Follower:
         self.muted = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wandb-follow", daemon=True)
 
-    def start(self, pid: int) -> None:
-        """Follow the run of the process ``pid`` (the training process) and its descendants."""
+    def follow(self, pid: int) -> None:
+        """The run is that of the process ``pid`` (the training process) and its descendants: read
+        at its end (``finish``), and as it is written once ``start_once_due`` started the thread."""
         self.pid = pid
-        if self.argv is not None and self._thread.ident is None:
-            self._thread.start()
 
-    def start_once_due(self, pid: int, lived: float) -> None:
-        """``start`` once the process has lived ``START_AFTER`` seconds (called on each turn of
-        the attempt's loop)."""
-        if lived >= START_AFTER and self._thread.ident is None:
-            self.start(pid)
+    def start_once_due(self, lived: float) -> None:
+        """Start following once the process has lived ``START_AFTER`` seconds (called on each turn
+        of the attempt's loop)."""
+        if lived >= START_AFTER and self.argv is not None and self._thread.ident is None:
+            self._thread.start()
 
     def pids(self) -> set[int]:
         """The reader's process: the agent's own child, not one the run left behind."""
