@@ -90,8 +90,10 @@ class Presence(Reads):
         try:
             conn.send_command("BLPOP", key, f"{max(0.001, timeout_s):.3f}")
             sock = conn._sock.fileno()
-            watched = [sock] if interrupt_fd is None else [sock, interrupt_fd]
-            ready, _, _ = select.select(watched, [], [], timeout_s + max(1.0, self.call_timeout()))
+            poller = select.poll()  # not select(): a process with many files has descriptors past 1024
+            for fd in (sock,) if interrupt_fd is None else (sock, interrupt_fd):
+                poller.register(fd, select.POLLIN)
+            ready = [fd for fd, _ in poller.poll(1000 * (timeout_s + max(1.0, self.call_timeout())))]
             if sock in ready:
                 got = conn.read_response()
                 answered = True

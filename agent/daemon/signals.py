@@ -41,7 +41,10 @@ class Waker:
         """Return when woken, when one of ``fds`` is readable, or after ``timeout`` seconds."""
         if timeout is not None and timeout <= 0:
             timeout = 0
-        ready, _, _ = select.select([self._r, *fds], [], [], timeout)
+        poller = select.poll()  # not select(): a process with many files has descriptors past 1024
+        for fd in (self._r, *fds):
+            poller.register(fd, select.POLLIN)
+        ready = [fd for fd, _ in poller.poll(None if timeout is None else 1000 * timeout)]
         if self._r in ready:
             self.drain()
 
