@@ -86,6 +86,7 @@ from sweepd.queue.store import Store
 TARGET_P99_MS = 5.0
 AGENTS_PER_GENERATOR = 2500
 PROBE_EVERY = 0.005
+FIDELITY = 0.10  # the generated agents' rate of each command, against real agents'
 KEEP_UP = 0.9  # a phase whose generators made less than this share of the offered heartbeats is not counted
 REALTIME_PRIORITY = 10
 DEFAULT_NS = [10, 100, 1000, 5000, 10000]
@@ -287,7 +288,7 @@ def run_workload(
 ) -> tuple[Phase, list[Phase], bool]:
     """(the baseline with no agent, one phase per N, whether Redis and the probe ran real-time)."""
     with (
-        private_redis(cpus={0} if pinned else None, in_memory=True) as server,
+        private_redis(cpus={0} if pinned else None, maxclients=max(ns) + 1000, in_memory=True) as server,
         realtime_probe(pinned) as isolated,
         awake_cpus(pinned),
     ):
@@ -347,13 +348,13 @@ def per_agent_rates(r: redis.Redis, agents: int, seconds: float) -> dict[str, fl
 def fidelity(kind: str, agents: int = 4) -> tuple[dict[str, float], dict[str, float]]:
     """(real agents' commands per agent per second, the generated agents'), for the same workload:
     busy at --heartbeat 1 with runs of about 2 s, or idle at the default heartbeat; over a window of
-    six heartbeats (an idle agent reads Redis's clock every sixth), once every agent is past its
-    start."""
+    whole heartbeats, six of them at least (an idle agent reads Redis's clock every sixth), once
+    every agent is past its start."""
     from common import agent as start_agent
     from common import bench_env, wait_for
 
     heartbeat, length = (1.0, 2.0) if kind == "busy" else (Options.heartbeat, 60.0)
-    seconds = CLOCK_EVERY * heartbeat
+    seconds = CLOCK_EVERY * heartbeat * (3 if kind == "busy" else 1)  # busy: many runs' ends
     if kind == "busy":
         config: dict[str, Any] = {"method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
         command = [sys.executable, "-c", f"import time; time.sleep({length})", "${args}"]
@@ -371,7 +372,9 @@ def fidelity(kind: str, agents: int = 4) -> tuple[dict[str, float], dict[str, fl
             try:
                 if real:
                     env = bench_env(server.url, server.work)
-                    procs = [start_agent(env, sid, "--heartbeat", str(heartbeat)) for _ in range(agents)]
+                    for _ in range(agents):  # runs' ends spread, as the generated agents' are
+                        procs.append(start_agent(env, sid, "--heartbeat", str(heartbeat)))
+                        time.sleep(length / agents if kind == "busy" else 0.0)
                     key = keys.sweep_agents(sid)
                     wait_for(lambda c=r, k=key: c.zcard(k) == agents, 60, "the agents", 0.05)
                     time.sleep(2.0)  # past start-up and the first run
@@ -402,6 +405,7 @@ def fidelity_rows(kind: str) -> tuple[Row, str]:
         f"{num(total_sim, 2)} (generated)",
         f"{num(total_real, 2)} (4 `sweepd agent` processes)",
         ratio(total_sim, total_real),
+        f"every command within 10%: {verdict(worst <= FIDELITY)}",
     )
     table_rows = [[f"`{k.upper()}`", num(real.get(k, 0), 3), num(sim.get(k, 0), 3)] for k in names]
     detail = f"Generator fidelity, {what} (largest difference in one command: {100 * worst:.0f}%):\n\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import json
+import logging
 import os
 import random
 import resource
@@ -31,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sweepd.agent.daemon import logs
 from sweepd.agent.daemon.backoff import REDIS_DOWN
 from sweepd.agent.daemon.hold import Hold
 from sweepd.agent.daemon.loop import Agent
@@ -124,6 +126,7 @@ class BusyAgent:
         claim = self.agent.next_claim()
         if not isinstance(claim, Claim):
             raise RuntimeError(f"the busy sweep handed out no run: {claim!r}")
+        self.agent._current = claim  # as Agent.execute: the agent's record names its run
         o = self.agent.opts
         self.hold = Hold(self.agent.store, claim, NoProcess(), o.heartbeat, o.grace, now, say=quiet)
         length = self.run_length * (self.rng.random() if first else 1.0)  # steady from the start
@@ -135,18 +138,23 @@ class BusyAgent:
         assert hold is not None
         if now >= self.ends_at:  # the process ended 0: the hold records it, the agent beats, claims
             hold.record(0, retries=agent.opts.max_retries)
+            agent._current = None
             agent.beat()
             self.take(now)
-            hold = self.hold
-            assert hold is not None
-            return min(hold.next_renew, self.ends_at)
+            return self.next_due()
         if now >= hold.next_renew:  # Attempt._renew
             TALLY.lags.append((time.time(), 1000 * (now - hold.next_renew)))
             answer = hold.renew(now)
             if answer is not None and answer != "fenced":
                 agent.beat(force=True)
         agent.maybe_reap()
-        return min(hold.next_renew, self.ends_at)
+        return self.next_due()
+
+    def next_due(self) -> float:
+        """The next renewal, the run's end, or the next reap (the supervising loop looks every
+        ``FLUSH_EVERY``, so its reap follows the heartbeat closely)."""
+        assert self.hold is not None
+        return min(self.hold.next_renew, self.ends_at, self.agent._last_reap + self.agent.opts.heartbeat)
 
 
 def busy_loop(agents: list[tuple[float, BusyAgent]]) -> None:
@@ -165,11 +173,8 @@ def busy_loop(agents: list[tuple[float, BusyAgent]]) -> None:
             if i not in started:
                 started.add(i)
                 busy.agent.beat(force=True)
-                busy.take(now, first=True)
-                nxt = now + busy.rng.random() * busy.agent.opts.heartbeat  # heartbeat phases spread
-                assert busy.hold is not None
-                busy.hold.next_renew = nxt
-                heapq.heappush(heap, (min(nxt, busy.ends_at), i))
+                busy.take(now, first=True)  # the starts are spread: so are the renewals after them
+                heapq.heappush(heap, (busy.next_due(), i))
                 continue
             heapq.heappush(heap, (busy.turn(now), i))
         except REDIS_DOWN:
@@ -201,6 +206,8 @@ def report(schedule: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main() -> None:
     plan = Plan(**json.loads(sys.argv[1]))
+    # On stderr (stdout is the report), errors only: past the generators' capacity each reap warns.
+    logs.configure(json=True, level=logging.ERROR)
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a connection and a waker pipe per agent
     threading.stack_size(256 * 1024)
