@@ -20,9 +20,11 @@ from rich.console import Console
 from test_metrics import scrape
 
 from standins import SMI, stand_in_smi
-from support import Sweeps, alive, free_port, run_sweepd, sweepd_cmd, wait_until
+from support import RedisServer, Sweeps, alive, free_port, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent.cli import watch
 from sweepd.queue import keys
+from sweepd.queue.records import Claim
+from sweepd.queue.store import Store
 
 PROGRAM = """
 import json, os, pathlib, sys, time
@@ -190,6 +192,40 @@ def test_a_sigkilled_multi_slot_agent_leaves_no_process_and_its_runs_resume_else
     assert len(runs) == 6 and all(x["state"] == "finished" for x in runs.values())
     assert sorted(x["attempt"] for x in runs.values()) == [1, 1, 1, 2, 2, 2]
     check_devices(notes(out), ["0", "1"])  # the second agent's runs, on its own two slots
+
+
+def calls(r: redis.Redis) -> int:
+    """Commands the server executed so far (INFO, the test's own reading, left out)."""
+    return sum(int(v["calls"]) for k, v in r.info("commandstats").items() if k != "cmdstat_info")
+
+
+def test_a_slotted_agent_with_every_slot_empty_waits_for_a_token_not_polling(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis").start()  # a Redis of its own: its commands are this agent's
+    r = redis.Redis.from_url(server.url)
+    sweeps, sid, out = setup(tmp_path, {**cli_env, "SWEEPD_REDIS_URL": server.url})
+    store = Store(r)
+    held = [store.create_next(sid, "holder", lease_s=3600) for _ in range(6)]  # every point: nothing to hand out
+    assert all(isinstance(c, Claim) for c in held)
+    agent = start_agent(sweeps, sid, "--gpus", "0,1", "--heartbeat", "10")
+    try:
+        wait_until(lambda: r.zcard(keys.sweep_agents(sid)) == 1, timeout=60)
+        wait_until(lambda: int(r.info("commandstats").get("cmdstat_blpop", {}).get("calls", 0)) >= 1, timeout=30)
+        before, t0 = calls(r), time.monotonic()
+        wait_until(lambda: time.monotonic() - t0 >= 3.0, timeout=10)  # a window of 3 s, well within a heartbeat
+        made = calls(r) - before
+        assert made <= 4, f"{made} commands in 3 s from an agent whose slots are all empty"  # polling: >= 9
+        claim = held[0]
+        assert isinstance(claim, Claim)
+        assert store.requeue(claim, reason="test")  # a run back at the front: its token wakes the agent
+        wait_until(lambda: notes(out, "start"), timeout=5)  # pushed: taken long before the next heartbeat
+        assert notes(out, "start")[0]["run"] == claim.run_id
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        agent.wait(60)
+        server.stop()
 
 
 def test_agents_status_watch_and_metrics_show_the_slots_and_their_runs(tmp_path: Path, cli_env: dict[str, str]) -> None:

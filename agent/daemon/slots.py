@@ -4,7 +4,9 @@ A slot is one attempt at a time (attempt.py), on a thread of its own, with its o
 fencing and attempt token exactly as a single-run agent's: the hold (hold.py) knows no difference.
 What the slots share is the agent: its store, its preemption decision, its watchdog, its heartbeat
 record. The agent's thread claims (queue head first, then the search) into every free slot, and
-waits; a slot's end wakes it to refill that slot at once.
+waits; a slot's end wakes it to refill that slot at once. With every slot empty it waits as a
+single-run agent does (idle.py: a pushed token, no polling); with some slots busy it looks for work
+for the free ones every ``idle_wait``.
 
 Signals still only set flags. Whichever thread calls ``intake`` first turns them into the preemption
 decision, under a lock, and wakes every slot: each attempt then tells its own process, waits its
@@ -26,6 +28,7 @@ from sweepd.queue.records import Claim
 from . import launch, logs
 from .attempt import Attempt, Host, Result
 from .backoff import REDIS_DOWN, Backoff
+from .idle import Idle
 from .notices import Watcher
 from .signals import Waker
 
@@ -37,6 +40,7 @@ class Owner(Host, Protocol):
     needs of it, and more."""
 
     watchers: list[Watcher]
+    idle: Idle
     idle_wait: float
     scratch: launch.Scratch
 
@@ -218,7 +222,8 @@ class Slots:
             if agent.store.is_complete(agent.sid):
                 log.info("sweep complete, exiting")
                 return 0
-            agent.store.wait_for_work(agent.sid, agent.idle_wait)  # new work wakes the BLPOP at once
+            agent.idle.wait()  # as a single-run agent: a pushed token, a signal, or what is due
+            agent.waker.drain()  # what woke it is recorded; intake() reads it next
         elif busy == len(self.slots):
             agent.waker.wait(agent.opts.heartbeat)
         else:
