@@ -89,6 +89,7 @@ AGENTS_PER_GENERATOR = 2500
 PROBE_EVERY = 0.005
 FIDELITY = 0.10  # the generated agents' rate of each command, against real agents'
 KEEP_UP = 0.9  # an idle phase whose generators made less than this share of the offered heartbeats is not counted
+FEW = 20  # heartbeats offered in a window below which its share made says nothing
 LAG_LIMIT = 0.1  # nor a busy phase whose renewals were late by more than this share of a heartbeat (p99)
 REALTIME_PRIORITY = 10
 DEFAULT_NS = [10, 100, 1000, 5000, 10000]
@@ -198,6 +199,7 @@ class Phase:
     made: float = 0.0  # what the generated agents made
     lag_p99: float = 0.0  # busy: how late a renewal was sent, the scheduler's own lag
     lag_limit: float | None = None  # busy: the lag (ms) past which the generators fell behind
+    window: float = 0.0  # seconds measured
 
     @property
     def kept_up(self) -> bool:
@@ -206,7 +208,9 @@ class Phase:
         is skipped when the last one is just under a heartbeat old: about 1 in 12 for 60 s runs)."""
         if self.lag_limit is not None:
             return self.lag_p99 <= self.lag_limit
-        return self.offered == 0 or self.made >= KEEP_UP * self.offered
+        if self.offered * self.window < FEW:  # too few heartbeats in the window to say
+            return True
+        return self.made >= KEEP_UP * self.offered
 
 
 def realtime(pid: int) -> bool:
@@ -331,7 +335,7 @@ def run_workload(
             stop(gens)
         for k, phase in enumerate(phases):
             seconds = windows[k][1] - windows[k][0]
-            phase.offered = phase.n / w.heartbeat
+            phase.offered, phase.window = phase.n / w.heartbeat, seconds
             phase.made = sum(rep[k]["beats"] for rep in reports) / seconds
             phase.lag_p99 = max(rep[k]["lag_p99_ms"] for rep in reports)
             phase.lag_limit = LAG_LIMIT * 1000 * w.heartbeat if w.kind == "busy" else None
@@ -342,7 +346,7 @@ def made_share(p: Phase, window: float) -> str:
     """The share of the offered calls the generators made (too few calls in a window to say at small N)."""
     if not p.offered:
         return "—"
-    return f"{100 * p.made / p.offered:.0f}%" if p.offered * window >= 20 else "(few calls)"
+    return f"{100 * p.made / p.offered:.0f}%" if p.offered * window >= FEW else "(few calls)"
 
 
 def per_agent_rates(r: redis.Redis, agents: int, seconds: float) -> dict[str, float]:
