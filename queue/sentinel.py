@@ -114,8 +114,10 @@ def client(target: SentinelURL, **connection: Any) -> redis.Redis:
     sentinel_kwargs.update(tls)
     if target.sentinel_password:
         sentinel_kwargs["password"] = target.sentinel_password
-    sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=sentinel_kwargs, **connection)  # type: ignore[no-untyped-call]
-    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    # Any: redis-py types Sentinel in some releases and not in others (an ignore would be unused in one)
+    make: Any = Sentinel
+    sentinel = make(list(target.sentinels), sentinel_kwargs=sentinel_kwargs, **connection)
+    master: redis.Redis = sentinel.master_for(
         target.master,
         db=target.db,
         username=target.username,
