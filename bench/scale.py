@@ -5,7 +5,7 @@ on a connection of its own, idle ones turning the agent's own loop and waiting i
 busy ones holding their runs through the agent's own ``Hold`` without a process behind them. A few
 thousand agents per generator process. ``--check`` (and the full run.py) runs real ``sweepd agent``
 processes and generated agents side by side and compares the commands Redis executes per agent,
-command by command.
+command by command (bench/scale_check.py).
 
 - busy: every agent holds a run of ``--run-length`` seconds on one random sweep: each heartbeat the
   hold's renewal, the agent's beat and its reap; at a run's end the hold's record and the agent's
@@ -45,18 +45,11 @@ a heartbeat, is marked generator-limited and not counted for the largest N.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
-import math
 import os
-import struct
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import psutil
@@ -75,45 +68,20 @@ from common import (
     stop,
     verdict,
 )
-from scale_load import Plan, client_timeout
+from pinning import awake_cpus, realtime, realtime_probe
+from scale_check import fidelity_rows
+from scale_load import WORKLOADS, Workload, client_timeout, start_generators
 
-from sweepd.agent.daemon.idle import CLOCK_EVERY
-from sweepd.agent.daemon.options import Options
-from sweepd.queue import keys
 from sweepd.queue.connections import connect
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
 TARGET_P99_MS = 5.0
-AGENTS_PER_GENERATOR = 2500
 PROBE_EVERY = 0.005
-FIDELITY = 0.10  # the generated agents' rate of each command, against real agents'
 KEEP_UP = 0.9  # an idle phase whose generators made less than this share of the offered heartbeats is not counted
 FEW = 20  # heartbeats offered in a window below which its share made says nothing
 LAG_LIMIT = 0.1  # nor a busy phase whose renewals were late by more than this share of a heartbeat (p99)
-REALTIME_PRIORITY = 10
 DEFAULT_NS = [10, 100, 1000, 5000, 10000]
-LOAD = str(Path(__file__).with_name("scale_load.py"))
-
-
-@dataclass(frozen=True)
-class Workload:
-    name: str
-    kind: str  # busy | idle
-    heartbeat: float
-
-    @property
-    def label(self) -> str:
-        hb = "default heartbeat" if self.heartbeat == Options.heartbeat else f"--heartbeat {self.heartbeat:g}"
-        what = "busy (every agent holds a run)" if self.kind == "busy" else "idle (every agent waiting)"
-        return f"{what}, {hb}"
-
-
-WORKLOADS = {
-    "busy": Workload("busy", "busy", Options.heartbeat),
-    "busy-hb1": Workload("busy-hb1", "busy", 1.0),
-    "idle": Workload("idle", "idle", Options.heartbeat),
-}
 
 
 # the benchmark's side ---------------------------------------------------------------------------
@@ -213,63 +181,6 @@ class Phase:
         return self.made >= KEEP_UP * self.offered
 
 
-def realtime(pid: int) -> bool:
-    """Run ``pid`` under SCHED_FIFO (needs root or CAP_SYS_NICE): nothing else on the machine can
-    keep it waiting for a core. False when the system does not allow it."""
-    try:  # RESET_ON_FORK: what it starts (the generators) runs at normal priority again
-        policy = os.SCHED_FIFO | getattr(os, "SCHED_RESET_ON_FORK", 0)
-        os.sched_setscheduler(pid, policy, os.sched_param(REALTIME_PRIORITY))
-        return True
-    except (OSError, AttributeError):
-        return False
-
-
-@contextlib.contextmanager
-def awake_cpus(wanted: bool) -> Iterator[bool]:
-    """Keep the cores out of their idle states while held (Linux PM QoS, /dev/cpu_dma_latency = 0;
-    root only): a core that went idle takes milliseconds to wake on a VM, which at low load would
-    be all the probe measures. Yields whether it took."""
-    fd = None
-    if wanted:
-        with contextlib.suppress(OSError):
-            fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
-            os.write(fd, struct.pack("i", 0))
-    try:
-        yield fd is not None
-    finally:
-        if fd is not None:
-            os.close(fd)  # the request ends with the file
-
-
-@contextlib.contextmanager
-def realtime_probe(wanted: bool) -> Iterator[bool]:
-    """This process (the probe) under SCHED_FIFO for the duration, then back."""
-    before = os.sched_getscheduler(0), os.sched_getparam(0)
-    got = wanted and realtime(0)
-    try:
-        yield got
-    finally:
-        if got:
-            os.sched_setscheduler(0, before[0], before[1])
-
-
-def start_generators(url: str, sid: str, w: Workload, ns: list[int], run_length: float) -> list[subprocess.Popen[str]]:
-    """Generator processes, each with its share of every phase's agents, connected and ready."""
-    count = max(1, math.ceil(max(ns) / AGENTS_PER_GENERATOR))
-    gens = []
-    for g in range(count):
-        counts = [n // count + (1 if g < n % count else 0) for n in ns]
-        plan = Plan(url, sid, w.kind, w.heartbeat, run_length, counts, 7, f"{w.name}{g}")
-        cmd = [sys.executable, LOAD, json.dumps(asdict(plan))]
-        gens.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
-    for p in gens:
-        line = p.stdout.readline() if p.stdout else ""  # after its agents are made and connected
-        if line.strip() != "ready":
-            stop(gens)
-            raise RuntimeError(f"a load generator did not start: {line!r}")
-    return gens
-
-
 def observe(r: redis.Redis, probe: Probe, gens: list[psutil.Process], n: int, w0: float, w1: float) -> Phase:
     """Probe until w0, then measure Redis and the generators over [w0, w1)."""
     probe.until(w0)
@@ -347,83 +258,6 @@ def made_share(p: Phase, window: float) -> str:
     if not p.offered:
         return "—"
     return f"{100 * p.made / p.offered:.0f}%" if p.offered * window >= FEW else "(few calls)"
-
-
-def per_agent_rates(r: redis.Redis, agents: int, seconds: float) -> dict[str, float]:
-    """Commands Redis executed over ``seconds`` (from a CONFIG RESETSTAT now), per agent per second."""
-    r.config_resetstat()
-    time.sleep(seconds)
-    stats = r.info("commandstats")
-    skip = ("cmdstat_info", "cmdstat_config|resetstat")
-    return {k.removeprefix("cmdstat_"): int(v["calls"]) / seconds / agents for k, v in stats.items() if k not in skip}
-
-
-def fidelity(kind: str, agents: int = 4) -> tuple[dict[str, float], dict[str, float]]:
-    """(real agents' commands per agent per second, the generated agents'), for the same workload:
-    busy at --heartbeat 1 with runs of about 2 s, or idle at the default heartbeat; over a window of
-    whole heartbeats, six of them at least (an idle agent reads Redis's clock every sixth), once
-    every agent is past its start."""
-    from common import agent as start_agent
-    from common import bench_env, wait_for
-
-    heartbeat, length = (1.0, 2.0) if kind == "busy" else (Options.heartbeat, 60.0)
-    seconds = CLOCK_EVERY * heartbeat * (3 if kind == "busy" else 1)  # busy: many runs' ends
-    if kind == "busy":
-        config: dict[str, Any] = {"method": "random", "parameters": {"lr": {"min": 0.0, "max": 1.0}}}
-        command = [sys.executable, "-c", f"import time; time.sleep({length})", "${args}"]
-    else:
-        config = {"method": "grid", "parameters": {"x": {"value": 1}}}
-        command = ["true", "${args}"]
-    results = []
-    for real in (True, False):
-        with private_redis() as server:
-            r = server.client()
-            sid = new_sweep(server.url, {**config, "command": command})
-            if kind == "idle":
-                Store(r).create_next(sid, "bench-holder", lease_s=3600)  # nothing to hand out, not complete
-            procs: list[subprocess.Popen[Any]] = []
-            try:
-                if real:
-                    env = bench_env(server.url, server.work)
-                    for _ in range(agents):  # runs' ends spread, as the generated agents' are
-                        procs.append(start_agent(env, sid, "--heartbeat", str(heartbeat)))
-                        time.sleep(length / agents if kind == "busy" else 0.0)
-                    key = keys.sweep_agents(sid)
-                    wait_for(lambda c=r, k=key: c.zcard(k) == agents, 60, "the agents", 0.05)
-                    time.sleep(2.0)  # past start-up and the first run
-                else:  # their starts are spread over a heartbeat: wait for the last one
-                    w = Workload(f"check-{kind}", kind, heartbeat)
-                    procs = start_generators(server.url, sid, w, [agents], length + 0.1)
-                    now = time.time()
-                    schedule = {"activate": [now], "windows": [[now, now + 1]], "stop": now + 600, "spread": heartbeat}
-                    for p in procs:
-                        assert p.stdin is not None
-                        p.stdin.write(json.dumps(schedule) + "\n")
-                        p.stdin.flush()
-                    time.sleep(heartbeat + 2.0)
-                results.append(per_agent_rates(r, agents, seconds))
-            finally:
-                stop(procs)
-    return results[0], results[1]
-
-
-def fidelity_rows(kind: str) -> tuple[Row, str]:
-    real, sim = fidelity(kind)
-    total_real, total_sim = sum(real.values()), sum(sim.values())
-    names = sorted(set(real) | set(sim), key=lambda k: -real.get(k, 0))
-    worst = max(abs(sim.get(k, 0) - real.get(k, 0)) / max(real.get(k, 0), 0.05) for k in names)
-    what = "busy, --heartbeat 1, 2 s runs" if kind == "busy" else "idle, default heartbeat"
-    row = Row(
-        f"scale generator fidelity ({what}): Redis commands per agent per second, generated vs real agents",
-        f"{num(total_sim, 2)} (generated)",
-        f"{num(total_real, 2)} (4 `sweepd agent` processes)",
-        ratio(total_sim, total_real),
-        f"every command within 10%: {verdict(worst <= FIDELITY)}",
-    )
-    table_rows = [[f"`{k.upper()}`", num(real.get(k, 0), 3), num(sim.get(k, 0), 3)] for k in names]
-    detail = f"Generator fidelity, {what} (largest difference in one command: {100 * worst:.0f}%):\n\n"
-    detail += markdown(table_rows, ["command", "real agent per s", "generated agent per s"])
-    return row, detail
 
 
 def measure(

@@ -23,14 +23,19 @@ from __future__ import annotations
 import heapq
 import json
 import logging
+import math
 import os
 import random
 import resource
+import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+from common import stop
 
 from sweepd.agent.daemon import logs
 from sweepd.agent.daemon.backoff import REDIS_DOWN
@@ -232,6 +237,49 @@ def main() -> None:
     time.sleep(max(0.0, schedule["stop"] - time.time()))
     print(json.dumps(report(schedule)), flush=True)
     os._exit(0)  # the agents' threads are blocked in Redis calls: no need to unwind them
+
+
+# the launcher's side (bench/scale.py, bench/scale_check.py) ---------------------------------------
+
+AGENTS_PER_GENERATOR = 2500
+LOAD = str(Path(__file__))
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    kind: str  # busy | idle
+    heartbeat: float
+
+    @property
+    def label(self) -> str:
+        hb = "default heartbeat" if self.heartbeat == Options.heartbeat else f"--heartbeat {self.heartbeat:g}"
+        what = "busy (every agent holds a run)" if self.kind == "busy" else "idle (every agent waiting)"
+        return f"{what}, {hb}"
+
+
+WORKLOADS = {
+    "busy": Workload("busy", "busy", Options.heartbeat),
+    "busy-hb1": Workload("busy-hb1", "busy", 1.0),
+    "idle": Workload("idle", "idle", Options.heartbeat),
+}
+
+
+def start_generators(url: str, sid: str, w: Workload, ns: list[int], run_length: float) -> list[subprocess.Popen[str]]:
+    """Generator processes, each with its share of every phase's agents, connected and ready."""
+    count = max(1, math.ceil(max(ns) / AGENTS_PER_GENERATOR))
+    gens = []
+    for g in range(count):
+        counts = [n // count + (1 if g < n % count else 0) for n in ns]
+        plan = Plan(url, sid, w.kind, w.heartbeat, run_length, counts, 7, f"{w.name}{g}")
+        cmd = [sys.executable, LOAD, json.dumps(asdict(plan))]
+        gens.append(subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    for p in gens:
+        line = p.stdout.readline() if p.stdout else ""  # after its agents are made and connected
+        if line.strip() != "ready":
+            stop(gens)
+            raise RuntimeError(f"a load generator did not start: {line!r}")
+    return gens
 
 
 if __name__ == "__main__":
