@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 import redis
-from common import Row, markdown, new_sweep, num, private_redis, ratio, stop, verdict
+from common import Row, bench_env, markdown, new_sweep, num, private_redis, ratio, stop, verdict, wait_for
+from common import agent as start_agent
 from scale_load import Workload, start_generators
 
 from sweepd.agent.daemon.idle import CLOCK_EVERY
@@ -36,9 +37,6 @@ def fidelity(kind: str, agents: int = 4) -> tuple[dict[str, float], dict[str, fl
     busy at --heartbeat 1 with runs of about 2 s, or idle at the default heartbeat; over a window of
     whole heartbeats, six of them at least (an idle agent reads Redis's clock every sixth), once
     every agent is past its start."""
-    from common import agent as start_agent
-    from common import bench_env, wait_for
-
     heartbeat, length = (1.0, 2.0) if kind == "busy" else (Options.heartbeat, 60.0)
     seconds = CLOCK_EVERY * heartbeat * (3 if kind == "busy" else 1)  # busy: many runs' ends
     if kind == "busy":
