@@ -64,10 +64,26 @@ def server_binary() -> str:
         ) from exc
 
 
+#: A password given as an option: redis-py's own ``?password=PW``, and the sentinels' (sentinel.py).
+_PASSWORD_OPTION = re.compile(rf"([?&](?:password|{sentinel.SENTINEL_PASSWORD_OPTION})=)([^&#]*)")
+
+
+def has_password(url: str) -> bool:
+    """The URL carries a password, in any form it can: ``redis://:PW@host``, ``redis://user:PW@host``,
+    ``?password=PW``, ``?sentinel_password=PW``. What keeps the URL out of a process's environment
+    (the agent's re-exec, the dashboard beside ``sweepd run``) asks this, and ``redact`` hides each."""
+    if any(found.group(2) for found in _PASSWORD_OPTION.finditer(url)):
+        return True
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return "@" in url  # too broken to split: assume the worst
+
+
 def redact(url: str) -> str:
     """The URL without its passwords, for messages and logs; a URL too broken to split
     (``redis://[::1:6379``) loses everything before its last ``@``, password or not."""
-    url = re.sub(rf"(?<=[?&]{sentinel.SENTINEL_PASSWORD_OPTION}=)[^&#]*", "***", url)
+    url = _PASSWORD_OPTION.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -207,6 +223,8 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
                     f"--redis-url {redact(resolved)}: Redis has no database {db} ({exc}; a default Redis has 0 to 15)"
                 ) from None
             raise RedisUnavailable(f"Redis at {redact(resolved)} answered with an error: {exc}") from None
+        except TypeError as exc:  # an option redis-py passes on to a connection that takes no such one
+            raise UserError(f"--redis-url {redact(resolved)}: not an option of a Redis URL ({exc})") from None
         except redis.RedisError as exc:  # InvalidResponse: something else listens there (HTTP, SSH...)
             said = " ".join(str(exc).split())[:80]
             raise RedisUnavailable(

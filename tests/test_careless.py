@@ -16,7 +16,7 @@ import redis
 
 from sentinels import Topology
 from support import RedisServer, SweepBench, alive, run_sweepd, sweepd_cmd, wait_until
-from sweepd.queue import command
+from sweepd.queue import command, connections
 from sweepd.queue.errors import ConfigError
 
 SECRET = "s3cr3t-pass-word"
@@ -35,11 +35,12 @@ time.sleep(30)
 """
 
 
-@pytest.mark.parametrize("via", ["env", "file", "sentinel"])
+@pytest.mark.parametrize("via", ["env", "file", "sentinel", "query"])
 def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: str) -> None:
     """Not in its environment, its argv, its agent's environment (/proc/<agent>/environ is the
-    environment the agent was started with) or command line, nor in the agent's log. Behind
-    Sentinel, the sentinels' own password (SWEEPD_SENTINEL_PASSWORD) neither."""
+    environment the agent was started with) or command line, nor in the agent's log, nor in the
+    watchdog's environment. Behind Sentinel, the sentinels' own password (SWEEPD_SENTINEL_PASSWORD)
+    neither. ``query``: the password as redis-py's ``?password=`` option."""
     (tmp_path / "redis").mkdir()
     server: RedisServer | Topology
     if via == "sentinel":
@@ -55,6 +56,9 @@ def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: 
             env.update(SWEEPD_REDIS_URL=server.url, SWEEPD_SENTINEL_PASSWORD=SECRET + "-sentinel")
         elif via == "env":
             env["SWEEPD_REDIS_URL"] = server.url
+        elif via == "query":
+            assert isinstance(server, RedisServer)
+            env["SWEEPD_REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0?password={SECRET}"
         else:
             (tmp_path / "url").write_text(server.url + "\n")
             env["SWEEPD_REDIS_URL_FILE"] = str(tmp_path / "url")
@@ -75,11 +79,25 @@ def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: 
         assert not any(name in json.loads(seen)["env"] for name in command.AGENT_ONLY_ENV)
         tree = [psutil.Process(agent.pid), *psutil.Process(agent.pid).children(recursive=True)]
         assert all(SECRET not in " ".join(p.cmdline()) for p in tree)
+        assert any("watchdog" in " ".join(p.cmdline()) for p in tree)  # the watchdog is among them
+        assert all(SECRET not in Path(f"/proc/{p.pid}/environ").read_bytes().decode(errors="replace") for p in tree)
         agent.terminate()
         out, err = agent.communicate(timeout=60)
         assert agent.returncode == 0 and SECRET not in out + err
     finally:
         server.close() if isinstance(server, Topology) else server.stop()
+
+
+def test_a_password_given_as_an_option_is_in_no_message() -> None:
+    """``?password=PW`` is a password as ``:PW@`` is: redacted wherever a URL is named."""
+    url = f"redis://127.0.0.1:1/0?db=0&password={SECRET}&socket_keepalive=true"
+    assert connections.has_password(url) and not connections.has_password("redis://h:1/0?password=")
+    assert connections.redact(url) == "redis://127.0.0.1:1/0?db=0&password=***&socket_keepalive=true"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPD_REDIS")}
+    done = run_sweepd("check", env={**env, "SWEEPD_REDIS_URL": url})
+    assert done.returncode == 3 and SECRET not in done.stdout + done.stderr and "password=***" in done.stderr
+    odd = run_sweepd("check", env={**env, "SWEEPD_REDIS_URL": url + "&no_such_option=1"})  # redis-py's TypeError
+    assert odd.returncode == 2 and SECRET not in odd.stderr and len(odd.stderr.splitlines()) == 1, odd.stderr
 
 
 def test_the_redis_url_is_no_macro_a_command_may_use() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
@@ -246,6 +247,9 @@ def test_run_with_ui_serves_the_sweep_beside_it_and_ends_it_with_the_sweep(
         wait_until(lambda: answers(base), timeout=30)
         code, body, _ = get(f"{base}/api/sweeps/{sid}")
         assert code == 200 and json.loads(body)["status"]["id"] == sid
+        dashboard = [p for p in psutil.Process(proc.pid).children() if " ui " in " ".join(p.cmdline())]
+        assert len(dashboard) == 1  # the URL (and its password) reached it by a pipe, not its environment
+        assert cli_env["SWEEPD_REDIS_URL"] not in Path(f"/proc/{dashboard[0].pid}/environ").read_text(errors="replace")
         go.write_text("")
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

@@ -75,7 +75,7 @@ def command(
     live = sys.stdout.isatty() and not verbose
     log_dir = data_dir() / "logs" / sid if live else None
     sup = Supervisor()  # before the agents start: no signal finds this process without its handlers
-    dashboard = ui.beside(sid, env) if with_ui else None
+    dashboard = ui.beside(sid, os.environ, url) if with_ui else None
     if dashboard is not None:
         click.echo(f"dashboard: {dashboard[1]}", err=True)
     try:

@@ -8,15 +8,18 @@ should not read unasked. The server is uvicorn, imported only here: the core ins
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from sweepd.queue.errors import UserError
 
+from ..daemon import secrets
 from .kit import redis_option, store_for
 
 ENV_TOKEN = "SWEEPD_UI_TOKEN"
@@ -71,7 +74,7 @@ def command(host: str, port: int, token: str | None, redis_url: str | None) -> N
         from ..ui.app import build
     except ImportError:
         raise UserError(INSTALL) from None
-    store = store_for(redis_url)
+    store = store_for(secrets.take_inherited_url() or redis_url)
     app = build(store, token or None)
     click.echo(f"sweepd ui: {url(host, port)}" + (" (token required)" if token else ""), err=True)
     config = uvicorn.Config(
@@ -90,18 +93,23 @@ def _free(port: int) -> int:
         return int(s.getsockname()[1])
 
 
-def beside(sid: str, env: dict[str, str]) -> tuple[subprocess.Popen[Any], str]:
+def beside(sid: str, env: Mapping[str, str], redis_url: str) -> tuple[subprocess.Popen[Any], str]:
     """``sweepd run --ui``: the dashboard in a child process on 127.0.0.1 (port 8765 when free), and
-    the URL of the sweep's page. The caller ends it when the sweep is over."""
+    the URL of the sweep's page. The Redis URL reaches it through a pipe, never its environment
+    (secrets.py). The caller ends it when the sweep is over."""
     port = _free(DEFAULT_PORT)
-    child_env = {k: v for k, v in env.items() if k != ENV_TOKEN}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweepd.agent", "ui", "--host", "127.0.0.1", "--port", str(port)],
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    child_env, fd = secrets.hand_over(redis_url, {k: v for k, v in env.items() if k != ENV_TOKEN})
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweepd.agent", "ui", "--host", "127.0.0.1", "--port", str(port)],
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(fd,),
+        )
+    finally:
+        os.close(fd)
     return proc, url("127.0.0.1", port, f"/sweeps/{sid}")
 
 
