@@ -176,6 +176,18 @@ def resolve_url(url: str | None) -> str:
     return embedded_url()
 
 
+def _check_database(url: str) -> None:
+    """A ``redis://`` URL's path is its database number; redis-py takes any other path for 0."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # redis-py's own message says what is wrong
+    if parts.scheme.lower() in ("redis", "rediss") and not re.fullmatch(r"/?\d*", parts.path):
+        raise UserError(
+            f"--redis-url {redact(url)}: the path {parts.path!r} is not a database number (redis://HOST:PORT/0)"
+        )
+
+
 def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0) -> redis.Redis:
     """A client for ``url`` (see ``resolve_url``); with ``check``, fail now with a clear message.
 
@@ -185,6 +197,7 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
     master through Sentinel (sentinel.py).
     """
     resolved = resolve_url(url)
+    _check_database(resolved)
     options: dict[str, Any] = {
         "health_check_interval": 30,
         "socket_timeout": timeout,

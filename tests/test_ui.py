@@ -206,6 +206,22 @@ def test_ids_in_urls_are_checked_and_nothing_is_written(
     assert not writes & set(stats), sorted(stats)  # read-only: no write reached Redis
 
 
+def test_without_a_token_only_loopback_host_names_are_answered(
+    store: Store, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """DNS rebinding: a page of another site whose name now resolves to 127.0.0.1 reads nothing."""
+    sid = fill_sweep(store, 1, seed=3)
+    env = {k: v for k, v in cli_env.items() if k != "SWEEPD_UI_TOKEN"}
+    with ui_server(env, log=tmp_path / "ui.log") as base:
+        port = base.rsplit(":", 1)[1]
+        for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example", "127.0.0.1.nip.io"):
+            for path in ("/", f"/api/sweeps/{sid}", "/api/sweeps", f"/api/sweeps/{sid}/live", "/static/app.js"):
+                assert get(base + path, {"Host": host})[0] == 421, (host, path)
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", "localhost", f"localhost:{port}", "[::1]", f"[::1]:{port}"):
+            code, body, _ = get(f"{base}/api/sweeps/{sid}", {"Host": host})
+            assert code == 200 and json.loads(body)["status"]["id"] == sid, host
+
+
 def test_a_public_address_without_a_token_is_refused(cli_env: dict[str, str]) -> None:
     env = {k: v for k, v in cli_env.items() if k != "SWEEPD_UI_TOKEN"}
     done = run_sweepd("ui", "--host", "0.0.0.0", env=env)

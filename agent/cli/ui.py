@@ -7,7 +7,6 @@ should not read unasked. The server is uvicorn, imported only here: the core ins
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import subprocess
@@ -20,6 +19,7 @@ import click
 from sweepd.queue.errors import UserError
 
 from ..daemon import secrets
+from ..ui.hosts import is_loopback, weak_token
 from .kit import redis_option, store_for
 
 ENV_TOKEN = "SWEEPD_UI_TOKEN"
@@ -27,20 +27,18 @@ DEFAULT_PORT = 8765
 INSTALL = 'the dashboard needs its extra: pip install "sweepd[ui]"'
 
 
-def is_loopback(host: str) -> bool:
-    """Only this machine can reach ``host``: ``localhost`` or a loopback address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to serve beyond this machine without a token."""
-    if not is_loopback(host) and not token:
+    """Refuse to serve beyond this machine without a token, or with one a guess could find."""
+    if is_loopback(host):
+        return
+    if not token:
         raise UserError(f"--host {host} is reachable from other machines: give --token or ${ENV_TOKEN}")
+    weak = weak_token(token)
+    if weak:
+        raise UserError(
+            f"--token {weak}: --host {host} is reachable from other machines "
+            "(`python -c 'import secrets; print(secrets.token_urlsafe(24))'` makes one)"
+        )
 
 
 def url(host: str, port: int, path: str = "/") -> str:
