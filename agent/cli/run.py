@@ -2,7 +2,7 @@
 
 At a terminal it shows the live view (run_view.py) and the agents' output goes to files; with
 ``--verbose``, or when stdout is not a terminal, the agents' lines and their runs' output stream
-through as they come. Signals are run_agents.py's; why failing runs stopped the agents, explain.py's.
+through as they come. Signals are run_agents.py's; why runs failed, explain.py's.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .run_view import RunView
 from .status import print_status
 
 WAIT = 0.2  # seconds between looks at the agents when nothing wakes this process
+NOTHING_FINISHED = 1  # the exit code of a sweep that ended, not interrupted, with no run finished
 
 
 @click.command("run")
@@ -96,10 +97,13 @@ def command(
     if was_held is not None:
         for line in held.fates([store.run(rid) for rid in was_held], sid, killed=sup.killing):
             click.echo(line, err=True)
-    failures = explain.gather(store, sid, codes)
+    runs = store.runs(sid)
+    failures = explain.gather(store, sid, codes, runs)
     if failures is not None:
         for line in explain.explain(failures):
             click.echo(line, err=True)
+    if exit_code == 0 and was_held is None and not any(run.state == "finished" for run in runs):
+        exit_code = NOTHING_FINISHED  # not interrupted, and nothing to show for it: a script sees it
     sys.exit(exit_code)
 
 
