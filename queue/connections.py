@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,13 +28,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError
 
-from . import sentinel
+from . import keeper, sentinel
 from .errors import RedisUnavailable, UserError
 
 ENV_URL = "SWEEPD_REDIS_URL"
 ENV_URL_FILE = "SWEEPD_REDIS_URL_FILE"  # a file holding the URL: keeps a password out of env dumps
 ENV_HOME = "SWEEPD_HOME"
 ENV_SERVER = "SWEEPD_REDIS_SERVER"
+ENV_IDLE = "SWEEPD_EMBEDDED_IDLE"  # seconds without a client before the embedded server stops (keeper.py)
 
 
 def data_dir() -> Path:
@@ -109,11 +111,12 @@ def embedded_url() -> str:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = embedded_socket()
     url = f"unix://{sock}"
-    if _pings(url):
+    if _usable(url):
         return url
-    with open(home / "redis.lock", "w") as lock:
+    idle = _idle()
+    with open(home / "redis.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time; the others then find it running
-        if _pings(url):
+        if _usable(url):
             return url
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
@@ -145,9 +148,95 @@ def embedded_url() -> str:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if _pings(url):
+                if idle > 0:
+                    _start_keeper(sock, home / "redis.lock", idle)
                 return url
             time.sleep(0.02)
     raise RedisUnavailable(f"the embedded Redis did not start: see {home / 'redis.log'}")
+
+
+def _idle() -> float:
+    """``SWEEPD_EMBEDDED_IDLE``: seconds without a client before the embedded server stops (0: never)."""
+    text = os.environ.get(ENV_IDLE, "").strip()
+    try:
+        idle = float(text) if text else keeper.DEFAULT_IDLE
+    except ValueError:
+        idle = -1.0
+    if not idle >= 0 or idle == float("inf"):
+        raise UserError(
+            f"{ENV_IDLE}={text!r}: give the seconds without a client before the embedded Redis stops (0: never)"
+        )
+    return idle
+
+
+def _start_keeper(sock: Path, lock: Path, idle: float) -> None:
+    """The keeper beside a server just started (keeper.py): it detaches itself, so no process of ours
+    is its parent for long, and only the standard library runs in it."""
+    starter = subprocess.Popen(
+        [sys.executable, "-I", "-S", keeper.__file__, str(sock), str(lock), repr(idle)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    starter.wait(10)  # it forks and exits at once; its child keeps the server
+
+
+def _usable(url: str) -> bool:
+    """A server answers at the embedded socket and is to be used: this install's, else another
+    install's while others use it (said on stderr). Another's that nobody uses is stopped (said too):
+    the caller then starts this install's own, on the same data."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+        try:
+            foreign = _foreign(client.info("server"))
+            if foreign is None:
+                return True
+            others = [
+                c for c in client.client_list() if c.get("name") != keeper.NAME and c["id"] != str(client.client_id())
+            ]
+            if others:
+                _say(
+                    f"the embedded Redis at {url} is {foreign}; {len(others)} client(s) use it, so this sweepd does too"
+                )
+                return True
+            try:
+                client.shutdown()  # its append-only file flushed first: nothing is lost
+            except redis.ResponseError:
+                _say(f"the embedded Redis at {url} is {foreign}, and refused to stop: using it")
+                return True
+            _say(f"the embedded Redis at {url} was {foreign}: stopped it; this install's starts on the same data")
+        finally:
+            client.close()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        return False
+    keeper.gone(url.removeprefix("unix://"))
+    return False
+
+
+def _foreign(info: dict[str, Any]) -> str | None:
+    """How the server ``INFO server`` describes is not this install's: its executable deleted, or
+    another than the one this install would start; None when it is this install's own."""
+    exe = str(info.get("executable") or "")
+    version = info.get("valkey_version") or info.get("redis_version") or "?"
+    try:
+        deleted = os.readlink(f"/proc/{info.get('process_id')}/exe").endswith(" (deleted)")
+    except OSError:
+        deleted = bool(exe) and not os.path.exists(exe)
+    if deleted:
+        return f"another install's ({exe}, version {version}, since deleted)"
+    try:
+        mine = server_binary()
+    except UserError:
+        return None  # this install has none to start: the one running will do
+    mine = shutil.which(mine) or mine
+    if exe and os.path.realpath(exe) != os.path.realpath(mine):
+        return f"another install's ({exe}, version {version}; this one's is {mine})"
+    return None
+
+
+def _say(text: str) -> None:
+    print(f"sweepd: {text}", file=sys.stderr, flush=True)
 
 
 def _pings(url: str) -> bool:
