@@ -102,7 +102,7 @@ def command(
     if failures is not None:
         for line in explain.explain(failures):
             click.echo(line, err=True)
-    if exit_code == 0 and was_held is None and not any(run.state == "finished" for run in runs):
+    if exit_code == 0 and not sup.preempting and not any(run.state == "finished" for run in runs):
         exit_code = NOTHING_FINISHED  # not interrupted, and nothing to show for it: a script sees it
     sys.exit(exit_code)
 
