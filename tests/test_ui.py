@@ -229,6 +229,13 @@ def test_a_public_address_without_a_token_is_refused(cli_env: dict[str, str]) ->
     assert done.stderr.strip().splitlines() == [
         "sweepd: error: --host 0.0.0.0 is reachable from other machines: give --token or $SWEEPD_UI_TOKEN"
     ]
+    for weak in (["--token", "a"], ["--token", " "]):
+        done = run_sweepd("ui", "--host", "0.0.0.0", *weak, env=env)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith("sweepd: error: --token ")
+        assert ("16 or more" if weak[1].strip() else "is blank") in done.stderr
+    done = run_sweepd("ui", "--host", "0.0.0.0", env={**env, "SWEEPD_UI_TOKEN": "short"})
+    assert done.returncode == 2 and "--token has 5 characters: give 16 or more" in done.stderr
 
 
 def test_run_with_ui_serves_the_sweep_beside_it_and_ends_it_with_the_sweep(
