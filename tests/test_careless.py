@@ -88,6 +88,40 @@ def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: 
         server.close() if isinstance(server, Topology) else server.stop()
 
 
+def test_sweepd_run_hands_the_url_to_its_agents_by_a_pipe(tmp_path: Path) -> None:
+    """No process of `sweepd run`'s tree (itself, its agents, their watchdogs, the run) has the
+    password in its environment or command line, whatever form the URL gives it in."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", password=SECRET).start()
+    try:
+        (tmp_path / "p.py").write_text(SNOOP)
+        (tmp_path / "sweep.yaml").write_text("method: grid\nprogram: p.py\nparameters:\n  x: {values: [1]}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPD_REDIS")}
+        env.update(SNOOP_OUT=str(tmp_path / "seen.json"), SWEEPD_HOME=str(tmp_path / "home"))
+        env["SWEEPD_REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0?password={SECRET}"
+        run = subprocess.Popen(
+            sweepd_cmd("run", "sweep.yaml"),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen_file = tmp_path / "seen.json"
+        wait_until(lambda: seen_file.exists() and seen_file.read_text(), timeout=60)
+        assert SECRET not in seen_file.read_text()
+        tree = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+        assert len(tree) >= 4  # sweepd run, its agent, the agent's watchdog, the run
+        for proc in tree:
+            assert SECRET not in Path(f"/proc/{proc.pid}/environ").read_bytes().decode(errors="replace")
+            assert SECRET not in " ".join(proc.cmdline())
+        run.terminate()
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0 and SECRET not in out + err, err
+    finally:
+        server.stop()
+
+
 def test_a_password_given_as_an_option_is_in_no_message() -> None:
     """``?password=PW`` is a password as ``:PW@`` is: redacted wherever a URL is named."""
     url = f"redis://127.0.0.1:1/0?db=0&password={SECRET}&socket_keepalive=true"

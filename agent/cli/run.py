@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from sweepd.queue.config import load_config
-from sweepd.queue.connections import ENV_URL, data_dir, resolve_url
+from sweepd.queue.connections import data_dir, resolve_url
 from sweepd.queue.store import Store
 
 from ..daemon.backoff import REDIS_DOWN
@@ -72,7 +72,6 @@ def command(
     store = store_for(url)
     sid = store.create_sweep(config, name=name, seed=seed)
     click.echo(f"sweep {sid}: {_agents_line(agents, gpu_args)}", err=True)
-    env = {**os.environ, ENV_URL: url}  # in the environment, not argv: no password in `ps`
     live = sys.stdout.isatty() and not verbose
     log_dir = data_dir() / "logs" / sid if live else None
     sup = Supervisor()  # before the agents start: no signal finds this process without its handlers
@@ -80,7 +79,7 @@ def command(
     if dashboard is not None:
         click.echo(f"dashboard: {dashboard[1]}", err=True)
     try:
-        local = LocalAgents(1 if gpu_args else agents, sid, env, log_dir, gpu_args)
+        local = LocalAgents(1 if gpu_args else agents, sid, os.environ, url, log_dir, gpu_args)  # URL: by a pipe
         try:
             was_held = _supervise(store, sid, sup, local, log_dir)
             codes = local.codes()
