@@ -192,9 +192,8 @@ def _usable(url: str) -> bool:
             foreign = _foreign(client.info("server"))
             if foreign is None:
                 return True
-            others = [
-                c for c in client.client_list() if c.get("name") != keeper.NAME and c["id"] != str(client.client_id())
-            ]
+            me = str(client.client_id())
+            others = [c for c in client.client_list() if c.get("name") != keeper.NAME and c.get("id") != me]
             if others:
                 _say(
                     f"the embedded Redis at {url} is {foreign}; {len(others)} client(s) use it, so this sweepd does too"
@@ -208,7 +207,7 @@ def _usable(url: str) -> bool:
             _say(f"the embedded Redis at {url} was {foreign}: stopped it; this install's starts on the same data")
         finally:
             client.close()
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except (redis.RedisError, OSError):  # nothing answers there (or nothing that is Redis): start one
         return False
     keeper.gone(url.removeprefix("unix://"))
     return False
