@@ -54,7 +54,10 @@ key                                         type    holds
                                                     waits: when it was preempted or its holder
                                                     last renewed; a claim turns it into a
                                                     ``resumed`` event and clears it),
-                                                    ``stop_requested``, ``requeue_requested``
+                                                    ``stop_requested``, ``requeue_requested``;
+                                                    ASHA: ``rung`` (the rung it was last paused
+                                                    at), ``paused_at``; PBT: ``pbt`` (JSON:
+                                                    member, generation, parent)
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
                                                     ``_step`` is the last step the run logged,
                                                     where a resumed attempt continues from

@@ -14,7 +14,7 @@ from . import keys, search
 from .config import validate
 from .errors import NotFound
 from .records import RunRecord, SweepRecord
-from .search import hyperband
+from .search import asha, hyperband
 from .space import SweepConfig
 from .summary import metric_value
 
@@ -122,6 +122,11 @@ class Reads:
             for i, rid in enumerate(ids)
         }
 
+    def rung_of(self, rid: str) -> int | None:
+        """The ASHA rung a run was last paused at (None: never paused)."""
+        value: Any = self.r.hget(keys.run(rid), "rung")
+        return int(value) if value not in (None, b"") else None
+
     def curve_length(self, rid: str) -> int:
         """How many values of the sweep's metric the run has logged (hyperband's iterations)."""
         return int(self.r.llen(keys.run_curve(rid)))
@@ -168,7 +173,28 @@ class Reads:
             return False
         if sweep.state in ("stopped", "cancelled"):
             return True
-        return self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid, sweep)
+        done = self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid, sweep)
+        return done and self.promotable(sid) is None  # a paused run ASHA can still promote is work
+
+    def promotable(self, sid: str) -> tuple[str, int] | None:
+        """The paused run ASHA promotes next and its rung (search/asha.py), or None (also without asha)."""
+        config = self.config(sid)
+        et, metric = config.early_terminate, config.metric
+        if et is None or et.type != "asha" or metric is None:
+            return None
+        ids = strs(self.r.zrange(keys.sweep_runs(sid), 0, -1))
+        with self.r.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hmget(keys.run(rid), ["state", "rung"])
+                pipe.lrange(keys.run_curve(rid), 0, int(et.max_iter or 0) - 1)
+            raw = pipe.execute()
+        runs = {}
+        for i, rid in enumerate(ids):
+            state, rung = raw[2 * i]
+            runs[rid] = asha.RunRung(
+                (state or b"").decode(), int(rung) if rung else None, [float(v) for v in raw[2 * i + 1]]
+            )
+        return asha.to_promote(et, metric.goal, runs)
 
     # change markers -----------------------------------------------------------------------------
 

@@ -85,6 +85,8 @@ class RunRecord:
     ended_at: int | None
     summary: dict[str, Any] = field(default_factory=dict)
     requeues: int = 0
+    rung: int | None = None  # ASHA: the rung it was last paused at
+    pbt: dict[str, Any] | None = None  # PBT: {"member", "generation", "parent"}
 
     @classmethod
     def decode(cls, raw: dict[Any, Any], summary: dict[Any, Any]) -> RunRecord:
@@ -104,6 +106,8 @@ class RunRecord:
             ended_at=_int(raw, "ended_at"),
             summary={k.decode(): json.loads(v) for k, v in summary.items()},
             requeues=_int(raw, "requeues") or 0,
+            rung=_int(raw, "rung"),
+            pbt=json.loads(_s(raw, "pbt")) if raw.get(b"pbt") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -124,4 +128,6 @@ class RunRecord:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
+            "rung": self.rung,
+            "pbt": self.pbt,
         }

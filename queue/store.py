@@ -35,6 +35,7 @@ from .presence import Presence
 from .reads import SWEEP_STATES
 from .records import Claim
 from .runs import RunStarts, step_of
+from .schedules import Schedules
 from .space import SweepConfig
 
 HISTORY_CAP = 10_000  # metric rows kept per run
@@ -77,7 +78,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts, Presence):
+class Store(RunStarts, Presence, Schedules):
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -98,7 +99,9 @@ class Store(RunStarts, Presence):
             "log",
             "resume",
             "enqueue",
-        )  # the last two start runs by name (runs.py)
+            "pause",
+            "promote",
+        )  # resume, enqueue start runs by name (runs.py); pause, promote are ASHA's (schedules.py)
         self._scripts = {name: _script(client, name) for name in names}
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint

@@ -31,6 +31,7 @@ from .metrics import Metrics
 from .options import Options
 from .preemption import Preemption
 from .process import Child, Kept
+from .rungs import Rungs
 from .sdnotify import Notifier
 from .signals import Waker
 from .watchdog import Watchdog
@@ -88,6 +89,7 @@ class Attempt:
         self.steps = Steps(claim.last_step)  # printed rows continue the run's history
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
+        self.rungs = Rungs(agent.store, agent.config, claim.run_id)  # ASHA's pauses
         self.child: Child | None = None
         self.channel: Channel | None = None
         self.wandb: wandb_follow.Follower | None = None  # the script's W&B run, read as it is written
@@ -122,7 +124,7 @@ class Attempt:
         if self.child is not None:
             self.child.signal(signum)
         log.warning(
-            "stopping run" if ending == "stop" else "preempting run",
+            {"stop": "stopping run", "pause": "pausing run at its rung"}.get(ending, "preempting run"),
             reason=reason,
             grace=round(grace, 3),
             signal=signum.name,
@@ -269,6 +271,9 @@ class Attempt:
         try:
             if self.early.should_stop(new_bracket_only):
                 hold.end("stop", "hyperband", now + agent.opts.grace)
+            elif (pause := self.rungs.reached()) is not None:
+                hold.rung = pause.rung
+                hold.end("pause", pause.reason, now + agent.opts.grace)
         except REDIS_DOWN:  # judged again at the next rows or heartbeat
             agent.metrics.redis_error()
 
@@ -304,6 +309,9 @@ class Attempt:
                 agent.metrics.preempted(done.reason)
             agent.metrics.requeued(done.reason, took)
             log.warning("run requeued at the front", reason=done.reason, exit_code=returncode, handoff_seconds=took)
+        elif done.how == "paused":
+            agent.metrics.run_ended(done.state, done.reason)
+            log.info("run paused at its rung", rung=hold.rung, exit_code=returncode, seconds=round(seconds, 3))
         elif done.how == "ended":
             agent.metrics.run_ended(done.state, done.reason)
             log.info("run ended", state=done.state, exit_code=returncode, seconds=round(seconds, 3))

@@ -8,6 +8,9 @@ Li et al., "A System for Massively Parallel Hyperparameter Tuning" (MLSys 2020),
 - When an agent asks for work, the highest rung first: a run in the top ``int(n / eta)`` of the n
   runs that reached rung k (by their value at that rung), paused at k (so not yet promoted), goes on
   to the next rung; else the search makes a new run. Ties break by run id, so every agent agrees.
+- A run reached rung k when it was paused there (its ``rung`` is k or more), not merely when its
+  curve is long enough: a run logs on through its grace, past the rung, and those values must not
+  make it a member of a rung it never stopped at.
 
 A run's ``rung`` (in its hash) is the index of the rung it was last paused at (None: never).
 """
@@ -72,10 +75,18 @@ def to_promote(et: EarlyTerminate, goal: Goal, runs: Mapping[str, RunRung]) -> t
     marks = rungs(et)
     for k in reversed(range(len(marks))):
         band = marks[k]
-        reached = sorted((values[band - 1], rid) for rid, values in curves.items() if len(values) >= band)
+        reached = sorted(
+            (values[band - 1], rid)
+            for rid, values in curves.items()
+            if _paused_at_or_past(runs[rid], k) and len(values) >= band
+        )
         top = reached[: int(len(reached) / et.eta)]
         for _, rid in top:
             run = runs[rid]
             if run.state == PAUSED and run.rung == k:
                 return rid, k
     return None
+
+
+def _paused_at_or_past(run: RunRung, k: int) -> bool:
+    return run.rung is not None and run.rung >= k
