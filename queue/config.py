@@ -186,6 +186,8 @@ def _pbt(report: Report, plain: dict[str, Any], method: Method | None, early: Ea
         report.problem(("metric",), "missing: pbt needs a metric to rank its members")
     if early is not None:
         report.problem(("early_terminate",), "does not go with method: pbt (pbt decides at every interval)")
+    if "run_cap" in plain:
+        report.problem(("run_cap",), "does not go with method: pbt (its runs are pbt.population members' generations)")
     return schedulers.pbt_block(report, plain["pbt"])
 
 

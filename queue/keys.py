@@ -32,6 +32,12 @@ key                                         type    holds
                                                     leases: run, attempt, reason) and ``resumed``
                                                     (run, attempt, agent, reason, ``after_ms``:
                                                     the recovery)
+``sweepd:sweep:<sid>:pbt``                  HASH    PBT's record (written by pbt_standing.lua and
+                                                    pbt_decide.lua): ``s:<step>:<member>`` -> its
+                                                    {value, run} (JSON) at that step, once;
+                                                    ``d:<member>:<step>`` -> the decision (JSON,
+                                                    written once); ``last:<member>`` -> the
+                                                    highest step decided for it
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
@@ -125,6 +131,10 @@ def sweep_seq(sid: str) -> str:
 
 def sweep_events(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:events"
+
+
+def sweep_pbt(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:pbt"
 
 
 def agent(aid: str) -> str:

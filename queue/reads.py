@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from . import keys, search
+from . import keys, lineage, search
 from .config import validate
 from .errors import NotFound
 from .records import RunRecord, SweepRecord
@@ -106,7 +106,8 @@ class Reads:
                 pipe.hgetall(keys.run(rid))
                 pipe.hgetall(keys.run_summary(rid))
             raw = pipe.execute()
-        return [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
+        records = [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
+        return lineage.members(records) if self.config(sid).method == "pbt" else records
 
     def curves(self, sid: str, upto: int) -> dict[str, hyperband.RunCurve]:
         """Every run's state and its first ``upto`` values of the sweep's metric: what hyperband
@@ -160,7 +161,8 @@ class Reads:
         sweep, config = sweep or self.sweep(sid), self.config(sid)
         if sweep.state != "running" or sweep.target_reached:
             return True
-        if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) >= config.run_cap:
+        cap = search.cap(config)
+        if cap is not None and self.r.zcard(keys.sweep_runs(sid)) - sweep.pbt_runs >= cap:
             return True
         return search.exhausted(config, sweep.next_index)
 

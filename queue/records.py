@@ -53,6 +53,7 @@ class SweepRecord:
     created_at: int | None
     target_reached: bool
     config: dict[str, Any]
+    pbt_runs: int = 0  # runs PBT's exploits made (not the search's)
 
     @classmethod
     def decode(cls, raw: dict[Any, Any]) -> SweepRecord:
@@ -65,6 +66,7 @@ class SweepRecord:
             created_at=_int(raw, "created_at"),
             target_reached=_s(raw, "target_reached") == "1",
             config=json.loads(_s(raw, "config", "{}")),
+            pbt_runs=_int(raw, "pbt_runs") or 0,
         )
 
 

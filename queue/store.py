@@ -31,6 +31,7 @@ from . import keys, replication, search
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
+from .population import Population
 from .presence import Presence
 from .reads import SWEEP_STATES
 from .records import Claim
@@ -78,7 +79,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts, Presence, Schedules):
+class Store(RunStarts, Presence, Schedules, Population):
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -101,7 +102,9 @@ class Store(RunStarts, Presence, Schedules):
             "enqueue",
             "pause",
             "promote",
-        )  # resume, enqueue start runs by name (runs.py); pause, promote are ASHA's (schedules.py)
+            "pbt_standing",
+            "pbt_decide",
+        )  # resume, enqueue start runs by name (runs.py); pause, promote, pbt_* are schedules.py's
         self._scripts = {name: _script(client, name) for name in names}
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
@@ -205,7 +208,7 @@ class Store(RunStarts, Presence, Schedules):
                     agent_id,
                     token,
                     int(lease_s * 1000),
-                    config.run_cap or 0,
+                    search.cap(config) or 0,
                     sid,
                     *self._rq_job_fields(sid, rid),
                 ],

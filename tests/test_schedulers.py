@@ -118,14 +118,14 @@ def test_pbt_bottom_copies_top_and_explores_in_range() -> None:
     config = validate(pbt_cfg(perturb=[0.8, 1.2], resample_probability=0.0))
     params = {m: pbt.first_params(config, 7, m) for m in range(4)}
     standings = {0: 0.1, 1: 0.9, 2: 0.5, 3: 0.4}
-    assert pbt.decide(config, 7, 1, 5, standings, params) is None  # the top goes on
-    assert pbt.decide(config, 7, 2, 5, standings, params) is None
-    choice = pbt.decide(config, 7, 0, 5, standings, params)
+    assert pbt.decide(config, 7, 1, 5, standings, params.__getitem__) is None  # the top goes on
+    assert pbt.decide(config, 7, 2, 5, standings, params.__getitem__) is None
+    choice = pbt.decide(config, 7, 0, 5, standings, params.__getitem__)
     assert choice is not None and choice.parent == 1
     for name in ("h0", "h1"):
         ratio = choice.params[name] / params[1][name]
         assert min(abs(ratio - 0.8), abs(ratio - 1.2)) < 1e-9 or choice.params[name] == 1.0
-    assert choice == pbt.decide(config, 7, 0, 5, standings, params)  # every agent agrees
+    assert choice == pbt.decide(config, 7, 0, 5, standings, params.__getitem__)  # every agent agrees
 
 
 def test_pbt_explore_keeps_range_resamples_and_draws_categoricals() -> None:

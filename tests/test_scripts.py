@@ -12,6 +12,7 @@ import redis
 
 from sweepd.queue import keys, runs
 from sweepd.queue.config import validate
+from sweepd.queue.population import NextRun
 from sweepd.queue.records import Claim
 from sweepd.queue.resume import Rule
 from sweepd.queue.store import PRELUDE, Store, script_source
@@ -91,6 +92,12 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.enqueue(sid, "new1", Rule("refuse", "create"), {"a": 0}, front=False, spelled="x").result == "created"
     started = store.begin("hand1", runs.MANUAL_SWEEP, Rule("resume", "create"), {}, "me", "t1", 30, spelled="x")
     assert started.created
+    d = held(store, sid)
+    assert store.standing(d, 0, 10, 0.5, 2) == {0: (0.5, d.run_id)}  # pbt_standing
+    nxt = NextRun("pbtnext1", {"a": 1}, {"member": 0, "generation": 1, "parent": d.run_id}, 10)
+    assert store.decide(d, 0, 10, {"exploit": True}, nxt) == "ok"  # pbt_decide: push_run, wake
+    assert store.decide(d, 0, 10, {"exploit": False}, None) == 'decided:{"exploit": true}'
+    assert store.run("pbtnext1").state == "queued" and store.sweep(sid).pbt_runs == 1
     assert store.control(sid, "paused") == "running"  # wake_all
     assert set(ran) == set(NAMES)
     assert r.llen(keys.sweep_wake(sid)) <= 128  # wake_all: one per agent seen (at least 64), + 64

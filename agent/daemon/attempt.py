@@ -27,6 +27,7 @@ from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
 from .hold import FLUSH_EVERY, Ending, Hold
+from .member import Member
 from .metrics import Metrics
 from .options import Options
 from .preemption import Preemption
@@ -90,6 +91,7 @@ class Attempt:
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
         self.rungs = Rungs(agent.store, agent.config, claim.run_id)  # ASHA's pauses
+        self.member = Member(agent.store, agent.config, claim, str(agent.opts.checkpoints))  # PBT's
         self.child: Child | None = None
         self.channel: Channel | None = None
         self.wandb: wandb_follow.Follower | None = None  # the script's W&B run, read as it is written
@@ -271,9 +273,9 @@ class Attempt:
         try:
             if self.early.should_stop(new_bracket_only):
                 hold.end("stop", "hyperband", now + agent.opts.grace)
-            elif (pause := self.rungs.reached()) is not None:
+            elif (pause := self.rungs.reached() or self.member.reached()) is not None:
                 hold.rung = pause.rung
-                hold.end("pause", pause.reason, now + agent.opts.grace)
+                hold.end(pause.ending, pause.reason, now + agent.opts.grace)
         except REDIS_DOWN:  # judged again at the next rows or heartbeat
             agent.metrics.redis_error()
 

@@ -9,6 +9,7 @@ work (``Store.promote_next``, search/asha.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from sweepd.queue.reads import Reads
 from sweepd.queue.search import asha
@@ -17,10 +18,12 @@ from sweepd.queue.space import SweepConfig
 
 @dataclass(frozen=True)
 class Pause:
-    """Where the run stops: ``rung`` (its index), or None at max_iter (it finishes)."""
+    """Where the run stops: ``rung`` (its index), or None at max_iter (it finishes); ``ending``
+    ``stop`` ends it ``stopped`` instead (a PBT member exploited: member.py)."""
 
     rung: int | None
     reason: str
+    ending: Literal["pause", "stop"] = "pause"
 
 
 class Rungs:

@@ -15,7 +15,7 @@ from ..space import SweepConfig
 from . import bayes, grid, pbt, random
 from .bayes import Observation
 
-__all__ = ["Observation", "bayes", "exhausted", "grid", "pbt", "random", "suggest"]
+__all__ = ["Observation", "bayes", "cap", "exhausted", "grid", "pbt", "random", "suggest"]
 
 
 def suggest(config: SweepConfig, seed: int, index: int, history: Sequence[Observation] = ()) -> dict[str, Any] | None:
@@ -28,13 +28,18 @@ def suggest(config: SweepConfig, seed: int, index: int, history: Sequence[Observ
         return None if exhausted(config, index) else grid.point(config, index)
     if config.method == "bayes":
         return bayes.suggest(config, seed, index, history)
-    if config.method == "pbt":  # the search makes the first generation; exploits make the rest
-        return None if exhausted(config, index) else pbt.first_params(config, seed, index)
+    if config.method == "pbt":  # the search makes the first generation (``cap``); exploits the rest
+        return pbt.first_params(config, seed, index)
     return random.point(config, seed, index)
 
 
-def exhausted(config: SweepConfig, index: int) -> bool:
-    """True when no run can be generated at ``index``: a grid runs out, and pbt after its population."""
+def cap(config: SweepConfig) -> int | None:
+    """How many runs the search makes at most: ``run_cap``, or pbt's population (its first generation)."""
     if config.method == "pbt" and config.pbt is not None:
-        return index >= config.pbt.population
+        return config.pbt.population
+    return config.run_cap
+
+
+def exhausted(config: SweepConfig, index: int) -> bool:
+    """True when no run can be generated at ``index``: only a grid ever runs out."""
     return config.method == "grid" and index >= grid.size(config)

@@ -5,7 +5,8 @@ Jaderberg et al., "Population Based Training of Neural Networks" (2017), as Ray 
 
 - The first generation: member i's params are the random search's i-th point.
 - At each multiple of ``interval`` a member's metric crosses, it is ranked among the members that
-  reached that step (each by its value at the first step logged at or past it). The bottom quantile
+  reached that step (each by its value at the first step logged at or past it; equal values in an
+  order drawn from the seed and step, so that equal members do not always rank alike). The bottom quantile
   copies a member of the top quantile: ``ceil(n * quantile)`` each, at most ``n // 2`` (Ray's rule);
   alone, a member is never judged.
 - Explore: each distribution's value is drawn again with ``resample_probability``, else multiplied by
@@ -21,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,10 +52,17 @@ def crossed(interval: int, before: int | None, step: int) -> int | None:
     return boundary
 
 
-def quantiles(standings: Mapping[int, float], goal: Goal, quantile: float) -> tuple[list[int], list[int]]:
-    """The bottom and top members, worst first and best first (ties: the lower member is better)."""
+def quantiles(
+    standings: Mapping[int, float], goal: Goal, quantile: float, ties: str = ""
+) -> tuple[list[int], list[int]]:
+    """The bottom and top members, worst first and best first. Ties: the lower member is better, or,
+    given ``ties`` (a seed), an order drawn from it (equal members must not always rank alike)."""
     sign = -1.0 if goal == "maximize" else 1.0
-    ranked = sorted(standings, key=lambda m: (sign * standings[m], m))  # best first
+    order = sorted(standings)
+    if ties:
+        random.Random(ties).shuffle(order)
+    rank = {m: i for i, m in enumerate(order)}
+    ranked = sorted(standings, key=lambda m: (sign * standings[m], rank[m]))  # best first
     n = len(ranked)
     k = min(math.ceil(n * quantile), n // 2)
     if k == 0:
@@ -68,21 +76,21 @@ def decide(
     member: int,
     step: int,
     standings: Mapping[int, float],
-    params: Mapping[int, dict[str, Any]],
+    params_of: Callable[[int], Mapping[str, Any]],
 ) -> Exploit | None:
     """What ``member`` does at the boundary ``step``: None (it goes on), or an exploit of a top member.
 
     ``standings``: member -> its value at ``step``, for every member that reached it (``member``
-    included); ``params``: member -> the params of its run that reached it."""
+    included); ``params_of(m)``: the params of member m's run that reached it (asked for the parent only)."""
     pbt, metric = config.pbt, config.metric
     if pbt is None or metric is None or member not in standings:
         return None
-    bottom, top = quantiles(standings, metric.goal, pbt.quantile)
+    bottom, top = quantiles(standings, metric.goal, pbt.quantile, ties=f"{seed}:pbt-ties:{step}")
     if member not in bottom:
         return None
     rng = random.Random(f"{seed}:pbt:{member}:{step}")
     parent = rng.choice(top)
-    return Exploit(parent, explore(config, params[parent], rng))
+    return Exploit(parent, explore(config, params_of(parent), rng))
 
 
 def explore(config: SweepConfig, params: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:

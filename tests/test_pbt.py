@@ -1,0 +1,117 @@
+"""PBT end to end (``method: pbt``) on the toy problem of Jaderberg et al. 2017, figure 2: real agents,
+real Redis, real processes (tests/pbt_toy.py).
+
+The paper's two members, h = (1, 0) and (0, 1), enqueued as the first generation: trained alone each
+stalls at Q = 1.2 - 0.81 = 0.39; under PBT the population reaches about 1.2. Every member ends at its
+budget, with exactly one decision per member and interval, however many agents race; a member
+preempted in the middle resumes and changes none of that.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from support import run_sweepd, sweepd_cmd, wait_until
+from sweepd.queue.store import Store
+
+TOY = Path(__file__).parent / "pbt_toy.py"
+STEPS, INTERVAL = 300, 10
+
+
+def _sweep(tmp_path: Path, env: dict[str, str], population: int, quantile: float, resample: float = 0.25) -> str:
+    config = tmp_path / "sweep.yaml"
+    config.write_text(
+        f"program: {TOY}\nmethod: pbt\nmetric: {{name: Q, goal: maximize}}\n"
+        "parameters:\n  h0: {distribution: uniform, min: 0.0, max: 1.0}\n"
+        "  h1: {distribution: uniform, min: 0.0, max: 1.0}\n"
+        f"pbt: {{population: {population}, interval: {INTERVAL}, steps: {STEPS}, quantile: {quantile}, "
+        f"perturb: [0.8, 1.2], resample_probability: {resample}}}\n"
+    )
+    done = run_sweepd("sweep", "create", str(config), "--quiet", env=env)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def _agents(n: int, sid: str, env: dict[str, str], cwd: Path) -> list[subprocess.Popen[str]]:
+    return [
+        subprocess.Popen(
+            sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "0.5", "--grace", "5"),
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(n)
+    ]
+
+
+def _finish(procs: list[subprocess.Popen[str]], timeout: float = 240) -> None:
+    try:
+        for proc in procs:
+            proc.wait(timeout=timeout)
+            assert proc.returncode == 0, (proc.stderr.read() if proc.stderr else "")[-3000:]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _check_members(store: Store, sid: str, population: int) -> dict[str, Any]:
+    runs = store.runs(sid)
+    by_member: dict[int, list[Any]] = {}
+    for run in runs:
+        assert run.pbt is not None
+        by_member.setdefault(run.pbt["member"], []).append(run)
+    assert sorted(by_member) == list(range(population))
+    for member, chain in by_member.items():
+        last = chain[-1]
+        assert last.state == "finished" and last.reason in ("pbt-budget", "exit-0"), (member, last)
+        assert last.summary["_step"] >= STEPS - 1
+        assert all(r.state == "stopped" and r.reason == "pbt-exploited" for r in chain[:-1]), chain
+        for run in chain[1:]:
+            assert run.pbt["parent"] in {r.id for r in runs}
+    decisions = store.decisions(sid)
+    for member in range(population):
+        mine = sorted(int(key.split(":")[1]) for key in decisions if int(key.split(":")[0]) == member)
+        assert mine == list(range(INTERVAL, STEPS, INTERVAL)), (member, mine)  # once each, every one
+    return {"runs": runs, "decisions": decisions}
+
+
+def _best_q(store: Store, sid: str) -> float:
+    return max(float(run.summary["Q"]) for run in store.runs(sid) if "Q" in run.summary)
+
+
+def test_pbt_on_the_papers_two_members_reaches_what_neither_reaches_alone(
+    tmp_path: Path, cli_env: dict[str, str], store: Store
+) -> None:
+    env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt"), "TOY_SLEEP": "0.01"}
+    sid = _sweep(tmp_path, env, population=2, quantile=0.5, resample=0.5)
+    for h0, h1 in ((1, 0), (0, 1)):
+        done = run_sweepd("enqueue", sid, "--param", f"h0={h0}", "--param", f"h1={h1}", env=env)
+        assert done.returncode == 0, done.stderr
+    _finish(_agents(2, sid, env, tmp_path))
+    seen = _check_members(store, sid, 2)
+    assert any(r.pbt and r.pbt["generation"] > 0 for r in seen["runs"])
+    assert _best_q(store, sid) > 1.0  # the fixed members stall at 0.39
+    status = run_sweepd("status", sid, "--json", env=env)
+    assert '"lineage"' in status.stdout
+
+
+def test_a_member_preempted_in_the_middle_still_ends_at_its_budget(
+    tmp_path: Path, cli_env: dict[str, str], store: Store
+) -> None:
+    env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt"), "TOY_SLEEP": "0.01"}
+    sid = _sweep(tmp_path, env, population=3, quantile=0.34)
+    first = _agents(3, sid, env, tmp_path)
+    wait_until(lambda: any(r.state == "stopped" for r in store.runs(sid)), timeout=120)
+    os.kill(first[0].pid, signal.SIGTERM)  # its run is requeued at the front and resumed by another
+    assert first[0].wait(timeout=60) == 0
+    _finish(first[1:] + _agents(1, sid, env, tmp_path))
+    seen = _check_members(store, sid, 3)
+    assert any(r.requeues for r in seen["runs"]), "no run was preempted"
