@@ -109,7 +109,7 @@ def test_a_member_preempted_in_the_middle_still_ends_at_its_budget(
     env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt"), "TOY_SLEEP": "0.01"}
     sid = _sweep(tmp_path, env, population=3, quantile=0.34)
     first = _agents(3, sid, env, tmp_path)
-    wait_until(lambda: any(r.state == "stopped" for r in store.runs(sid)), timeout=120)
+    wait_until(lambda: any(r.summary.get("_step", 0) >= STEPS // 3 for r in store.runs(sid)), timeout=120)
     os.kill(first[0].pid, signal.SIGTERM)  # its run is requeued at the front and resumed by another
     assert first[0].wait(timeout=60) == 0
     _finish(first[1:] + _agents(1, sid, env, tmp_path))

@@ -58,11 +58,10 @@ class Member:
             self.decided = store.last_decided(claim.sweep_id, self.info["member"])
             self.seed = store.sweep(claim.sweep_id).seed
         member = int(self.info["member"])
-        for boundary in range(
-            ((self.decided or 0) // pbt_cfg.interval + 1) * pbt_cfg.interval, step + 1, pbt_cfg.interval
-        ):
-            if boundary >= pbt_cfg.steps:
-                break
+        interval = pbt_cfg.interval
+        for boundary in range(((self.decided or 0) // interval + 1) * interval, step + 1, interval):
+            if boundary >= pbt_cfg.steps or not _number(value):
+                break  # past the budget, or no value to rank it by yet
             at = store.value_at(claim.run_id, metric.name, boundary, step)
             ended = self._decide(member, boundary, at if _number(at) else value)
             self.decided = boundary
