@@ -18,7 +18,7 @@ from typing import Any
 from support import run_sweepd, sweepd_cmd, wait_until
 from sweepd.queue.store import Store
 
-TOY = Path(__file__).parent / "pbt_toy.py"
+TOY = Path(__file__).resolve().parents[1] / "examples" / "pbt_toy.py"
 STEPS, INTERVAL = 300, 10
 
 
