@@ -290,7 +290,9 @@ class Ranks:
         assert len({s["slurm_step"] for s in starts if s}) == 1, starts  # one step, two tasks
         rid = next(self.out.glob("task-*-1-0.jsonl")).stem[len("task-") : -len("-1-0")]
         at = time.time()
-        self.cluster.sbatch("--partition=high", *self.size, "--job-name=urgent", "--wrap", "sleep 5", env=self.env)
+        self.cluster.sbatch(
+            "--partition=high", *self.size, "--job-name=urgent", "--wrap", "sleep 5", env=self.env, cwd=self.work
+        )
         return rid, at
 
     def agent_log(self) -> list[dict[str, Any]]:
