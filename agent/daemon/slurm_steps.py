@@ -36,7 +36,8 @@ from . import logs
 log = logs.get("sweepd.agent")
 
 SRUN = "srun"
-TIMEOUT = 10.0  # seconds one scontrol or scancel may take; slurmctld answers in milliseconds
+TIMEOUT = 5.0  # seconds one scontrol or scancel may take (slurmctld answers in milliseconds): the
+# supervisor waits on it, while the guard thread keeps the lease's deadline
 FIELD = re.compile(r"(\S+?)=(\S*)")
 
 
@@ -128,14 +129,14 @@ class Steps:
         if not self.known:
             return
         ids = sorted(self.known)
-        _command("scancel", "--signal=KILL", *ids)
-        _command("scancel", *ids)
+        _command("scancel", "--signal=KILL", *ids, done_ok=True)
+        _command("scancel", *ids, done_ok=True)
         log.warning("the run's SLURM steps ended", steps=ids)
 
 
-def _command(*argv: str) -> str | None:
-    """Run a SLURM command; its output, or None (logged) when it failed. scancel of a step that has
-    already ended fails harmlessly: that is the end wanted."""
+def _command(*argv: str, done_ok: bool = False) -> str | None:
+    """Run a SLURM command; its output, or None (logged) when it failed. ``done_ok``: a scancel that
+    ends steps, which fails harmlessly for a step that has already ended (the end wanted)."""
     binary = shutil.which(argv[0])
     if binary is None:
         log.warning("SLURM command not found", command=argv[0])
@@ -146,7 +147,8 @@ def _command(*argv: str) -> str | None:
         log.warning("SLURM command failed", argv=list(argv), error=str(exc))
         return None
     if done.returncode != 0:
-        log.info("SLURM command failed", argv=list(argv), exit_code=done.returncode, stderr=done.stderr.strip())
+        level = log.info if done_ok else log.warning
+        level("SLURM command failed", argv=list(argv), exit_code=done.returncode, stderr=done.stderr.strip())
         return None
     return done.stdout
 
