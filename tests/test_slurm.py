@@ -145,7 +145,7 @@ def preempt_and_resume(cluster: SlurmCluster, cli_env: dict[str, str], r: redis.
     assert signals[:1] == [expected], f"the agent heard {signals}, not {expected} first\n{log}"
 
 
-def job_env(cli_env: dict[str, str], tmp_path: Path, cluster: SlurmCluster) -> dict[str, str]:
+def job_env(cli_env: dict[str, str], tmp_path: Path, cluster: SlurmCluster, agent_args: str = "") -> dict[str, str]:
     """The submitter's environment (sbatch passes it on): `sweepd` on PATH, the private env file."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -154,7 +154,8 @@ def job_env(cli_env: dict[str, str], tmp_path: Path, cluster: SlurmCluster) -> d
     shim.chmod(shim.stat().st_mode | stat.S_IXUSR)
     env_file = tmp_path / "agent.env"
     env_file.write_text(
-        f"SWEEPD_REDIS_URL={cli_env['SWEEPD_REDIS_URL']}\nSWEEPD_AGENT_ARGS=--grace {AGENT_GRACE} --notices none\n"
+        f"SWEEPD_REDIS_URL={cli_env['SWEEPD_REDIS_URL']}\n"
+        f"SWEEPD_AGENT_ARGS=--grace {AGENT_GRACE} --notices none {agent_args}\n"
     )
     env_file.chmod(0o600)
     env = {**clean_env(cli_env), **cluster.env}
@@ -247,11 +248,13 @@ def relay_cluster() -> Iterator[SlurmCluster]:
 class Ranks:
     """A sweep of one run whose command is `srun --ntasks=2 ... ranks.py`, its agent's job submitted."""
 
-    def __init__(self, cluster: SlurmCluster, cli_env: dict[str, str], tmp_path: Path, **params: int) -> None:
+    def __init__(
+        self, cluster: SlurmCluster, cli_env: dict[str, str], tmp_path: Path, agent_args: str = "", **params: int
+    ) -> None:
         self.cluster, self.out, self.work = cluster, tmp_path / "out", tmp_path / "work"
         self.out.mkdir()
         self.work.mkdir()
-        self.env = env = job_env(cli_env, tmp_path, cluster)
+        self.env = env = job_env(cli_env, tmp_path, cluster, agent_args)
         program = tmp_path / "ranks.py"
         program.write_text(RANKS)
         command = ["srun", "--ntasks=2", "--cpus-per-task=1", "--quiet", sys.executable, "${program}", "${args}"]
@@ -280,15 +283,19 @@ class Ranks:
     def event(self, attempt: int, rank: str, name: str) -> dict[str, Any] | None:
         return next((e for e in self.notes(attempt).get(rank, []) if e["event"] == name), None)
 
-    def preempt(self) -> tuple[str, float]:
-        """Once both tasks of attempt 1 are part-way, the urgent job; the run id and when it was submitted."""
+    def running(self) -> str:
+        """The run id, once both tasks of attempt 1 are part-way."""
         self.cluster.wait_for(
             lambda: all(self.event(1, rank, "running") for rank in "01"), 90, "the run's two tasks did not both run"
         )
         starts = [self.event(1, rank, "start") for rank in "01"]
         assert all(s and s["params"] == s["file_params"] and s["params"]["k"] == 7 for s in starts), starts
         assert len({s["slurm_step"] for s in starts if s}) == 1, starts  # one step, two tasks
-        rid = next(self.out.glob("task-*-1-0.jsonl")).stem[len("task-") : -len("-1-0")]
+        return next(self.out.glob("task-*-1-0.jsonl")).stem[len("task-") : -len("-1-0")]
+
+    def preempt(self) -> tuple[str, float]:
+        """Once both tasks of attempt 1 are part-way, the urgent job; the run id and when it was submitted."""
+        rid = self.running()
         at = time.time()
         self.cluster.sbatch(
             "--partition=high", *self.size, "--job-name=urgent", "--wrap", "sleep 5", env=self.env, cwd=self.work
@@ -385,3 +392,23 @@ def test_a_task_that_ignores_the_child_signal_is_killed_at_the_graces_end_and_th
         print(
             f"\nignoring task: requeued {waited:.2f} s after its signal (grace {AGENT_GRACE} s), steps {ended['steps']}"
         )
+
+
+def test_a_run_lost_by_its_agent_has_no_task_left(
+    relay_cluster: SlurmCluster, cli_env: dict[str, str], r: redis.Redis, tmp_path: Path
+) -> None:
+    """The guard's kill (the run is no longer the agent's: another token holds it) ends the run's tree
+    and its steps, told nothing: no task of a lost run goes on, and the SLURM commands the agent runs
+    meanwhile are its own, never taken for the run's leftovers."""
+    cluster = relay_cluster
+    with cluster.explained():
+        ranks = Ranks(cluster, cli_env, tmp_path, agent_args="--heartbeat 1")
+        rid = ranks.running()
+        r.hset(keys.run(rid), "token", "someone-else")
+        pids = [ranks.notes(1)[rank][0]["pid"] for rank in "01"]
+        cluster.wait_for(lambda: not any(alive(pid) for pid in pids), 30, "a task outlived its lost run")
+        assert not any(ranks.event(1, rank, "signal") for rank in "01"), ranks.notes(1)  # killed, not told
+        lines = ranks.agent_log()
+        assert any(e.get("event", "").startswith("the run's lease could not be renewed") for e in lines), lines
+        failed = [e for e in lines if e.get("event") == "SLURM command failed" and e.get("level") == "warning"]
+        assert not failed, failed

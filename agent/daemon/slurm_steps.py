@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import psutil
 
 from . import logs
+from .process import run_own
 
 log = logs.get("sweepd.agent")
 
@@ -142,7 +143,7 @@ def _command(*argv: str, done_ok: bool = False) -> str | None:
         log.warning("SLURM command not found", command=argv[0])
         return None
     try:
-        done = subprocess.run([binary, *argv[1:]], capture_output=True, text=True, timeout=TIMEOUT)
+        done = run_own([binary, *argv[1:]], TIMEOUT)
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("SLURM command failed", argv=list(argv), error=str(exc))
         return None
