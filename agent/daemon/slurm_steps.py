@@ -12,7 +12,10 @@ Which steps are the run's: those whose srun is in the run's process tree. ``scon
 JOB`` names each step's srun (``SrunHost:Pid``), so a step is the run's when that host is this node
 and that pid one of the run's srun processes: never another run's step (an agent holding a run per
 GPU), never the batch script's own steps (its preemption relay), and no guess at step names or at
-process ids on other nodes. A run with no srun in its tree costs one walk of its tree, no command.
+process ids on other nodes. Not ``scancel --signal=SIG JOB``: that signals every step of the job,
+the relay (which would tell the agent of a preemption) and other runs' steps too, and ``--full``
+the batch script and the agent as well. A run with no srun in its tree costs one walk of its tree,
+and no command.
 
 The decisions (``parse``, ``ours``, ``direct``) are pure; the I/O is psutil and two SLURM commands.
 """
