@@ -15,6 +15,10 @@ Two cluster configurations, because SLURM signals differently in each (docs/depl
 
 A requeued job is eligible again only two minutes after it ended (its BeginTime); the test moves that
 on with ``scontrol update StartTime=now``, as an operator could.
+
+The last tests run a sweep whose command starts two ranks with ``srun``: the agent must signal that
+step's tasks through SLURM (srun itself answers SIGTERM by killing them), end the step at the grace's
+end, and leave no task behind a run it lost.
 """
 
 from __future__ import annotations
