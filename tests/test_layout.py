@@ -143,3 +143,12 @@ def test_every_command_lives_in_the_module_named_after_it() -> None:
     for name, command in main.commands.items():
         module = importlib.import_module(f"sweepd.agent.cli.{name}")
         assert command in (getattr(module, "command", None), getattr(module, "group", None)), name
+
+
+def test_agent_cli_is_the_commands_alone() -> None:
+    """agent/cli/*.py are the commands (and main.py, kit.py); what a command is made of that is not a
+    command lives in agent/cli/parts/."""
+    from sweepd.agent.cli import main
+
+    loose = {p.stem for p in (ROOT / "agent" / "cli").glob("*.py")} - {"__init__", "main", "kit"}
+    assert loose == set(main.commands)

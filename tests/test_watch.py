@@ -21,7 +21,7 @@ from rich.console import Console
 
 from support import run_record, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent.cli import status as status_command
-from sweepd.agent.cli import watch
+from sweepd.agent.cli.parts import watch
 from sweepd.queue import summary
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim, RunRecord
