@@ -39,7 +39,6 @@ from .space import SweepConfig
 
 HISTORY_CAP = 10_000  # metric rows kept per run
 LOG_CAP = 10_000  # output lines kept per attempt
-EVENTS_CAP = 100  # preemption and requeue events kept per sweep (the scripts' prelude caps at the same)
 PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 
 CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
@@ -380,12 +379,3 @@ class Store(RunStarts, Presence):
             pipe.rpush(key, *lines)
             pipe.ltrim(key, -max(1, min(keep, LOG_CAP)), -1)
             pipe.execute()
-
-    def add_event(self, sid: str, event: dict[str, Any]) -> bool:
-        """Note an event for ``status`` (the newest 100 are kept). A requeue's event is better
-        written by ``requeue(..., event=True)``, in the requeue's own step."""
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.lpush(keys.sweep_events(sid), json.dumps({"at": int(time.time() * 1000), **event}))
-            pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)
-            pipe.execute()
-        return True

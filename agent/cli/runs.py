@@ -10,8 +10,8 @@ import click
 from sweepd.queue.errors import UserError
 from sweepd.queue.states import STATES
 
-from . import table
 from .kit import redis_option, store_for
+from .parts import table
 
 
 @click.command("runs")

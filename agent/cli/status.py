@@ -12,8 +12,8 @@ from sweepd.queue.reads import Reads
 from sweepd.queue.records import iso
 from sweepd.queue.views import status_json
 
-from . import watch
 from .kit import redis_option, store_for
+from .parts import watch
 
 
 def print_status(reads: Reads, sid: str) -> None:

@@ -29,8 +29,9 @@ from .early_stop import EarlyStop
 from .hold import FLUSH_EVERY, Ending, Hold
 from .metrics import Metrics
 from .options import Options
+from .output import Kept
 from .preemption import Preemption
-from .process import Child, Kept
+from .process import Child
 from .sdnotify import Notifier
 from .signals import Waker
 from .watchdog import Watchdog

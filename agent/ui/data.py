@@ -15,7 +15,7 @@ from sweepd.queue.records import RunRecord
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.summary import metric_value
 
-from ..cli.table import columns, flatten
+from ..cli.parts.table import columns, flatten
 
 #: The fields of each run row, in order (the page reads rows by these names).
 RUN_FIELDS = ("id", "state", "attempt", "requeues", "host", "agent_id", "value", "created_at", "ended_at", "params")
