@@ -159,7 +159,7 @@ class Holder:
 
     def rows(self, items: list[dict[str, Any]]) -> None:
         if self.hold is not None:
-            self.hold.rows.add(items)
+            self.hold.add_rows(items)
 
     def mark(self) -> None:
         self.marked = True

@@ -145,7 +145,7 @@ class Attempt:
             agent.store.requeue(claim, reason="agent-config")
             log.error("cannot build the run's command", error=str(exc))
             return Result(stop=2)
-        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
+        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message, self.hold.cut)
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
@@ -156,8 +156,8 @@ class Attempt:
                 claim.last_step,
                 env,
                 self.workdir,
-                on_rows=self.hold.rows.add,
-                on_summary=self.hold.summary.add,
+                on_rows=self.hold.add_rows,
+                on_summary=self.hold.add_summary,
                 on_found=self.api.set,  # printed lines are no longer read for metrics
                 on_preempting=lambda: self._on_message({"op": "preempting"}),
             )
@@ -328,7 +328,7 @@ class Attempt:
         the API's hello (once answered, printed lines are no longer read for metrics)."""
         op = message.get("op")
         if op == "log" and isinstance(message.get("row"), dict):
-            self.hold.rows.add([message["row"]])
+            self.hold.add_rows([message["row"]])
         elif op == "preempting":
             self.child_marked.set()
             self.agent.waker.wake()
@@ -351,4 +351,4 @@ class Attempt:
             given = metrics.pop(STEP, None)
             step = self.steps.assign(int(given) if given is not None else None)
             if step is not None and metrics:
-                self.hold.rows.add([{**metrics, STEP: step}])
+                self.hold.add_rows([{**metrics, STEP: step}])

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sweepd.queue import states
+from sweepd.queue import bounds, states
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Renewal, Store
 
@@ -104,6 +104,9 @@ class Hold:
         self.next_renew = taken_at + heartbeat
         self.rows = Buffer()  # metric rows waiting to be written
         self.summary = Latest()  # summary values set without a row (a W&B script's run.summary)
+        self._cuts = 0  # rows, metrics, values, lines cut or dropped at the bounds, not yet written
+        self._cuts_said: set[str] = set()  # each kind is said once per hold
+        self._cuts_lock = threading.Lock()
         self.preempting = False  # decided here or said by the script, whether or not Redis heard it
         self.marked = False  # the run is `preempting` in Redis
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -252,17 +255,49 @@ class Hold:
 
     # what the run reports -----------------------------------------------------------------------
 
+    def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Rows from the run (any thread), each within the bounds (bounds.py) before it is buffered."""
+        kept = []
+        for row in rows:
+            clean, cuts = bounds.clean_row(row)
+            if clean is not None:
+                kept.append(clean)
+            self.cut(*cuts)
+        self.rows.add(kept)
+
+    def add_summary(self, values: dict[str, Any]) -> None:
+        """Summary values from the run (a W&B script's ``run.summary``), within the bounds."""
+        clean, cuts = bounds.clean_row({k: v for k, v in values.items() if k != bounds.STEP})
+        self.cut(*cuts)
+        if clean:
+            self.summary.add(clean)
+
+    def cut(self, *what: str) -> None:
+        """Count what the bounds cut or dropped (written on the run with its rows); say each kind once."""
+        if not what:
+            return
+        with self._cuts_lock:
+            self._cuts += len(what)
+            new = sorted(set(what) - self._cuts_said)
+            self._cuts_said.update(new)
+        for kind in new:
+            self.say("warning", "the run sent more than sweepd keeps: cut at the bounds", what=kind)
+
     def flush(self) -> bool:
         """Write the buffered rows (log.lua is fenced by the token). On a Redis error they go back to
         their buffer (bounded) and the error is raised. (An attempt's output is its own: attempt.py.)"""
         rows, summary = self.rows.take(), self.summary.take()
+        with self._cuts_lock:
+            cuts, self._cuts = self._cuts, 0
         try:
-            if (rows or summary) and not self.store.log_metrics(self.claim, rows, summary=summary):
+            if (rows or summary or cuts) and not self.store.log_metrics(self.claim, rows, summary=summary, cut=cuts):
                 self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
-            rows, summary = [], {}
+            rows, summary, cuts = [], {}, 0
         finally:
             self.rows.put_back(rows)
             self.summary.put_back(summary)
+            with self._cuts_lock:
+                self._cuts += cuts
         return True
 
     def flush_quietly(self) -> None:
