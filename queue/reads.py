@@ -131,6 +131,14 @@ class Reads:
         """The run's values of the sweep's metric, in logging order."""
         return [_curve_value(v) for v in self.r.lrange(keys.run_curve(rid), 0, -1)]
 
+    def quick_marks(self, rid: str) -> int:
+        """How many attempts in a row the run marked itself preempting and exited at once."""
+        raw = self.r.hget(keys.run(rid), "quick_marks")
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            return 0
+
     def history(self, rid: str) -> list[dict[str, Any]]:
         rows = (bounds.load(row) for row in self.r.lrange(keys.run_history(rid), 0, -1))
         return [row for row in rows if isinstance(row, dict)]

@@ -239,10 +239,13 @@ class Store(RunStarts, Presence):
             )
         )
 
-    def requeue(self, claim: Claim, *, reason: str, front: bool = True, event: bool = False) -> bool:
+    def requeue(
+        self, claim: Claim, *, reason: str, front: bool = True, event: bool = False, quick_mark: bool = False
+    ) -> bool:
         """The holder puts its run back on the queue (requeue.lua); False when it was fenced off
         (or the run was queued already). ``event`` writes the sweep's ``requeued`` event (run,
-        attempt, reason) in the same step, so it is there exactly when the requeue is."""
+        attempt, reason) in the same step, so it is there exactly when the requeue is.
+        ``quick_mark``: the run marked itself preempting and exited at once (``quick_marks`` + 1)."""
         sid, rid = claim.sweep_id, claim.run_id
         done = self._run_script(
             "requeue",
@@ -255,7 +258,7 @@ class Store(RunStarts, Presence):
                 keys.RQ_QUEUES,
                 keys.sweep_events(sid),
             ],
-            [rid, claim.token, reason, "1" if front else "0", "1" if event else "0"],
+            [rid, claim.token, reason, "1" if front else "0", "1" if event else "0", "1" if quick_mark else "0"],
         )
         return int(done) == 1
 

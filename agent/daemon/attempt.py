@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
@@ -288,7 +289,16 @@ class Attempt:
         if agent.preemption.requested:
             hold.note_preempting(agent.preemption.reason or "signal")
         hold.persist(self._flush_output)
-        done = hold.record(returncode, retries=agent.opts.max_retries)
+        # The script marked the run preempting with no signal or notice here, and exited non-zero
+        # at once: counted, so that a run doing it again and again fails (bounds.QUICK_MARKS).
+        quick = (
+            self.child_marked.is_set()
+            and not agent.preemption.requested
+            and hold.ending is None
+            and returncode != 0
+            and seconds < bounds.QUICK_SECONDS
+        )
+        done = hold.record(returncode, retries=agent.opts.max_retries, quick_mark=quick)
         if done is None:
             return Result()
         if done.how == "retry":
@@ -329,6 +339,9 @@ class Attempt:
         op = message.get("op")
         if op == "log" and isinstance(message.get("row"), dict):
             self.hold.add_rows([message["row"]])
+            cut = message.get("cut")  # what the script's API cut already (bounds.py)
+            if isinstance(cut, int) and 0 < cut <= bounds.LINE_BYTES:
+                self.hold.cut("cut by the script's API", count=cut)
         elif op == "preempting":
             self.child_marked.set()
             self.agent.waker.wake()

@@ -272,12 +272,13 @@ class Hold:
         if clean:
             self.summary.add(clean)
 
-    def cut(self, *what: str) -> None:
-        """Count what the bounds cut or dropped (written on the run with its rows); say each kind once."""
-        if not what:
+    def cut(self, *what: str, count: int = 0) -> None:
+        """Count what the bounds cut or dropped (written on the run with its rows): one of each
+        ``what``, or ``count`` of them; say each kind once."""
+        if not what or count < 0:
             return
         with self._cuts_lock:
-            self._cuts += len(what)
+            self._cuts += count or len(what)
             new = sorted(set(what) - self._cuts_said)
             self._cuts_said.update(new)
         for kind in new:
@@ -309,10 +310,13 @@ class Hold:
 
     # the end ------------------------------------------------------------------------------------
 
-    def record(self, exit_code: int, *, retries: int = 0) -> Recorded | None:
+    def record(self, exit_code: int, *, retries: int = 0, quick_mark: bool = False) -> Recorded | None:
         """Apply the exit-status table once, as the holder, and write it: a failed run with
         ``retries`` left is requeued for another try, a requeue goes to the front with its event,
-        else the run ends. None when it was recorded already."""
+        else the run ends. ``quick_mark``: the run marked itself preempting and exited non-zero at
+        once with no trigger at its holder; the ``bounds.QUICK_MARKS``-th such attempt in a row
+        ends the run ``failed`` (``preempt-loop``), else requeued for ever. None when it was
+        recorded already."""
         with self._record_lock:
             if self._recorded:
                 return None
@@ -322,16 +326,32 @@ class Hold:
         end = states.outcome(exit_code, preempting=self.preempting, stopping=self.ending == "stop")
         reason = self.reason or end.reason
         failed = end.state in (states.FAILED, states.CRASHED)
+        quick_mark = quick_mark and end.requeue
+        if quick_mark and self._quick_marks() + 1 >= bounds.QUICK_MARKS:
+            reason = "preempt-loop"
+            self.say(
+                "error",
+                "the run marks itself preempting and exits at once, attempt after attempt: failed",
+                attempts=bounds.QUICK_MARKS,
+            )
+            done = self.persist(lambda: store.complete(claim, states.FAILED, exit_code, reason))
+            return Recorded("ended" if done else "lost", states.FAILED, reason, True)
         if failed and claim.attempt <= retries:
             how: Literal["retry", "requeued", "ended"] = "retry"
             done = self.persist(lambda: store.requeue(claim, reason="retry"))
         elif end.requeue:
             how = "requeued"
-            done = self.persist(lambda: store.requeue(claim, reason=reason, event=True))
+            done = self.persist(lambda: store.requeue(claim, reason=reason, event=True, quick_mark=quick_mark))
         else:
             how = "ended"
             done = self.persist(lambda: store.complete(claim, end.state, exit_code, reason))
         return Recorded(how if done else "lost", end.state, reason, failed)
+
+    def _quick_marks(self) -> int:
+        try:
+            return self.store.quick_marks(self.claim.run_id)
+        except REDIS_DOWN:
+            return 0  # counted at the requeue all the same
 
     def persist(self, write: Callable[[], bool]) -> bool:
         """Do a fenced write, retrying while Redis is away and the lease may still hold. False when
