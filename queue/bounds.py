@@ -119,11 +119,11 @@ def clean_row(row: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
         step = row[STEP]
         if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < MAX_STEP:
             return None, ["row with a bad _step"]
-        out[STEP] = step
         size += len(STEP) + len(str(step)) + 6
     metrics = 0
-    for name, value in row.items():
+    for name, value in row.items():  # in the row's order, as it was given
         if name == STEP:
+            out[STEP] = value
             continue
         if not isinstance(name, str) or len(name) > NAME_CHARS:
             cuts.append("metric name too long")

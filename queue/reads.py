@@ -62,8 +62,9 @@ class Reads:
         return strs(self.r.zrange(keys.SWEEPS, 0, -1))
 
     def events(self, sid: str, n: int = 10) -> list[dict[str, Any]]:
+        """The sweep's newest events; one not shaped as the scripts write them (by hand) is left out."""
         events = (bounds.load(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1))
-        return [e for e in events if isinstance(e, dict)]
+        return [e for e in events if isinstance(e, dict) and _is_event(e)]
 
     def preview(self, sid: str, n: int) -> list[dict[str, Any]]:
         """The next ``n`` points the sweep's search would create, creating nothing (each counts
@@ -238,3 +239,13 @@ def _curve_value(raw: bytes | str) -> float:
     hyperband skips as it skips a run's NaN (W&B's filter_invalid)."""
     value = bounds.number(raw)
     return math.nan if value is None else value
+
+
+def _is_event(event: dict[str, Any]) -> bool:
+    at = event.get("at")
+    return (
+        isinstance(at, int)
+        and not isinstance(at, bool)
+        and isinstance(event.get("event"), str)
+        and isinstance(event.get("run_id"), str)
+    )
