@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 from typing import Any
 
 ROW_METRICS = 1_000
@@ -198,10 +197,10 @@ def step(text: str | bytes | None) -> int | None:
     return value
 
 
-def check_param(name: str, value: Any, dump: Callable[[Any], str] = json.dumps) -> str | None:
+def check_param(name: str, value: Any) -> str | None:
     """Why a parameter's value cannot be stored (larger than ``PARAM_BYTES`` as JSON), or None."""
     try:
-        size = len(dump(value).encode())
+        size = len(json.dumps(value, default=str).encode())
     except (ValueError, RecursionError):
         return f"{name}: not a value JSON can hold"
     if size > PARAM_BYTES:

@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from . import bounds
 from .errors import UserError
 from .params import did_you_mean
 from .space import Param, SweepConfig, set_path
@@ -36,6 +37,11 @@ def parse(items: Sequence[str]) -> dict[str, Any]:
             raise UserError(f"--param {item!r}: expected NAME=VALUE, such as lr=0.01")
         if name in out:
             raise UserError(f"--param {name}: given twice")
+        if len(text.encode()) > bounds.PARAM_BYTES:
+            raise UserError(
+                f"--param {name}: a value of {len(text.encode())} bytes, larger than a parameter may be "
+                f"({bounds.PARAM_BYTES} bytes)"
+            )
         out[name] = value(text, name)
     return out
 

@@ -210,3 +210,61 @@ def test_a_run_that_marks_itself_preempting_and_dies_at_once_fails_and_its_outpu
         assert len(kept) == bounds.KEPT_ATTEMPTS  # the older attempts' output is gone
     logs = run_sweepd("logs", runs[0]["id"], env=sweeps.env)
     assert logs.returncode == 0 and len(logs.stdout.splitlines()) == 3000 * bounds.KEPT_ATTEMPTS
+
+
+def test_a_parameter_value_past_its_bound_is_refused_at_create_and_enqueue(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
+) -> None:
+    big = "v" * (bounds.PARAM_BYTES + 1)
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({"method": "grid", "program": "t.py", "parameters": {"x": {"values": [1, big]}}}))
+    before = {k: r.dump(k) for k in r.keys("*")}
+    done = run_sweepd("sweep", "create", str(path), env=cli_env)
+    assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr
+    assert done.stderr == (
+        f"sweepd: error: {path}: parameters.x.values[1]: a value of {len(big) + 2} bytes as JSON, larger than a "
+        f"parameter may be ({bounds.PARAM_BYTES} bytes)\n"
+    )
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+    path.write_text(json.dumps({"method": "grid", "program": "t.py", "parameters": {"x": {"values": [1, "v"]}}}))
+    sid = run_sweepd("sweep", "create", str(path), "--quiet", env=cli_env).stdout.strip()
+    before = {k: r.dump(k) for k in r.keys("*")}
+    done = run_sweepd("enqueue", sid, "--param", f"x={big}", env=cli_env)
+    assert (
+        done.returncode == 2
+        and done.stdout == ""
+        and done.stderr
+        == (
+            f"sweepd: error: --param x: a value of {len(big)} bytes, larger than a parameter may be "
+            f"({bounds.PARAM_BYTES} bytes)\n"
+        )
+    )
+    assert {k: r.dump(k) for k in r.keys("*")} == before
+
+
+STUCK = """
+import sys, time
+from sweepd.agent import run
+run.init()
+run.log({"loss": 1.0})
+if "--x=2" in sys.argv:
+    time.sleep(120)  # until the agent stops it
+"""
+
+
+def test_a_run_whose_rows_redis_refuses_fails_naming_why_and_the_agent_goes_on(
+    tmp_path: Path, cli_env: dict[str, str], r: redis.Redis
+) -> None:
+    sweeps = Sweeps(tmp_path, cli_env, STUCK)
+    sid = sweeps.create("method: grid\nparameters:\n  x: {values: [1]}\n")
+    assert run_sweepd("enqueue", sid, "--id", "poison", "--param", "x=2", env=cli_env).returncode == 0
+    r.set(keys.run_history("poison"), "not a list")  # a key of the wrong type: every log.lua fails
+    started = time.monotonic()
+    assert agent_run(sweeps, sid, "--grace", "5").returncode == 0
+    assert time.monotonic() - started < 100  # stopped, not left to sleep
+    _, runs = outputs_are_strict(sweeps, sid)
+    by_id = {run["id"]: run for run in runs}
+    poison = by_id.pop("poison")
+    assert poison["state"] == "failed" and poison["reason"].startswith("refused: WRONGTYPE"), poison
+    (other,) = by_id.values()
+    assert other["state"] == "finished" and other["summary"]["loss"] == 1.0  # the agent went on

@@ -229,6 +229,8 @@ class Attempt:
                 last_flush = now
                 logged = len(hold.rows) > 0
                 hold.flush_quietly()
+                if hold.refused is not None and hold.ending is None:  # a poison run: ended, failed
+                    hold.end("stop", "refused", now + agent.opts.grace)
                 self._flush_output(quietly=True)
                 if logged:  # hyperband judges a curve when it reaches a bracket, not a heartbeat later
                     self._judge(now, new_bracket_only=True)

@@ -31,7 +31,7 @@ from sweepd.queue import bounds, states
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Renewal, Store
 
-from .backoff import REDIS_DOWN, Backoff
+from .backoff import REDIS_DOWN, Backoff, refused
 from .buffer import Buffer, Latest
 from .guard import GUARD
 from .watchdog import Watchdog
@@ -107,6 +107,8 @@ class Hold:
         self._cuts = 0  # rows, metrics, values, lines cut or dropped at the bounds, not yet written
         self._cuts_said: set[str] = set()  # each kind is said once per hold
         self._cuts_lock = threading.Lock()
+        #: Redis refused the run's rows (not a passing error): the run ends ``failed`` with this reason.
+        self.refused: str | None = None
         self.preempting = False  # decided here or said by the script, whether or not Redis heard it
         self.marked = False  # the run is `preempting` in Redis
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -291,8 +293,19 @@ class Hold:
         with self._cuts_lock:
             cuts, self._cuts = self._cuts, 0
         try:
-            if (rows or summary or cuts) and not self.store.log_metrics(self.claim, rows, summary=summary, cut=cuts):
-                self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
+            try:
+                if (rows or summary or cuts) and not self.store.log_metrics(
+                    self.claim, rows, summary=summary, cut=cuts
+                ):
+                    self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
+            except Exception as exc:
+                if not refused(exc):
+                    raise
+                if self.refused is None:
+                    self.refused = f"refused: {str(exc).splitlines()[0][:200]}"
+                    self.say(
+                        "error", "Redis refused the run's metrics: the run ends failed", error=str(exc), rows=len(rows)
+                    )
             rows, summary, cuts = [], {}, 0
         finally:
             self.rows.put_back(rows)
@@ -327,6 +340,10 @@ class Hold:
         reason = self.reason or end.reason
         failed = end.state in (states.FAILED, states.CRASHED)
         quick_mark = quick_mark and end.requeue
+        if self.refused is not None:  # what the run sent could not be stored: a poison run fails
+            reason = self.refused
+            done = self.persist(lambda: store.complete(claim, states.FAILED, exit_code, reason))
+            return Recorded("ended" if done else "lost", states.FAILED, reason, True)
         if quick_mark and self._quick_marks() + 1 >= bounds.QUICK_MARKS:
             reason = "preempt-loop"
             self.say(
