@@ -14,6 +14,7 @@ import psutil
 import redis
 
 from support import Sweeps, run_sweepd, sweepd_cmd, wait_until
+from sweepd.agent.daemon.buffer import Buffer
 from sweepd.queue import bounds, keys, rows
 
 
@@ -268,3 +269,14 @@ def test_a_run_whose_rows_redis_refuses_fails_naming_why_and_the_agent_goes_on(
     assert poison["state"] == "failed" and poison["reason"].startswith("refused: WRONGTYPE"), poison
     (other,) = by_id.values()
     assert other["state"] == "finished" and other["summary"]["loss"] == 1.0  # the agent went on
+
+
+def test_rows_waiting_in_the_agent_are_bounded_in_bytes_too_the_oldest_dropped() -> None:
+    buffer = Buffer(cap=100, max_bytes=10, size=len)
+    buffer.add(["aaaa", "bbbb"])
+    buffer.add(["cccc"])  # 12 bytes: the oldest goes
+    assert (len(buffer), buffer.dropped) == (2, 1)
+    buffer.put_back(["zzzzzzzzzz"])  # what could not be written goes back in front, and out first
+    assert buffer.take() == ["bbbb", "cccc"] and buffer.dropped == 2
+    buffer.add(["x" * 50])  # one item larger than the bound is not kept either
+    assert buffer.take() == [] and buffer.dropped == 3

@@ -31,9 +31,9 @@ from sweepd.queue import bounds, states
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Renewal, Store
 
-from .backoff import REDIS_DOWN, Backoff, refused
-from .buffer import Buffer, Latest
+from .backoff import REDIS_DOWN, Backoff
 from .guard import GUARD
+from .reports import Reports
 from .watchdog import Watchdog
 
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
@@ -76,7 +76,7 @@ class Recorded:
     failed: bool
 
 
-class Hold:
+class Hold(Reports):
     """One run held for one process: ``heartbeat`` and ``grace`` in seconds, ``taken_at`` the moment
     (monotonic) before the request that took the lease was sent."""
 
@@ -102,13 +102,7 @@ class Hold:
         #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
         self.lease_until = taken_at + self.lease
         self.next_renew = taken_at + heartbeat
-        self.rows = Buffer()  # metric rows waiting to be written
-        self.summary = Latest()  # summary values set without a row (a W&B script's run.summary)
-        self._cuts = 0  # rows, metrics, values, lines cut or dropped at the bounds, not yet written
-        self._cuts_said: set[str] = set()  # each kind is said once per hold
-        self._cuts_lock = threading.Lock()
-        #: Redis refused the run's rows (not a passing error): the run ends ``failed`` with this reason.
-        self.refused: str | None = None
+        self.init_reports()
         self.preempting = False  # decided here or said by the script, whether or not Redis heard it
         self.marked = False  # the run is `preempting` in Redis
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -254,72 +248,6 @@ class Hold:
             return
         if self.marked:
             self.say("warning", "run marked preempting", reason=reason)
-
-    # what the run reports -----------------------------------------------------------------------
-
-    def add_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Rows from the run (any thread), each within the bounds (bounds.py) before it is buffered."""
-        kept = []
-        for row in rows:
-            clean, cuts = bounds.clean_row(row)
-            if clean is not None:
-                kept.append(clean)
-            self.cut(*cuts)
-        self.rows.add(kept)
-
-    def add_summary(self, values: dict[str, Any]) -> None:
-        """Summary values from the run (a W&B script's ``run.summary``), within the bounds."""
-        clean, cuts = bounds.clean_row({k: v for k, v in values.items() if k != bounds.STEP})
-        self.cut(*cuts)
-        if clean:
-            self.summary.add(clean)
-
-    def cut(self, *what: str, count: int = 0) -> None:
-        """Count what the bounds cut or dropped (written on the run with its rows): one of each
-        ``what``, or ``count`` of them; say each kind once."""
-        if not what or count < 0:
-            return
-        with self._cuts_lock:
-            self._cuts += count or len(what)
-            new = sorted(set(what) - self._cuts_said)
-            self._cuts_said.update(new)
-        for kind in new:
-            self.say("warning", "the run sent more than sweepd keeps: cut at the bounds", what=kind)
-
-    def flush(self) -> bool:
-        """Write the buffered rows (log.lua is fenced by the token). On a Redis error they go back to
-        their buffer (bounded) and the error is raised. (An attempt's output is its own: attempt.py.)"""
-        rows, summary = self.rows.take(), self.summary.take()
-        with self._cuts_lock:
-            cuts, self._cuts = self._cuts, 0
-        try:
-            try:
-                if (rows or summary or cuts) and not self.store.log_metrics(
-                    self.claim, rows, summary=summary, cut=cuts
-                ):
-                    self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
-            except Exception as exc:
-                if not refused(exc):
-                    raise
-                if self.refused is None:
-                    self.refused = f"refused: {str(exc).splitlines()[0][:200]}"
-                    self.say(
-                        "error", "Redis refused the run's metrics: the run ends failed", error=str(exc), rows=len(rows)
-                    )
-            rows, summary, cuts = [], {}, 0
-        finally:
-            self.rows.put_back(rows)
-            self.summary.put_back(summary)
-            with self._cuts_lock:
-                self._cuts += cuts
-        return True
-
-    def flush_quietly(self) -> None:
-        """A periodic flush: when Redis is away, what is buffered waits for the next one."""
-        try:
-            self.flush()
-        except REDIS_DOWN:
-            self.on_redis_error()
 
     # the end ------------------------------------------------------------------------------------
 
