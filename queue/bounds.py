@@ -12,19 +12,20 @@ bound                  value                       past it
 metrics per row        ``ROW_METRICS`` 1,000       the row's later metrics dropped
 metric name            ``NAME_CHARS`` 256 chars    that metric dropped
 string value           ``STRING_CHARS`` 1,024      cut to its first 1,024 characters
-nesting of a value     ``DEPTH`` 8 levels          that metric dropped
+nesting of a value     ``DEPTH`` 8 levels          the deeper parts dropped (null in a list)
 row                    ``ROW_BYTES`` 64 KiB JSON   metrics kept in order while the row fits
 ``_step``              an int in [0, 2**63)        the row dropped
 socket line            ``LINE_BYTES`` 1 MiB        the line dropped (read in pieces, never held)
 metric names per run   ``SUMMARY_FIELDS`` 10,000   a new name's value dropped (log.lua)
 history of a run       10,000 rows, 32 MiB         the oldest rows dropped (log.lua)
 output of an attempt   10,000 lines, 4 MiB         the oldest lines dropped (process.py)
-output across attempts ``KEPT_ATTEMPTS`` 3         older attempts' output deleted (claim.lua)
+output across attempts ``KEPT_ATTEMPTS`` 3         older attempts' output deleted (prelude.lua)
 a parameter's value    ``PARAM_BYTES`` 10 KiB JSON refused at sweep create and enqueue (exit 2)
 =====================  ==========================  ============================================
 
 Everything dropped or cut is counted on the run (its ``cut`` field, ``runs --json``) and said once
-per attempt in the agent's log; none of it ends the run or the agent.
+per attempt in the agent's log; none of it ends the run or the agent. (Rows waiting in the agent
+for Redis are bounded by agent/daemon/reports.py; a line of output by agent/daemon/process.py.)
 
 Non-finite numbers: NaN, infinities and integers too large for a float (``10**400``) are kept as
 the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (``NONFINITE``), the spelling JavaScript and

@@ -60,6 +60,8 @@ run.log({"loss": 0.5, "note": "n" * 20_000_000})  # a 20 MB string value
 PRINTED = """
 for line in range(12):  # 4,800 metrics in one flush: the summary's fields were unpacked at once
     print(" ".join(f"m{line}_{i}={i}" for i in range(400)), flush=True)
+print("_step=-5 bad=1", flush=True)  # steps that are no steps: the row dropped, the series goes on
+print("_step=1" + "0" * 30 + " bad=2", flush=True)
 print("loss=0.25", flush=True)
 """
 
@@ -90,7 +92,8 @@ def test_printed_lines_of_400_metrics_each_are_stored_and_the_run_finishes(
     sid = sweeps.create("method: grid\nmetric: {name: loss, goal: minimize}\nparameters:\n  x: {value: 1}\n")
     assert agent_run(sweeps, sid).returncode == 0
     _, (run,) = outputs_are_strict(sweeps, sid)
-    assert run["state"] == "finished" and run["summary"]["loss"] == 0.25
+    assert run["state"] == "finished" and run["summary"]["loss"] == 0.25 and run["summary"]["_step"] == 12
+    assert "bad" not in run["summary"] and run["cut"] == 2
     pattern = rows.compile_pattern(rows.DEFAULT_PATTERN)
     lines = [" ".join(f"m{line}_{i}={i}" for i in range(400)) for line in range(12)]
     printed = sum(len(rows.parse_line(pattern, line)) for line in lines)  # each line read to rows.LINE_CAP

@@ -364,6 +364,9 @@ class Attempt:
             if not metrics:
                 continue
             given = metrics.pop(STEP, None)
+            if given is not None and not 0 <= given < bounds.MAX_STEP:  # no step: the series goes on
+                self.hold.cut("row with a bad _step")
+                continue
             step = self.steps.assign(int(given) if given is not None else None)
             if step is not None and metrics:
                 self.hold.add_rows([{**metrics, STEP: step}])
