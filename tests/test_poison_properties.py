@@ -138,7 +138,7 @@ def make_sweep(store: Store) -> tuple[str, list[str]]:
     return sid, ids
 
 
-@settings(FIXTURES, max_examples=40)
+@settings(FIXTURES, max_examples=25)
 @given(
     summary=st.dictionaries(st.sampled_from(["loss", "_step", "acc", "x"]) | st.text(max_size=5), STORED, max_size=5),
     params=STORED,
@@ -150,6 +150,7 @@ def make_sweep(store: Store) -> tuple[str, list[str]]:
 )
 def test_every_reader_survives_any_stored_value(
     ui: str,
+    tmp_path_factory: pytest.TempPathFactory,
     store: Store,
     r: redis.Redis,
     redis_url: str,
@@ -179,7 +180,8 @@ def test_every_reader_survives_any_stored_value(
         done = cli.invoke(main, args, env=env)
         assert done.exit_code == 0, (args, done.output, done.exception)
         strict(done.output)
-    for args in (["status", sid], ["runs", sid], ["logs", rid]):
+    picture = str(tmp_path_factory.mktemp("plot") / "sweep.svg")
+    for args in (["status", sid], ["runs", sid], ["logs", rid], ["plot", sid, "-o", picture]):
         done = cli.invoke(main, args, env=env)
         assert done.exit_code == 0, (args, done.output, done.exception)
     hyperband.to_stop(store.config(sid), Reads(r).curves(sid, upto=10))
