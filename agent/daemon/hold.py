@@ -256,8 +256,9 @@ class Hold(Reports):
         ``retries`` left is requeued for another try, a requeue goes to the front with its event,
         else the run ends. ``quick_mark``: the run marked itself preempting and exited non-zero at
         once with no trigger at its holder; the ``bounds.QUICK_MARKS``-th such attempt in a row
-        ends the run ``failed`` (``preempt-loop``), else requeued for ever. None when it was
-        recorded already."""
+        ends the run ``failed`` (``preempt-loop``): it would be requeued for ever. A run whose rows
+        Redis refused (``refused``) ends ``failed`` with that reason. None when it was recorded
+        already."""
         with self._record_lock:
             if self._recorded:
                 return None
