@@ -341,3 +341,39 @@ def test_watch_is_live_on_a_terminal_and_ctrl_c_ends_it_cleanly(tmp_path: Path, 
     out.thread.join(10)
     os.close(master)
     assert "Traceback" not in out.text and "Aborted" not in out.text and "KeyboardInterrupt" not in out.text
+
+
+# names from users reach no terminal raw --------------------------------------------------------------
+
+HOSTILE = "x\x1b[2J\x1b]0;pwned\x07\x9b31m\u202eevil\u2066[bold]y[/bold]"
+RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
+
+
+def test_the_view_escapes_control_and_bidi_characters_and_reads_no_markup() -> None:
+    status = status_dict(
+        name=HOSTILE,
+        metric={"name": HOSTILE, "goal": "minimize"},
+        best_runs=[{"id": "best0001", "metric": HOSTILE, "value": 0.1, "params": {HOSTILE: HOSTILE}}],
+        agents=[{"id": "agent-a", "host": HOSTILE, "pid": "1", "run_id": "runalpha", "heartbeat_at": str(NOW)}],
+        recent_events=[{"at": NOW, "event": "requeued", "run_id": "r1", "attempt": 1, "reason": HOSTILE}],
+    )
+    text = text_of(status)
+    assert not any(c in text for c in RAW), repr(text)
+    assert "x\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\u202eevil\\u2066[bold]y[/bold]" in text  # shown, markup too
+
+
+def test_status_and_watch_print_a_hostile_sweep_name_and_metric_escaped(
+    tmp_path: Path, cli_env: dict[str, str], store: Store
+) -> None:
+    config = {**GRID, "metric": {"name": HOSTILE, "goal": "minimize"}}
+    sid = store.create_sweep(validate(config), name=HOSTILE)
+    claim = store.create_next(sid, "agent-1", 60)
+    assert isinstance(claim, Claim)
+    store.requeue(claim, reason=HOSTILE, event=True)
+    plain = run_sweepd("status", sid, env=cli_env)
+    assert plain.returncode == 0, plain.stderr
+    assert "\\x1b]0;pwned\\x07" in plain.stdout and not any(c in plain.stdout for c in RAW), repr(plain.stdout)
+    store.control(sid, "stopped")  # complete: --watch draws one frame and ends
+    watched = run_sweepd("status", sid, "--watch", "--interval", "0.2", env=cli_env)
+    assert watched.returncode == 0, watched.stderr
+    assert "\\u202eevil" in watched.stdout and not any(c in watched.stdout for c in RAW), repr(watched.stdout)

@@ -17,7 +17,8 @@ from .kit import redis_option, store_for
 
 
 def print_status(reads: Reads, sid: str) -> None:
-    s = status_json(reads, sid)
+    """The status as text; every string of it printable (``watch.printable_status``): names come from users."""
+    s = watch.printable_status(status_json(reads, sid))
     click.echo(f"sweep {s['id']} ({s['name']}): {s['method']}, {s['state']}, {s['runs']} runs")
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in s["counts"].items() if v))
     click.echo(f"  queue: {s['queue_depth']} (head: {s['queue_head'] or '-'}); agents alive: {s['agents_alive']}")

@@ -23,7 +23,7 @@ from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import LOG_CAP, Store
 
-from . import launch, logs, wandb_env, wandb_follow
+from . import launch, logs, slurm_steps, wandb_env, wandb_follow
 from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
@@ -90,6 +90,7 @@ class Attempt:
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
         self.child: Child | None = None
+        self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
         self.channel: Channel | None = None
         self.wandb: wandb_follow.Follower | None = None  # the script's W&B run, read as it is written
         #: The attempt's output, bounded in lines and bytes (process.py), written here rather than
@@ -100,7 +101,10 @@ class Attempt:
 
     def kill(self) -> None:
         if self.child is not None:
+            sruns = self.slurm.sruns() if self.slurm is not None else set()
             self.child.kill_tree(self._spare())
+            if self.slurm is not None:  # after the tree: the kill comes first, SLURM's commands take time
+                self.slurm.end(sruns)
         self.agent.waker.wake()
 
     def _spare(self) -> set[int]:
@@ -120,8 +124,8 @@ class Attempt:
             self.channel.accept()  # a script that has just connected is told too
             self.channel.send({"op": "preempting", "reason": reason, "grace": grace})
         signum = wandb_follow.child_signal(self.wandb, agent.opts.child_signal, agent.opts.wandb_signal)
-        if self.child is not None:
-            self.child.signal(signum)
+        if self.child is not None and (self.slurm is None or not self.slurm.tell(signum)):
+            self.child.signal(signum)  # a run with SLURM steps: their tasks got it through SLURM
         log.warning(
             "stopping run" if ending == "stop" else "preempting run",
             reason=reason,
@@ -169,6 +173,7 @@ class Attempt:
             log.error("cannot start the run's command", argv=argv, error=str(exc))
             return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
         log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
+        self.slurm = slurm_steps.Steps(child.pid)
         agent.metrics.run_started()
         follower.follow(child.pid)  # its thread starts in _supervise, once the run has lived a little
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
@@ -177,7 +182,7 @@ class Attempt:
         except BaseException:
             # We can no longer supervise it, so it must not run on: no training process ever
             # outlives its supervision (its lease would expire while it still ran).
-            child.kill_tree(self._spare())
+            self.kill()
             child.wait(None)
             raise
         finally:
@@ -221,6 +226,8 @@ class Attempt:
                 hold.kill_at = min(hold.kill_at, agent.preemption.kill_at())  # a repeat cut the grace
             if hold.kill_at is not None and now >= hold.kill_at:
                 log.warning("grace period over: killing the process tree", reason=hold.reason)
+                if self.slurm is not None:
+                    self.slurm.end()  # the run's SLURM steps first, on every node, then its tree
                 child.kill_tree()
                 return child.wait(None)
             if now >= hold.next_renew:

@@ -384,6 +384,26 @@ class Child:
         return left
 
 
+def run_own(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """A short command of the agent's own (a SLURM command), counted live while it runs: no search
+    for a run's leftovers (another slot's, or this run's on another thread) takes it for one."""
+    with _LIVE_LOCK:
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        _LIVE.add(proc.pid)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        with _LIVE_LOCK:
+            _LIVE.discard(proc.pid)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def _tree(pid: int) -> list[psutil.Process]:
     try:
         return list(psutil.Process(pid).children(recursive=True))

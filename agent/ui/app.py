@@ -32,7 +32,7 @@ from sweepd.queue.reads import Reads
 from sweepd.queue.views import status_and_runs, status_json
 
 from ..daemon.backoff import REDIS_DOWN
-from . import data, importance
+from . import data, hosts, importance
 from .live import Hub, Source
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -176,7 +176,24 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
         },
         lifespan=lifespan,
     )
-    return TokenGate(app, token) if token else app
+    return TokenGate(app, token) if token else LoopbackOnly(app)
+
+
+class LoopbackOnly:
+    """Without a token: only requests that name this machine by a loopback name (hosts.py), so a
+    page of another site whose name was rebound to 127.0.0.1 reads nothing; else 421."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host")
+            if not hosts.loopback_host(None if host is None else host.decode("latin-1")):
+                body = json.dumps({"error": "this dashboard answers only to 127.0.0.1, localhost or [::1]"})
+                await Response(body, status_code=421, media_type="application/json")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class TokenGate:
