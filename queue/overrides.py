@@ -38,12 +38,12 @@ def parse(items: Sequence[str]) -> dict[str, Any]:
             raise UserError(f"--param {item!r}: expected NAME=VALUE, such as lr=0.01")
         if name in out:
             raise UserError(f"--param {name}: given twice")
+        out[name] = value(text, name)
         if len(text.encode()) > bounds.PARAM_BYTES:
             raise UserError(
                 f"--param {name}: a value of {len(text.encode())} bytes, larger than a parameter may be "
                 f"({bounds.PARAM_BYTES} bytes)"
             )
-        out[name] = value(text, name)
     return out
 
 

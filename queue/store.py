@@ -340,8 +340,7 @@ class Store(RunStarts, Presence):
         """Append metric rows to the run's history and summary (log.lua, fenced by the token); the
         same step notes on the sweep when a row reaches the metric's target, so a refused log
         never does. ``summary``: values set in the summary alone, after the rows (no history row).
-        ``cut``: what the caller cut at the bounds, counted on the run. Values are written as
-        strict JSON (``bounds.strict``). False when the claim was fenced off."""
+        ``cut``: what the caller cut at the bounds (counted on the run). False when fenced off."""
         if not rows and not summary and not cut:
             return True
         latest: dict[str, Any] = {}
@@ -368,7 +367,7 @@ class Store(RunStarts, Presence):
                 HISTORY_CAP,
                 bounds.HISTORY_BYTES,
                 bounds.ROW_BYTES,
-                4 * bounds.NAME_CHARS,  # bytes: a name's characters in UTF-8
+                4 * bounds.NAME_CHARS,  # bytes: a name's characters in UTF-8 (values: strict JSON)
                 bounds.SUMMARY_FIELDS,
                 cut,
                 len(rows),
