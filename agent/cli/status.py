@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
+from sweepd.queue import bounds
 from sweepd.queue.reads import Reads
 from sweepd.queue.records import iso
 from sweepd.queue.views import status_json
@@ -26,7 +26,7 @@ def print_status(reads: Reads, sid: str) -> None:
         click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({watch.event_detail(event)})")
     best = s["best_run"]
     if best:
-        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {json.dumps(best['params'])}")
+        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {bounds.dumps(best['params'])}")
 
 
 @click.command("status")
@@ -71,6 +71,6 @@ def command(sweep_id: str, as_json: bool, live: bool, interval: float, redis_url
 
         watch.watch(fetch, interval, tty=sys.stdout.isatty())
     elif as_json:
-        click.echo(json.dumps(status_json(store, sweep_id), indent=2))
+        click.echo(bounds.dumps(status_json(store, sweep_id), indent=2))
     else:
         print_status(store, sweep_id)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
@@ -150,7 +151,7 @@ class Attempt:
             agent.store.requeue(claim, reason="agent-config")
             log.error("cannot build the run's command", error=str(exc))
             return Result(stop=2)
-        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
+        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message, self.hold.cut)
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
@@ -161,8 +162,8 @@ class Attempt:
                 claim.last_step,
                 env,
                 self.workdir,
-                on_rows=self.hold.rows.add,
-                on_summary=self.hold.summary.add,
+                on_rows=self.hold.add_rows,
+                on_summary=self.hold.add_summary,
                 on_found=self.api.set,  # printed lines are no longer read for metrics
                 on_preempting=lambda: self._on_message({"op": "preempting"}),
             )
@@ -236,6 +237,8 @@ class Attempt:
                 last_flush = now
                 logged = len(hold.rows) > 0
                 hold.flush_quietly()
+                if hold.refused is not None and hold.ending is None:  # a poison run: ended, failed
+                    hold.end("stop", "refused", now + agent.opts.grace)
                 self._flush_output(quietly=True)
                 if logged:  # hyperband judges a curve when it reaches a bracket, not a heartbeat later
                     self._judge(now, new_bracket_only=True)
@@ -296,7 +299,16 @@ class Attempt:
         if agent.preemption.requested:
             hold.note_preempting(agent.preemption.reason or "signal")
         hold.persist(self._flush_output)
-        done = hold.record(returncode, retries=agent.opts.max_retries)
+        # The script marked the run preempting with no signal or notice here, and exited non-zero
+        # at once: counted, so that a run doing it again and again fails (bounds.QUICK_MARKS).
+        quick = (
+            self.child_marked.is_set()
+            and not agent.preemption.requested
+            and hold.ending is None
+            and returncode != 0
+            and seconds < bounds.QUICK_SECONDS
+        )
+        done = hold.record(returncode, retries=agent.opts.max_retries, quick_mark=quick)
         if done is None:
             return Result()
         if done.how == "retry":
@@ -336,7 +348,10 @@ class Attempt:
         the API's hello (once answered, printed lines are no longer read for metrics)."""
         op = message.get("op")
         if op == "log" and isinstance(message.get("row"), dict):
-            self.hold.rows.add([message["row"]])
+            self.hold.add_rows([message["row"]])
+            cut = message.get("cut")  # what the script's API cut already (bounds.py)
+            if isinstance(cut, int) and 0 < cut <= bounds.LINE_BYTES:
+                self.hold.cut("cut by the script's API", count=cut)
         elif op == "preempting":
             self.child_marked.set()
             self.agent.waker.wake()
@@ -357,6 +372,9 @@ class Attempt:
             if not metrics:
                 continue
             given = metrics.pop(STEP, None)
+            if given is not None and not 0 <= given < bounds.MAX_STEP:  # no step: the series goes on
+                self.hold.cut("row with a bad _step")
+                continue
             step = self.steps.assign(int(given) if given is not None else None)
             if step is not None and metrics:
-                self.hold.rows.add([{**metrics, STEP: step}])
+                self.hold.add_rows([{**metrics, STEP: step}])
