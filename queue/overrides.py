@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from . import bounds
 from .errors import UserError
 from .params import did_you_mean
 from .parsing import MAX_DEPTH
@@ -38,6 +39,11 @@ def parse(items: Sequence[str]) -> dict[str, Any]:
         if name in out:
             raise UserError(f"--param {name}: given twice")
         out[name] = value(text, name)
+        if len(text.encode()) > bounds.PARAM_BYTES:
+            raise UserError(
+                f"--param {name}: a value of {len(text.encode())} bytes, larger than a parameter may be "
+                f"({bounds.PARAM_BYTES} bytes)"
+            )
     return out
 
 

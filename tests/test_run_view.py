@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from support import ROOT, TRAINER, run_record, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent.cli import explain, held, run_view
+from sweepd.agent.cli.parts import explain, held, run_view
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import os
 import pty
 import select
@@ -21,8 +22,8 @@ from rich.console import Console
 
 from support import run_record, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent.cli import status as status_command
-from sweepd.agent.cli import watch
-from sweepd.queue import summary
+from sweepd.agent.cli.parts import watch
+from sweepd.queue import keys, summary
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim, RunRecord
 from sweepd.queue.store import Store
@@ -205,14 +206,19 @@ def _claim(store: Store, sid: str) -> Claim:
     return claim
 
 
+def _note(store: Store, sid: str, event: dict[str, Any]) -> None:
+    """An event as the scripts write it (prelude.lua's ``add_event``), with figures the test can name."""
+    store.r.lpush(keys.sweep_events(sid), json.dumps({"at": store.now_ms(), **event}))
+
+
 def test_status_json_adds_to_its_fields_on_a_real_redis(store: Store, redis_url: str) -> None:
     sid = store.create_sweep(validate({**GRID, "run_cap": 4}), name="t")
     done, preempted, running = _claim(store, sid), _claim(store, sid), _claim(store, sid)
     assert store.log_metrics(done, [{"loss": 0.7}]) and store.log_metrics(running, [{"loss": 0.2}])
     assert store.complete(done, "finished", 0, "exit-0")
     assert store.requeue(preempted, reason="preempted")
-    store.add_event(sid, {"event": "requeued", "run_id": preempted.run_id, "attempt": 1, "reason": "preempted"})
-    store.add_event(sid, {"event": "resumed", "run_id": preempted.run_id, "attempt": 2, "after_ms": 1500})
+    _note(store, sid, {"event": "requeued", "run_id": preempted.run_id, "attempt": 1, "reason": "preempted"})
+    _note(store, sid, {"event": "resumed", "run_id": preempted.run_id, "attempt": 2, "after_ms": 1500})
     s = status_json(store, sid)
     old = {"id", "name", "method", "state", "complete", "runs", "run_cap", "counts", "queue_depth", "queue_head"}
     old |= {"agents_alive", "agents", "metric", "best_run", "recent_events", "created_at"}

@@ -20,11 +20,12 @@ from sweepd.queue.store import Store
 
 from ..daemon.backoff import REDIS_DOWN
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
-from . import explain, held, ui
+from . import ui
 from .agent import gpu_options, gpu_slots
 from .kit import redis_option, store_for
-from .run_agents import LocalAgents, Supervisor
-from .run_view import RunView
+from .parts import explain, held
+from .parts.run_agents import LocalAgents, Supervisor
+from .parts.run_view import RunView
 from .status import print_status
 
 WAIT = 0.2  # seconds between looks at the agents when nothing wakes this process

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
+from sweepd.queue import bounds
 from sweepd.queue.reads import Reads
 from sweepd.queue.records import iso
 from sweepd.queue.views import status_json
 
-from . import watch
 from .kit import redis_option, store_for
+from .parts import watch
 
 
 def print_status(reads: Reads, sid: str) -> None:
@@ -26,7 +26,7 @@ def print_status(reads: Reads, sid: str) -> None:
         click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({watch.event_detail(event)})")
     best = s["best_run"]
     if best:
-        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {json.dumps(best['params'])}")
+        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {bounds.dumps(best['params'])}")
     if s.get("lineage"):
         chain = " <- ".join(f"{r['id']} (member {r['member']}, gen {r['generation']})" for r in s["lineage"])
         click.echo(f"  lineage: {chain}")
@@ -74,6 +74,6 @@ def command(sweep_id: str, as_json: bool, live: bool, interval: float, redis_url
 
         watch.watch(fetch, interval, tty=sys.stdout.isatty())
     elif as_json:
-        click.echo(json.dumps(status_json(store, sweep_id), indent=2))
+        click.echo(bounds.dumps(status_json(store, sweep_id), indent=2))
     else:
         print_status(store, sweep_id)

@@ -10,6 +10,7 @@ top member's parameters, explored; its checkpoint directory starting as a copy o
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 from pathlib import Path
@@ -22,8 +23,10 @@ from sweepd.queue.search import pbt
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Store
 
-from . import launch
+from . import launch, logs
 from .rungs import Pause
+
+log = logs.get("sweepd.agent")
 
 
 def copy_checkpoint(root: str, sid: str, parent: str, child: str) -> None:
@@ -33,7 +36,14 @@ def copy_checkpoint(root: str, sid: str, parent: str, child: str) -> None:
     source, target = Path(root) / sid / parent, Path(root) / sid / child
     target.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
-        shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(launch.PARAMS_NAME + "*"))
+        ignore = shutil.ignore_patterns(launch.PARAMS_NAME + "*")
+        shutil.copytree(source, target, dirs_exist_ok=True, ignore=ignore, copy_function=_copy_present)
+
+
+def _copy_present(src: str, dst: str) -> None:
+    """A file the parent removed while it was copied (a partial checkpoint it renamed) is skipped."""
+    with contextlib.suppress(FileNotFoundError):
+        shutil.copy2(src, dst)
 
 
 class Member:
@@ -58,6 +68,8 @@ class Member:
             self.decided = store.last_decided(claim.sweep_id, self.info["member"])
             self.seed = store.sweep(claim.sweep_id).seed
         member = int(self.info["member"])
+        if not _number(value) and self.info.get("parent"):  # nothing logged yet: its checkpoint is
+            _, value = store.last_step_and_value(str(self.info["parent"]), metric.name)  # its parent's
         interval = pbt_cfg.interval
         for boundary in range(((self.decided or 0) // interval + 1) * interval, step + 1, interval):
             if boundary >= pbt_cfg.steps or not _number(value):
@@ -92,7 +104,13 @@ class Member:
         parent = runs[choice.parent]
         child = new_id()
         first_step, _ = store.last_step_and_value(parent, "_step")  # read before the copy: never past it
-        copy_checkpoint(self.root, claim.sweep_id, parent, child)
+        try:
+            copy_checkpoint(self.root, claim.sweep_id, parent, child)
+        except OSError as exc:  # no copy, no exploit: the member goes on as it is
+            log.warning("could not copy the top member's checkpoint: the member goes on", error=str(exc))
+            shutil.rmtree(Path(self.root) / claim.sweep_id / child, ignore_errors=True)
+            store.decide(claim, member, step, {"exploit": False, "copy_failed": True}, None)
+            return None
         info = self.info or {}
         nxt = NextRun(
             child,

@@ -25,6 +25,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import InvalidId, NotFound, RedisUnavailable, SweepdError, UserError
 from sweepd.queue.ids import check_id
 from sweepd.queue.reads import Reads
@@ -65,6 +66,11 @@ def _json_bytes(version: int, payload: bytes) -> Response:
     return Response(payload, media_type="application/json", headers={"X-Snapshot-Version": str(version)})
 
 
+def _json(content: Any) -> Response:
+    """Strict JSON whatever a value is (bounds.dumps: no NaN or Infinity token, which pages cannot parse)."""
+    return Response(bounds.dumps(content), media_type="application/json")
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -102,7 +108,7 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
             )
             cached = (version, result)
             importance_cache[key] = cached
-        return JSONResponse(cached[1])
+        return _json(cached[1])
 
     async def history(request: Request) -> Response:
         sid = check_id(request.path_params["sid"], "sweep id")
@@ -113,7 +119,7 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
                 raise NotFound(f"no run {rid!r} in sweep {sid!r}")
             return data.history_json(rid, reads.history(rid))
 
-        return JSONResponse(await run_in_threadpool(read))
+        return _json(await run_in_threadpool(read))
 
     def events(key: str, source: Callable[[], Source]) -> Response:
         return StreamingResponse(

@@ -35,6 +35,12 @@ table_row(run, sweep_id, if_exists, if_missing)
                        `sweep_id`, ...: the refusal ({'exists'}, {'missing'}, {'other-sweep', sid})
                        or nil, and whether the run exists
 set_job(job, first)    HSET the rq job hash from ARGV[first..] (field/value pairs made by rq), if any
+next_attempt(key)      HINCRBY a run's `attempt` (key: sweepd:run:<rid>) and return it, deleting the
+                       output of the attempt KEPT_ATTEMPTS before it (sweepd:run:<rid>:log:<n>):
+                       a run keeps its newest attempts' output only (queue/bounds.py). Every attempt
+                       number is made here (claim.lua, resume.lua; create.lua's is 1), one at a time,
+                       so no older one is ever left. KEPT_ATTEMPTS is put in front of this file
+                       from bounds.py by the loader.
 ]]
 local function now_ms()
   local t = redis.call('TIME')
@@ -121,4 +127,12 @@ local function set_job(job, first)
   if #ARGV >= first then
     redis.call('HSET', job, unpack(ARGV, first, #ARGV))
   end
+end
+
+local function next_attempt(key)
+  local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+  if attempt > KEPT_ATTEMPTS then
+    redis.call('DEL', key .. ':log:' .. (attempt - KEPT_ATTEMPTS))
+  end
+  return attempt
 end

@@ -21,8 +21,8 @@ from typing import IO, Literal
 
 import psutil
 
-from ..daemon import secrets
-from ..daemon.signals import SignalFlags, Waker
+from ...daemon import secrets
+from ...daemon.signals import SignalFlags, Waker
 
 #: What a turn of the wait saw the user ask for.
 Move = Literal["preempt", "kill"]

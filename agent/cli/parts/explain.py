@@ -21,7 +21,7 @@ from sweepd.queue.command import DEFAULT_COMMAND
 from sweepd.queue.reads import Reads
 from sweepd.queue.records import RunRecord
 
-from ..daemon import launch
+from ...daemon import launch
 from .table import printable
 from .watch import duration
 
