@@ -54,3 +54,26 @@ def test_asha_pauses_at_rungs_and_promotes_the_top_third(tmp_path: Path, cli_env
     assert steps == list(range(len(steps))) and len(steps) >= 9  # one series across its three attempts
     status = json.loads(run_sweepd("status", sid, "--json", env=cli_env).stdout)
     assert status["counts"]["paused"] == 8, status["counts"]
+
+
+def test_racing_agents_promote_each_run_once_per_rung(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """Three agents at once: whatever the order, a run paused at rung r was promoted r times (attempt
+    r + 1), one that finished at max_iter once more, and the sweep completes with none promotable."""
+    sweeps = Sweeps(tmp_path, cli_env, PROGRAM)
+    sid = sweeps.create(
+        """\
+        method: grid
+        metric: {name: loss, goal: minimize}
+        early_terminate: {type: asha, min_iter: 1, eta: 3, max_iter: 9}
+        parameters:
+          k: {values: [5, 1, 9, 3, 7, 2, 8, 4, 6]}
+        """
+    )
+    assert sweeps.agents(3, sid, "--notices", "none", "--heartbeat", "0.5", "--grace", "5", timeout=180) == [0, 0, 0]
+    runs = sweeps.runs(sid)
+    assert {r["state"] for r in runs} <= {"paused", "finished"}
+    for r in runs:
+        promotions = r["rung"] + (1 if r["state"] == "finished" else 0)
+        assert r["attempt"] == promotions + 1, r
+    assert any(r["state"] == "finished" and r["reason"] == "asha-max-iter" for r in runs)
+    assert {r["params"]["k"] for r in runs if r["state"] == "finished"} >= {1}

@@ -9,6 +9,7 @@ preempted in the middle resumes and changes none of that.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -120,3 +121,31 @@ def test_a_member_preempted_in_the_middle_still_ends_at_its_budget(
     _finish(procs)
     seen = _check_members(store, sid, 3)
     assert any(r.requeues for r in seen["runs"]), store.events(sid, 50)
+
+
+def test_the_issue_yaml_from_random_starts_matches_its_best_first_member_alone(
+    tmp_path: Path, cli_env: dict[str, str], store: Store
+) -> None:
+    """examples/pbt-sweep.yaml as it is (population 4, interval 5, steps 200, quantile 0.25), from
+    random starts, beside its best first-generation member trained alone (the same arithmetic)."""
+    env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": str(tmp_path / "ckpt"), "TOY_SLEEP": "0.01"}
+    text = (TOY.parent / "pbt-sweep.yaml").read_text().replace("program: examples/pbt_toy.py", f"program: {TOY}")
+    (tmp_path / "sweep.yaml").write_text(text)
+    done = run_sweepd("sweep", "create", str(tmp_path / "sweep.yaml"), "--quiet", "--seed", "3", env=env)
+    assert done.returncode == 0, done.stderr
+    sid = done.stdout.strip()
+    _finish(_agents(4, sid, env, tmp_path))
+    runs = store.runs(sid)
+    first = [r for r in runs if r.pbt and r.pbt["generation"] == 0]
+    assert len(first) == 4
+    alone = max(_alone(r.params["h0"], r.params["h1"], 200) for r in first)
+    assert _best_q(store, sid) >= alone - 0.05, (alone, _best_q(store, sid))
+    listed = {r["id"]: r["pbt"] for r in json.loads(run_sweepd("runs", sid, "--json", env=env).stdout)}
+    assert all(set(p) == {"member", "generation", "parent"} for p in listed.values())
+
+
+def _alone(h0: float, h1: float, steps: int) -> float:
+    theta = [0.9, 0.9]
+    for _ in range(steps):
+        theta = [theta[0] - 0.02 * h0 * theta[0], theta[1] - 0.02 * h1 * theta[1]]
+    return 1.2 - (theta[0] ** 2 + theta[1] ** 2)
