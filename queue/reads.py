@@ -72,8 +72,9 @@ class Reads:
         config, sweep = self.config(sid), self.sweep(sid)
         history = list(self.observations(sid)) if config.method == "bayes" else []
         out: list[dict[str, Any]] = []
+        cap, made = search.cap(config), int(self.r.zcard(keys.sweep_runs(sid))) - sweep.pbt_runs
         for i in range(n):
-            if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) + i >= config.run_cap:
+            if cap is not None and made + i >= cap:
                 break
             params = search.suggest(config, sweep.seed, sweep.next_index + i, history)
             if params is None:
