@@ -79,6 +79,7 @@ class Attempt:
         self.agent, self.claim, self.workdir = agent, claim, workdir
         self.hold = Hold(agent.store, claim, self, agent.opts.heartbeat, agent.opts.grace, taken_at, say=say)
         self.hold.on_redis_error, self.hold.watchdog = agent.metrics.redis_error, agent.watchdog
+        self.hold.give_up = self._going_away
         self.child_marked = threading.Event()  # the script called mark_preempting()
         #: A process of the attempt uses the Python API: it reports metrics through it, so printed
         #: lines are no longer read for metrics (nothing is counted twice).
@@ -127,6 +128,13 @@ class Attempt:
             grace=round(grace, 3),
             signal=signum.name,
         )
+
+    def _going_away(self) -> bool:
+        """The end of a run waits for Redis past its lease: stop waiting once the agent is preempted
+        and its grace is over (the machine is going away; the reaper requeues the run)."""
+        agent = self.agent
+        agent.intake()
+        return agent.preemption.requested and time.monotonic() >= agent.preemption.kill_at()
 
     # launching ----------------------------------------------------------------------------------
 

@@ -270,7 +270,7 @@ class Agent:
         if now - self._last_reap < self.opts.heartbeat:
             return
         self._last_reap = now
-        self.reaped(self.store.reap(self.sid))
+        self.reaped(self.store.reap(self.sid, self.opts.heartbeat))
 
     def reap_done(self, now: float) -> None:
         """The idle wait reaped, or saw that no lease can have lapsed yet: no reap is due before

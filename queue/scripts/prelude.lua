@@ -35,6 +35,14 @@ table_row(run, sweep_id, if_exists, if_missing)
                        `sweep_id`, ...: the refusal ({'exists'}, {'missing'}, {'other-sweep', sid})
                        or nil, and whether the run exists
 set_job(job, first)    HSET the rq job hash from ARGV[first..] (field/value pairs made by rq), if any
+came_back(up, seen, ttl, now)
+                       the store's outages as a sweep's agents saw them (design.md, "After an outage"):
+                       `up` (sweepd:sweep:<sid>:up) lives while any of them wrote in the last ttl ms
+                       (every heartbeat and renewal pushes its TTL on); `seen` (sweepd:sweep:<sid>:seen)
+                       is the last renewal or reap. Found missing, `up` is set to "<seen>:<now>": the
+                       silence began after <seen> and the store is back since now ("<now>:0" when
+                       there is no `seen`: nothing to come back from). Returns from, back (numbers);
+                       `seen` becomes now.
 ]]
 local function now_ms()
   local t = redis.call('TIME')
@@ -121,4 +129,21 @@ local function set_job(job, first)
   if #ARGV >= first then
     redis.call('HSET', job, unpack(ARGV, first, #ARGV))
   end
+end
+
+local function came_back(up, seen, ttl, now)
+  local mark = redis.call('GET', up)
+  local last = redis.call('GET', seen)
+  redis.call('SET', seen, now)
+  if mark then
+    redis.call('PEXPIRE', up, ttl)
+    local from, back = string.match(mark, '^(%d+):(%d+)$')
+    return tonumber(from), tonumber(back)
+  end
+  if not last then  -- nothing of this sweep ever renewed or reaped: no outage to speak of
+    redis.call('SET', up, now .. ':0', 'PX', ttl)
+    return now, 0
+  end
+  redis.call('SET', up, last .. ':' .. now, 'PX', ttl)
+  return tonumber(last), now
 end
