@@ -204,7 +204,7 @@ def test_agents_on_a_grid_outlive_killed_masters(tmp_path: Path, topology: Topol
     )
     agents = [
         subprocess.Popen(
-            sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "2"),
+            sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "1"),
             env=env,
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
@@ -236,7 +236,25 @@ def test_agents_on_a_grid_outlive_killed_masters(tmp_path: Path, topology: Topol
     runs = sweeps.runs(sid)
     _check_sweep(out, runs, redis.Redis(port=topology.master()), sid)
     attempts = sum(int(r["attempt"]) for r in runs)  # type: ignore[call-overload]
-    print(f"seed {seed}: {kills} master kill(s), {attempts} attempts for 30 runs, {time.monotonic() - t0:.1f} s")
+    cut = _interrupted(out)
+    took = time.monotonic() - t0
+    print(f"seed {seed}: {kills} master kill(s), {attempts} attempts for 30 runs, {cut} cut short, {took:.1f} s")
+    # No run that finished was run again: every attempt but the one that ended was cut short by a failover.
+    assert attempts == len(runs) + cut, tails
+
+
+def _interrupted(out: Path) -> int:
+    """Attempts that started and never reached their end (the guard stopped them: their holder could
+    not renew through the failover); says so if an attempt started after one had ended."""
+    cut = 0
+    for path in out.glob("*.jsonl"):
+        events = [json.loads(line) for line in path.read_text().splitlines()]
+        ended = [e for e in events if e["event"] == "end"]
+        assert len(ended) == 1, f"{path.stem}: a finished run was run again: {events}"
+        started = {e["attempt"] for e in events if e["event"] == "start"}
+        assert all(int(a) <= int(ended[0]["attempt"]) for a in started), f"{path.stem}: run again: {events}"
+        cut += len(started) - 1
+    return cut
 
 
 def _all_done(agents: list[subprocess.Popen[bytes]]) -> bool:
