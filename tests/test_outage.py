@@ -6,8 +6,17 @@ with the store up is reaped at once, as always. The agents' side is below the sc
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
 import redis
 
+from support import RedisServer, Sweeps, sweepd_cmd, wait_until
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim
@@ -96,3 +105,92 @@ def test_heartbeats_and_renewals_keep_the_store_up_and_a_silence_ends_it(r: redi
     assert not r.exists(keys.sweep_up(sid))  # a heartbeat never says the store came back: a script does
     assert store.renew(claim, LEASE) == "ok"
     assert int(r.get(keys.sweep_up(sid)).split(b":")[1]) > 0  # type: ignore[union-attr]
+
+
+# agents through a frozen Redis ----------------------------------------------------------------------
+
+# A run of about a second that notes when each attempt started and ended.
+PROGRAM = """
+import json, os, sys, time
+out = os.environ["OUT_DIR"]
+rid, attempt = os.environ["SWEEPD_RUN_ID"], os.environ["SWEEPD_ATTEMPT"]
+def note(event):
+    with open(os.path.join(out, rid + ".jsonl"), "a") as fh:
+        fh.write(json.dumps({"attempt": attempt, "event": event}) + "\\n")
+note("start")
+time.sleep(1.0)
+note("end")
+"""
+
+
+def test_a_redis_frozen_for_most_of_a_lease_costs_no_finished_run_and_no_live_holder_its_run(tmp_path: Path) -> None:
+    """SIGSTOP of the server for 2.2 s of a 3 s lease (--heartbeat 1), twice: runs that ended meanwhile
+    are recorded once it is back, holders that renew keep their runs, and the only attempts run
+    again are those the freeze cut short (stopped by their own guard, or claimed by a reply lost to
+    it: held by nobody, reaped)."""
+    server = RedisServer(tmp_path / "redis")
+    server.dir.mkdir()
+    server.start()
+    try:
+        runs, attempts, told = _frozen_twice(tmp_path, server)
+    finally:
+        server.stop()
+    assert [r["state"] for r in runs] == ["finished"] * 20
+    started = _one_end_each(tmp_path / "out", runs)
+    print(f"{attempts} attempts for 20 runs: {started - 20} cut short, {attempts - started} never started")
+    assert "requeued elsewhere" not in told  # no holder that renewed found its run reaped
+
+
+def _frozen_twice(tmp_path: Path, server: RedisServer) -> tuple[list[dict[str, Any]], int, str]:
+    """Three agents on a 20-point grid of 1 s runs, the server frozen twice: the runs, their attempts
+    and what the agents said."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "SWEEPD_REDIS_URL": server.url, "SWEEPD_HOME": str(tmp_path / "home"), "OUT_DIR": str(out)}
+    sweeps = Sweeps(tmp_path, env, PROGRAM)
+    sid = sweeps.create(f"method: grid\nparameters:\n  x: {{values: {list(range(20))}}}\n")
+    logs = [tmp_path / f"agent-{i}.log" for i in range(3)]
+    agents = [
+        subprocess.Popen(
+            sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "1"),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        for log in logs
+    ]
+    try:
+        assert server.proc is not None
+        for n in (4, 12):
+            wait_until(lambda n=n: _started(out) >= n, timeout=60)
+            server.proc.send_signal(signal.SIGSTOP)
+            time.sleep(2.2)
+            server.proc.send_signal(signal.SIGCONT)
+        codes = [a.wait(timeout=120) for a in agents]
+    finally:
+        for a in agents:
+            if a.poll() is None:
+                a.kill()
+                a.wait()
+    told = "\n".join(log.read_text() for log in logs)
+    assert codes == [0, 0, 0], told[-3000:]
+    runs = sweeps.runs(sid)
+    return runs, sum(int(r["attempt"]) for r in runs), told
+
+
+def _one_end_each(out: Path, runs: list[dict[str, Any]]) -> int:
+    """Every run ended once, in its last attempt: no finished run was run again. Returns how many
+    attempts started."""
+    last = {r["id"]: str(r["attempt"]) for r in runs}
+    started = 0
+    for path in out.glob("*.jsonl"):
+        events = [json.loads(line) for line in path.read_text().splitlines()]
+        ends = [e["attempt"] for e in events if e["event"] == "end"]
+        assert ends == [last[path.stem]], f"{path.stem}: a finished run was run again: {events}"
+        started += sum(e["event"] == "start" for e in events)
+    return started
+
+
+def _started(out: Path) -> int:
+    return sum(path.read_text().count('"start"') for path in out.glob("*.jsonl"))

@@ -210,6 +210,11 @@ class Attempt:
         while True:
             agent.intake()
             returncode = child.poll()
+            if returncode is not None and returncode >= 0:
+                # It exited by itself (the guard and the watchdog kill with a signal), however late
+                # the loop sees it (a Redis call that hung through an outage): its status is its own,
+                # and the record is checked against our token.
+                return returncode
             if hold.fenced.is_set() or (returncode is not None and hold.lapsing()):
                 child.wait(None)
                 return None
