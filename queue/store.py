@@ -76,6 +76,11 @@ def script_source(name: str) -> str:
     return _lua(PRELUDE) + "\n" + _lua(name)
 
 
+def _up(sid: str) -> list[str]:
+    """The keys by which a sweep's store tells it came back from an outage (the prelude's came_back)."""
+    return [keys.sweep_up(sid), keys.sweep_seen(sid)]
+
+
 def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
@@ -271,13 +276,7 @@ class Store(RunStarts, Presence):
         does not know "gone" can never take it for a renewal."""
         code = self._run_script(
             "renew",
-            [
-                keys.run(claim.run_id),
-                keys.sweep_held(claim.sweep_id),
-                keys.sweep(claim.sweep_id),
-                keys.sweep_up(claim.sweep_id),
-                keys.sweep_seen(claim.sweep_id),
-            ],
+            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.sweep(claim.sweep_id), *_up(claim.sweep_id)],
             [claim.run_id, claim.token, int(lease_s * 1000)],
         )
         answer = _RENEWALS[int(code)]
@@ -298,14 +297,7 @@ class Store(RunStarts, Presence):
         never renewed, and how long the reaper's own word that the store is up lasts (1.5 of it)."""
         got = self._run_script(
             "reap",
-            [
-                keys.sweep_held(sid),
-                keys.rq_queue(sid),
-                keys.sweep_wake(sid),
-                keys.sweep_events(sid),
-                keys.sweep_up(sid),
-                keys.sweep_seen(sid),
-            ],
+            [keys.sweep_held(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_events(sid), *_up(sid)],
             [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, int(heartbeat_s * 1000), up_ttl_ms(heartbeat_s * 3)],
         )
         earliest = None if got[1] is None else int(float(got[1]))
