@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from support import RedisServer, Sweeps, sweepd_cmd, wait_until
+from support import RedisServer, Sweeps, run_sweepd, sweepd_cmd, wait_until
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim
@@ -89,6 +89,22 @@ def test_a_lease_that_lapsed_before_the_silence_is_reaped_at_once(r: redis.Redis
     silence(r, sid, 20)
     r.zadd(keys.sweep_held(sid), {claim.run_id: redis_ms(r) - 25_000})  # its holder died before it
     assert store.reap(sid) == [claim.run_id]
+
+
+def test_sweepd_reap_waits_the_heartbeat_a_lease_lapsed_in_an_outage_is_given(
+    r: redis.Redis, store: Store, cli_env: dict[str, str]
+) -> None:
+    sid = store.create_sweep(validate(GRID))
+    claim = store.create_next(sid, "ag", 3.0)
+    assert isinstance(claim, Claim) and store.renew(claim, 3.0) == "ok"  # a heartbeat of 1 s
+    silence(r, sid, 5)
+    r.zadd(keys.sweep_held(sid), {claim.run_id: redis_ms(r) - 1_000})
+    done = run_sweepd("reap", sid, env=cli_env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        f"1 lease(s) of sweep {sid} lapsed while Redis was away: waiting 1.0 s",
+        f"requeued {claim.run_id} (sweep {sid}): its lease had expired",
+    ]
 
 
 def test_heartbeats_and_renewals_keep_the_store_up_and_a_silence_ends_it(r: redis.Redis, store: Store) -> None:
