@@ -27,6 +27,14 @@ key                                         type    holds
 ``sweepd:sweep:<sid>:agents``               ZSET    agent id -> last heartbeat (ms, the agent's
                                                     clock): refreshed every heartbeat, idle or not
 ``sweepd:sweep:<sid>:seq``                  STRING  counter for the order of ``:runs``
+``sweepd:sweep:<sid>:up``                   STRING  ``<from>:<back>`` (ms, Redis clock): the
+                                                    store's last return to the sweep's agents
+                                                    (its silence began after ``from``, ended at
+                                                    ``back``); expires 1.5 heartbeats after the
+                                                    last heartbeat or renewal of any of them, so
+                                                    it is missing after an outage (see reap.lua)
+``sweepd:sweep:<sid>:seen``                 STRING  ms, Redis clock: the last renewal or reap
+                                                    (where the next silence begins)
 ``sweepd:sweep:<sid>:events``               LIST    recent events as JSON, newest first (capped at
                                                     100): ``requeued`` (preemptions, retries, lost
                                                     leases: run, attempt, reason) and ``resumed``
@@ -56,6 +64,7 @@ key                                         type    holds
                                                     ``started_at``, ``ended_at``, ``reason``,
                                                     ``requeues``, ``preempted_at``,
                                                     ``renewed_at`` (the holder's last renewal),
+                                                    ``lease_ms`` (its lease: reap.lua's grace),
                                                     ``interrupted_at`` (set while a requeued run
                                                     waits: when it was preempted or its holder
                                                     last renewed; a claim turns it into a
@@ -130,6 +139,14 @@ def sweep_wake(sid: str) -> str:
 
 def sweep_agents(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:agents"
+
+
+def sweep_up(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:up"
+
+
+def sweep_seen(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:seen"
 
 
 def sweep_seq(sid: str) -> str:

@@ -1,9 +1,10 @@
 """An agent's presence in Redis: its record, its heartbeat, and how an idle agent waits for work.
 
 What an idle agent costs Redis is what it does here, so it is kept to the least that keeps the
-contract: a heartbeat that only says the agent is alive (``idle_beat``: three commands, one round
-trip) and one BLPOP on the sweep's wake list, long enough to reach the next thing that is due. The
-record's fields (host, pid, run...) are written only when they change (``agent_beat``).
+contract: a heartbeat that only says the agent is alive (``idle_beat``: four commands, one round
+trip; one says the store is up, ``up_ttl_ms``) and one BLPOP on the sweep's wake list, long enough
+to reach the next thing that is due. The record's fields (host, pid, run...) are written only when
+they change (``agent_beat``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ class Beat:
     recorded: bool
 
 
+def up_ttl_ms(lease_s: float) -> int:
+    """How long one heartbeat or renewal says the store is up (``sweepd:sweep:<sid>:up``): half a
+    lease, 1.5 heartbeats. A silence longer than that is an outage (reap.lua, design.md)."""
+    return max(1, int(lease_s * 1000) // 2)
+
+
 class Presence(Reads):
     """Agents' records and heartbeats, and the idle wait."""
 
@@ -45,6 +52,7 @@ class Presence(Reads):
             pipe.hset(keys.agent(aid), mapping={**{k: str(v) for k, v in info.items()}, "heartbeat_at": now_ms})
             pipe.expire(keys.agent(aid), max(1, int(ttl_s + 0.999)))
             pipe.zadd(keys.sweep_agents(sid), {aid: now_ms})
+            pipe.pexpire(keys.sweep_up(sid), up_ttl_ms(ttl_s))
             pipe.execute()
 
     def idle_beat(self, sid: str, aid: str, ttl_s: float, *, clock: bool = False) -> Beat:
@@ -57,13 +65,14 @@ class Presence(Reads):
             pipe.zadd(keys.sweep_agents(sid), {aid: now_ms})
             pipe.pexpire(keys.agent(aid), max(1000, int(ttl_s * 1000)))
             pipe.zrange(keys.sweep_held(sid), 0, 0, withscores=True)
+            pipe.pexpire(keys.sweep_up(sid), up_ttl_ms(ttl_s))  # the store is up (reap.lua)
             if clock:
                 pipe.time()
             got = pipe.execute()
         first = got[2]
         return Beat(
             earliest=int(first[0][1]) if first else None,
-            now_ms=int(got[3][0]) * 1000 + int(got[3][1]) // 1000 if clock else None,
+            now_ms=int(got[4][0]) * 1000 + int(got[4][1]) // 1000 if clock else None,
             recorded=bool(got[1]),
         )
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from . import bounds, keys, lineage, search
+from . import bounds, keys, lineage, search, sentinel
 from .config import validate
 from .errors import NotFound
 from .records import RunRecord, SweepRecord
@@ -43,6 +43,12 @@ class Reads:
     def call_timeout(self) -> float:
         """The client's socket timeout (seconds): a blocking read must return before it."""
         return float(self.r.connection_pool.connection_kwargs.get("socket_timeout") or 10.0)
+
+    def failover_check(self, heartbeat_s: float) -> str | None:
+        """Behind Sentinel: one line when a failover could outlast what a held run survives at this
+        heartbeat (``sentinel.failover_warning``), from the sentinels' own setting; else None."""
+        found = sentinel.down_after_ms(self.r)
+        return None if found is None else sentinel.failover_warning(*found, heartbeat_s)
 
     # sweeps -------------------------------------------------------------------------------------
 

@@ -125,3 +125,44 @@ def client(target: SentinelURL, **connection: Any) -> redis.Redis:
         **tls,
     )
     return master
+
+
+#: What a failover takes beside Sentinel's down-after-milliseconds, as bench/failover.py measures it
+#: on the tests' topology (three sentinels, one replica): the vote and the promotion (about 1.3 s), and
+#: the first move on the new master, whose WAIT may still count the dead master's replica (up to 1 s).
+FAILOVER_EXTRA_S = 2.5
+
+
+def failover_warning(master: str, down_after_ms: int, heartbeat_s: float) -> str | None:
+    """One line when a failover could outlast what a held run survives, else None (pure).
+
+    The rule (design.md, "Redis behind Sentinel"): a holder's guard stops its run 2.5 heartbeats
+    after its last acknowledged renewal, which may be a heartbeat old when the master dies, and its
+    retries come half a heartbeat apart at most: so detection (down-after) + election + reconnect
+    must fit in one heartbeat for every run to survive, whatever the moment of the failure."""
+    takes = down_after_ms / 1000 + FAILOVER_EXTRA_S
+    if takes <= heartbeat_s:
+        return None
+    fits = max(0, int((heartbeat_s - FAILOVER_EXTRA_S) * 1000))
+    return (
+        f"Sentinel's down-after-milliseconds for {master} is {down_after_ms}: a failover takes about "
+        f"{takes:.1f} s, longer than the {heartbeat_s:g} s a held run is sure to survive (a heartbeat; "
+        f"lease {3 * heartbeat_s:g} s), so runs held then may be stopped and resumed from their "
+        f"checkpoints: set it to {fits} ms or less, or raise --heartbeat"
+    )
+
+
+def down_after_ms(client: redis.Redis) -> tuple[str, int] | None:
+    """The master's name and its ``down-after-milliseconds`` as the first sentinel that answers says
+    (``SENTINEL MASTER``); None when the client is not Sentinel's or no sentinel answers."""
+    pool: Any = client.connection_pool
+    manager = getattr(pool, "sentinel_manager", None)
+    if manager is None:
+        return None
+    for node in manager.sentinels:
+        try:
+            state = node.sentinel_master(pool.service_name)
+        except redis.RedisError:
+            continue
+        return str(pool.service_name), int(state["down-after-milliseconds"])
+    return None

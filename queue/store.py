@@ -32,7 +32,7 @@ from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
 from .population import Population
-from .presence import Presence
+from .presence import Presence, up_ttl_ms
 from .reads import SWEEP_STATES
 from .records import Claim
 from .runs import RunStarts, step_of
@@ -42,6 +42,8 @@ from .space import SweepConfig
 HISTORY_CAP = bounds.HISTORY_ROWS  # metric rows kept per run (and bytes: bounds.HISTORY_BYTES)
 LOG_CAP = 10_000  # output lines kept per attempt
 PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
+HEARTBEAT = 10.0  # seconds: a reaper's heartbeat when it names none (the agent's default, options.py)
+
 
 CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
 #: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours:
@@ -53,12 +55,13 @@ _RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 
 
 @dataclass(frozen=True)
 class Reaped:
-    """What a reap did and saw: the runs it requeued, Redis's clock (ms) and the earliest lease
-    deadline left (ms on that clock; None: nothing held)."""
+    """What a reap did and saw: the runs it requeued, Redis's clock (ms), the earliest lease
+    deadline left (ms on that clock; None: nothing held) and how many lapsed leases it spared."""
 
     requeued: list[str]
     now_ms: int
     earliest: int | None
+    spared: int = 0  # lapsed leases given a heartbeat more: the store has just come back (reap.lua)
 
 
 @cache
@@ -72,6 +75,11 @@ def script_source(name: str) -> str:
     if name == PRELUDE:
         raise ValueError("the prelude is put in front of the scripts, not run alone")
     return f"local KEPT_ATTEMPTS = {bounds.KEPT_ATTEMPTS}\n" + _lua(PRELUDE) + "\n" + _lua(name)
+
+
+def _up(sid: str) -> list[str]:
+    """The keys by which a sweep's store tells it came back from an outage (the prelude's came_back)."""
+    return [keys.sweep_up(sid), keys.sweep_seen(sid)]
 
 
 def _script(r: redis.Redis, name: str) -> Script:
@@ -276,7 +284,7 @@ class Store(RunStarts, Presence, Schedules, Population):
         does not know "gone" can never take it for a renewal."""
         code = self._run_script(
             "renew",
-            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.sweep(claim.sweep_id)],
+            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.sweep(claim.sweep_id), *_up(claim.sweep_id)],
             [claim.run_id, claim.token, int(lease_s * 1000)],
         )
         answer = _RENEWALS[int(code)]
@@ -286,20 +294,22 @@ class Store(RunStarts, Presence, Schedules, Population):
         """Mark the held run ``preempting`` (preempt.lua); False when it is no longer ours."""
         return bool(self._run_script("preempt", [keys.run(claim.run_id)], [claim.token, reason]))
 
-    def reap(self, sid: str) -> list[str]:
+    def reap(self, sid: str, heartbeat_s: float = HEARTBEAT) -> list[str]:
         """Requeue at the front every run of the sweep whose lease expired (reap.lua: exactly once,
         however many agents reap at the same moment). Returns their ids."""
-        return self.reap_due(sid).requeued
+        return self.reap_due(sid, heartbeat_s).requeued
 
-    def reap_due(self, sid: str) -> Reaped:
-        """``reap``, with what an idle agent sleeps on: Redis's clock and the earliest lease left."""
+    def reap_due(self, sid: str, heartbeat_s: float = HEARTBEAT) -> Reaped:
+        """``reap``, with what an idle agent sleeps on: Redis's clock and the earliest lease left.
+        ``heartbeat_s``, the reaper's: the grace of a lease that lapsed in an outage when its holder
+        never renewed, and how long the reaper's own word that the store is up lasts (1.5 of it)."""
         got = self._run_script(
             "reap",
-            [keys.sweep_held(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_events(sid)],
-            [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX],
+            [keys.sweep_held(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_events(sid), *_up(sid)],
+            [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, int(heartbeat_s * 1000), up_ttl_ms(heartbeat_s * 3)],
         )
         earliest = None if got[1] is None else int(float(got[1]))
-        return Reaped([e.decode() for e in got[2:]], int(got[0]), earliest)
+        return Reaped([e.decode() for e in got[3:]], int(got[0]), earliest, int(got[2]))
 
     def operate(self, rid: str, action: Literal["stop", "requeue"]) -> str:
         """An operator's stop or requeue of one run (operate.lua). A held run is stopped or

@@ -26,10 +26,12 @@ class Topology:
         directory: Path,
         *,
         down_after_ms: int = 1000,
+        failover_timeout_ms: int | None = None,
         password: str | None = None,
         sentinel_password: str | None = None,
     ) -> None:
         self.dir, self.down_after_ms = directory, down_after_ms
+        self.failover_timeout_ms = failover_timeout_ms or max(3 * down_after_ms, 2000)
         self.password, self.sentinel_password = password, sentinel_password
         self.data_ports = [free_port(), free_port()]
         self.sentinel_ports = [free_port() for _ in range(3)]
@@ -51,7 +53,7 @@ class Topology:
                 f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
                 f"sentinel monitor {MASTER_NAME} 127.0.0.1 {master} 2\n"
                 f"sentinel down-after-milliseconds {MASTER_NAME} {self.down_after_ms}\n"
-                f"sentinel failover-timeout {MASTER_NAME} {max(3 * self.down_after_ms, 2000)}\n"
+                f"sentinel failover-timeout {MASTER_NAME} {self.failover_timeout_ms}\n"
                 f"sentinel parallel-syncs {MASTER_NAME} 1\n"
                 + (f"sentinel auth-pass {MASTER_NAME} {self.password}\n" if self.password else "")
                 + (

@@ -170,6 +170,36 @@ def _create(store: Store, sid: str) -> object:
         return None
 
 
+# the failover's length against the lease -----------------------------------------------------------
+
+
+def test_the_rule_a_failover_must_fit_in_a_heartbeat() -> None:
+    assert sentinel.failover_warning("m", 5000, 10.0) is None  # 5 s + 2.5 s of vote, promotion, reconnect
+    said = sentinel.failover_warning("m", 60000, 10.0)  # the Bitnami chart's default
+    assert said is not None and "\n" not in said
+    assert "down-after-milliseconds for m is 60000" in said and "62.5 s" in said and "7500 ms or less" in said
+
+
+def test_an_agent_behind_sentinel_warns_when_a_failover_could_outlast_its_lease(tmp_path: Path) -> None:
+    top = Topology(tmp_path / "topology", down_after_ms=5000)
+    top.dir.mkdir()
+    try:
+        top.start()
+        env = {**os.environ, "SWEEPD_REDIS_URL": top.url, "SWEEPD_HOME": str(tmp_path / "home")}
+        store = Store(connect(top.url))
+        sid = store.create_sweep(_config())
+        store.control(sid, "stopped")  # complete: the agent starts, says what it must, and exits 0
+        said = {}
+        for heartbeat in ("2", "10"):
+            done = run_sweepd("agent", sid, "--notices", "none", "--heartbeat", heartbeat, env=env)
+            assert done.returncode == 0, done.stderr
+            said[heartbeat] = [line for line in done.stderr.splitlines() if "down-after-milliseconds" in line]
+    finally:
+        top.close()
+    assert len(said["2"]) == 1 and "is 5000: a failover takes about 7.5 s" in said["2"][0]
+    assert said["10"] == []
+
+
 # chaos ---------------------------------------------------------------------------------------------
 
 
@@ -204,7 +234,7 @@ def test_agents_on_a_grid_outlive_killed_masters(tmp_path: Path, topology: Topol
     )
     agents = [
         subprocess.Popen(
-            sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "2"),
+            sweepd_cmd("agent", sid, "--notices", "none", "--heartbeat", "1"),
             env=env,
             cwd=tmp_path,
             stdout=subprocess.DEVNULL,
@@ -236,7 +266,23 @@ def test_agents_on_a_grid_outlive_killed_masters(tmp_path: Path, topology: Topol
     runs = sweeps.runs(sid)
     _check_sweep(out, runs, redis.Redis(port=topology.master()), sid)
     attempts = sum(int(r["attempt"]) for r in runs)  # type: ignore[call-overload]
-    print(f"seed {seed}: {kills} master kill(s), {attempts} attempts for 30 runs, {time.monotonic() - t0:.1f} s")
+    cut = _interrupted(out, runs)
+    took = time.monotonic() - t0
+    print(f"seed {seed}: {kills} master kill(s), {attempts} attempts for 30 runs, {cut} cut short, {took:.1f} s")
+    # No run that finished was run again: every attempt but the one that ended was cut short by a failover.
+    assert attempts == len(runs) + cut, tails
+
+
+def _interrupted(out: Path, runs: list[dict[str, object]]) -> int:
+    """Attempts a failover cut short: started and stopped by their own guard (their holder could not
+    renew through it), or claimed by a reply the dead master never sent (never started, reaped).
+    Fails if a run ended in any attempt but its last, or twice: a finished run run again."""
+    last = {r["id"]: str(r["attempt"]) for r in runs}
+    for path in out.glob("*.jsonl"):
+        events = [json.loads(line) for line in path.read_text().splitlines()]
+        ends = [e["attempt"] for e in events if e["event"] == "end"]
+        assert ends == [last[path.stem]], f"{path.stem}: a finished run was run again: {events}"
+    return sum(int(a) - 1 for a in last.values())
 
 
 def _all_done(agents: list[subprocess.Popen[bytes]]) -> bool:

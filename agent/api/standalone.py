@@ -146,10 +146,17 @@ class Holder:
         self.watchdog = Watchdog()
         self.hold = Hold(self.store, claim, self, self.heartbeat, self.grace, sent, say=self._say)
         self.hold.watchdog = self.watchdog
+        self.hold.give_up = self._waited_enough
         self.hold.guard(os.getpid())  # the watchdog kills this process if its own threads cannot
         self._worker = threading.Thread(target=self._work, daemon=True, name="sweepd-work")
         self._worker.start()
         self.exits.install()
+
+    def _waited_enough(self) -> bool:
+        """A script's end waits for Redis a lease past its lease's end, then leaves the run to the
+        reaper: a script run by hand must exit some time (an agent waits as long as it lives)."""
+        hold = self.hold
+        return hold is None or time.monotonic() >= hold.lease_until + hold.lease
 
     def _at_exit(self, code: int) -> None:
         if self.run is not None:
@@ -172,7 +179,7 @@ class Holder:
         if self._worker is not None and threading.current_thread() is not self._worker:
             self._worker.join(self.heartbeat + 1)
         if self.hold is not None:
-            self.hold.release()  # the script is ending on its own: its record is given up at the same deadline
+            self.hold.release()  # the script is ending on its own: the guard has nothing left to stop
         self._record(exit_code)
         if self.watchdog is not None:
             self.watchdog.close()

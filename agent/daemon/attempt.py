@@ -83,6 +83,7 @@ class Attempt:
         self.agent, self.claim, self.workdir = agent, claim, workdir
         self.hold = Hold(agent.store, claim, self, agent.opts.heartbeat, agent.opts.grace, taken_at, say=say)
         self.hold.on_redis_error, self.hold.watchdog = agent.metrics.redis_error, agent.watchdog
+        self.hold.give_up = self._going_away
         self.child_marked = threading.Event()  # the script called mark_preempting()
         #: A process of the attempt uses the Python API: it reports metrics through it, so printed
         #: lines are no longer read for metrics (nothing is counted twice).
@@ -137,6 +138,13 @@ class Attempt:
             grace=round(grace, 3),
             signal=signum.name,
         )
+
+    def _going_away(self) -> bool:
+        """The end of a run waits for Redis past its lease: stop waiting once the agent is preempted
+        and its grace is over (the machine is going away; the reaper requeues the run)."""
+        agent = self.agent
+        agent.intake()
+        return agent.preemption.requested and time.monotonic() >= agent.preemption.kill_at()
 
     # launching ----------------------------------------------------------------------------------
 
@@ -213,6 +221,11 @@ class Attempt:
         while True:
             agent.intake()
             returncode = child.poll()
+            if returncode is not None and returncode >= 0:
+                # It exited by itself (the guard and the watchdog kill with a signal), however late
+                # the loop sees it (a Redis call that hung through an outage): its status is its own,
+                # and the record is checked against our token.
+                return returncode
             if hold.fenced.is_set() or (returncode is not None and hold.lapsing()):
                 child.wait(None)
                 return None

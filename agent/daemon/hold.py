@@ -16,7 +16,8 @@ here:
   (watchdog.py), a process of its own fed each new deadline, which kills the process a quarter
   heartbeat later when the holder's interpreter could not (frozen, stalled, dead);
 - the end: the exit-status table (``states.outcome``) applied once, its reason, and the fenced
-  writes retried while the lease may still hold (else the reaper requeues the run: nothing lost).
+  writes retried until they land or are refused, past the lease's end too (they are checked
+  against the token: a run somebody took meanwhile refuses them).
 """
 
 from __future__ import annotations
@@ -92,11 +93,14 @@ class Hold(Reports):
         say: Say,
         on_redis_error: Callable[[], None] = lambda: None,
         watchdog: Watchdog | None = None,
+        give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store, self.claim, self.process = store, claim, process
         self.heartbeat, self.grace = heartbeat, grace
         self.lease = heartbeat * LEASE_HEARTBEATS
         self.say, self.on_redis_error = say, on_redis_error
+        #: Asked while an ended run's record waits for Redis past the lease: True stops waiting.
+        self.give_up = give_up
         self.watchdog = watchdog
         self._watched: int | None = None  # the pid the watchdog guards for this hold
         #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
@@ -313,19 +317,32 @@ class Hold(Reports):
         return Recorded("paused" if done else "lost", states.PAUSED, self.reason, False)
 
     def persist(self, write: Callable[[], bool]) -> bool:
-        """Do a fenced write, retrying while Redis is away and the lease may still hold. False when
-        it was refused (no longer ours) or could not be made in time: the lease then lapses and the
-        reaper requeues the run, so nothing is lost."""
+        """Do a fenced write once the process has ended, retrying while Redis is away, past the
+        lease's end too: the write is checked against our token, so it lands only if nobody took
+        the run meanwhile, and a store back from an outage gives us a heartbeat before it reaps
+        (reap.lua). False when it was refused (no longer ours: the run went back to the queue), or
+        when ``give_up`` says so once the lease has lapsed (the agent is going away)."""
         backoff = Backoff(cap=max(0.1, self.heartbeat / 2))
+        lapsed = False
         while True:
             try:
                 if write():
+                    if lapsed:
+                        self.say("info", "the run's end was recorded after its lease's end: nobody had taken it")
                     return True
                 self.say("warning", "the run's end was not recorded: the run is no longer ours")
                 return False
             except REDIS_DOWN as exc:
                 self.on_redis_error()
-                if time.monotonic() + backoff.cap >= self.lease_until:
-                    self.say("error", "could not record the run's end before its lease expires", error=str(exc))
+                if not lapsed and time.monotonic() + backoff.cap >= self.lease_until:
+                    lapsed = True
+                    self.say(
+                        "warning",
+                        "the run's lease ends before its end could be recorded: still trying (it lands only if "
+                        "nobody has taken the run)",
+                        error=str(exc),
+                    )
+                if lapsed and self.give_up():
+                    self.say("error", "could not record the run's end: left to the reaper", error=str(exc))
                     return False
                 time.sleep(backoff.next())

@@ -150,7 +150,7 @@ class Idle:
 
     def reap(self) -> bool:
         agent = self.agent
-        got = agent.store.reap_due(agent.sid)
+        got = agent.store.reap_due(agent.sid, agent.opts.heartbeat)
         now = time.monotonic()
         self.clock.sync(got.now_ms, time.time())
         self.earliest, self.read_at = got.earliest, now

@@ -176,6 +176,12 @@ class Agent:
         for watcher in self.watchers:
             watcher.start(self._on_notice)
         log.info("agent started", heartbeat=self.opts.heartbeat, grace=self.opts.grace, count=self.opts.count)
+        try:
+            warning = self.store.failover_check(self.opts.heartbeat)
+        except REDIS_DOWN:
+            warning = None  # the sentinels are asked once, at start; the agent works without the answer
+        if warning:
+            log.warning(warning)
         self.watchdog.start()
         self.beat(force=True)
         self.notifier.ready(f"working sweep {self.sid}")
@@ -276,7 +282,7 @@ class Agent:
         if now - self._last_reap < self.opts.heartbeat:
             return
         self._last_reap = now
-        self.reaped(self.store.reap(self.sid))
+        self.reaped(self.store.reap(self.sid, self.opts.heartbeat))
 
     def reap_done(self, now: float) -> None:
         """The idle wait reaped, or saw that no lease can have lapsed yet: no reap is due before

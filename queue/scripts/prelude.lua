@@ -41,6 +41,14 @@ next_attempt(key)      HINCRBY a run's `attempt` (key: sweepd:run:<rid>) and ret
                        number is made here (claim.lua, resume.lua; create.lua's is 1), one at a time,
                        so no older one is ever left. KEPT_ATTEMPTS is put in front of this file
                        from bounds.py by the loader.
+came_back(up, seen, ttl, now)
+                       the store's outages as a sweep's agents saw them (design.md, "After an outage"):
+                       `up` (sweepd:sweep:<sid>:up) lives while any of them wrote in the last ttl ms
+                       (every heartbeat and renewal pushes its TTL on); `seen` (sweepd:sweep:<sid>:seen)
+                       is the last renewal or reap. Found missing, `up` is set to "<seen>:<now>": the
+                       silence began after <seen> and the store is back since now ("<now>:0" when
+                       there is no `seen`: nothing to come back from). Returns from, back (numbers);
+                       `seen` becomes now.
 ]]
 local function now_ms()
   local t = redis.call('TIME')
@@ -135,4 +143,21 @@ local function next_attempt(key)
     redis.call('DEL', key .. ':log:' .. (attempt - KEPT_ATTEMPTS))
   end
   return attempt
+end
+
+local function came_back(up, seen, ttl, now)
+  local mark = redis.call('GET', up)
+  local last = redis.call('GET', seen)
+  redis.call('SET', seen, now)
+  if mark then
+    redis.call('PEXPIRE', up, ttl)
+    local from, back = string.match(mark, '^(%d+):(%d+)$')
+    return tonumber(from), tonumber(back)
+  end
+  if not last then  -- nothing of this sweep ever renewed or reaped: no outage to speak of
+    redis.call('SET', up, now .. ':0', 'PX', ttl)
+    return now, 0
+  end
+  redis.call('SET', up, last .. ':' .. now, 'PX', ttl)
+  return tonumber(last), now
 end

@@ -2,9 +2,12 @@
 holder whether an operator asked for the run to stop or to be requeued.
 
 KEYS[1]  sweepd:run:<rid>          HASH  read token, state, stop_requested, requeue_requested;
-                                         write renewed_at (ms): the holder's last sign of life
+                                         write renewed_at (ms): the holder's last sign of life, and
+                                         lease_ms (a third of it is the holder's heartbeat: reap.lua)
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZADD XX run id -> new deadline (ms, Redis clock)
 KEYS[3]  sweepd:sweep:<sid>        HASH  read state: a cancelled sweep stops its runs
+KEYS[4]  sweepd:sweep:<sid>:up     STRING  a renewal says the store is up (came_back: TTL half a lease)
+KEYS[5]  sweepd:sweep:<sid>:seen   STRING  the last renewal or reap (came_back)
 ARGV[1]  run id
 ARGV[2]  attempt token
 ARGV[3]  lease length in ms
@@ -25,8 +28,9 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
   return 0
 end
 local now = now_ms()
+came_back(KEYS[4], KEYS[5], math.floor(tonumber(ARGV[3]) / 2), now)
 redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])
-redis.call('HSET', KEYS[1], 'renewed_at', now)
+redis.call('HSET', KEYS[1], 'renewed_at', now, 'lease_ms', ARGV[3])
 if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
   return 4
 end
