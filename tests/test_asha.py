@@ -52,6 +52,8 @@ def test_asha_pauses_at_rungs_and_promotes_the_top_third(tmp_path: Path, cli_env
     assert all(r["rung"] is not None for r in history)
     steps = [row["_step"] for row in store.history(runs[1]["id"])]
     assert steps == list(range(len(steps))) and len(steps) >= 9  # one series across its three attempts
+    table = run_sweepd("runs", sid, env=cli_env).stdout.splitlines()
+    assert "rung" in table[0].split()
     status = json.loads(run_sweepd("status", sid, "--json", env=cli_env).stdout)
     assert status["counts"]["paused"] == 8, status["counts"]
 
