@@ -87,6 +87,7 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.pause(c, 0) and store.run(c.run_id).state == "paused"  # pause: wake, wake_if_done
     assert store.promote(sid, c.run_id, 1, "ag3", 30) is None  # not paused at that rung
     promoted = store.promote(sid, c.run_id, 0, "ag3", 30)
+    assert store.promote(sid, c.run_id, 0, "ag4", 30) is None  # promoted once, however many agents race
     assert promoted is not None and promoted.attempt == 2 and store.complete(promoted, "finished", 0, "exit-0")
     assert store.operate(a.run_id, "requeue") == "requeued"  # requeue_run (terminal)
     r.zadd(keys.sweep_held(sid), {b.run_id: 1})
