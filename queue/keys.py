@@ -50,7 +50,8 @@ key                                         type    holds
                                                     take the ``:agents`` score);
                                                     a GPU agent's ``slots`` (JSON: a list of
                                                     ``{slot, gpus, run_id}``) and ``run_id`` its runs,
-                                                    comma-joined; written when a field changes,
+                                                    comma-joined; a pool agent's ``pool`` (its
+                                                    ``sweep_id`` empty); written when a field changes,
                                                     its TTL (a lease) pushed on every heartbeat:
                                                     expires when the agent goes silent
 ``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
