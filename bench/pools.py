@@ -1,0 +1,206 @@
+"""Pools: what an idle pool agent costs Redis with 100 sweeps in its pool, and how fast it picks up a
+requeued run, each beside a single-sweep agent measured in the same run.
+
+Every sweep of the pool has its one run held by the benchmark itself (a long lease), so the pool
+has no work and no sweep is complete: the agent waits, as a fleet does between sweeps. One more
+sweep of the pool has a second point, which the agent runs first and the benchmark then requeues
+(an operator's requeue: ``Store.operate``) trial after trial. The baselines are bench/idle.py's and
+bench/pickup.py's own measurements of a single-sweep agent, on a Redis of their own.
+
+    python bench/pools.py [--sweeps 100] [--seconds 60] [--trials 30]
+
+Targets: idle at most 0.5 Redis commands per second (as a single-sweep idle agent); pickup within
+1.5x of the single-sweep agent's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import Row, Section, agent, bench_env, markdown, median, num, percentile, private_redis, ratio, show, stop
+from common import wait_for as wait
+from idle import Meter
+from pickup import pickups as sweep_pickups
+from pickup import program, read_mark
+
+from sweepd.agent.daemon.options import Options
+from sweepd.queue import keys
+from sweepd.queue.config import validate
+from sweepd.queue.store import Store
+
+POOL = "bench"
+IDLE_TARGET = 0.5
+PICKUP_TARGET = 1.5
+
+
+def pool_agent(env: dict[str, str], *extra: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sweepd.agent", "agent", "--pool", POOL, "--notices", "none", *extra],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def fill(store: Store, sweeps: int) -> str:
+    """``sweeps`` sweeps in the pool with nothing to hand out (each one's run held here), and one
+    more whose second point the agent will run: its id."""
+    one = validate({"method": "grid", "command": program(), "parameters": {"x": {"value": 0}}})
+    for _ in range(sweeps):
+        sid = store.create_sweep(one)
+        store.create_next(sid, "bench-holder", lease_s=3600)
+        store.set_pool(sid, pool=POOL)
+    two = validate({"method": "grid", "command": program(), "parameters": {"x": {"values": [0, 1]}}})
+    sid = store.create_sweep(two)
+    store.create_next(sid, "bench-holder", lease_s=3600)
+    store.set_pool(sid, pool=POOL)
+    return sid
+
+
+def idle_cost(sweeps: int, seconds: float) -> tuple[float, dict[str, float]]:
+    """Redis commands per second of one idle pool agent (and what they are)."""
+    with private_redis() as server:
+        r = server.client()
+        store = Store(r)
+        fill(store, sweeps)
+        proc = pool_agent(bench_env(server.url, server.work, MARKS=str(server.work)))
+        try:
+            wait(lambda: r.zcard(keys.pool_agents(POOL)) == 1, 60, "the pool agent")
+            wait(lambda: list(server.work.glob("*.1")), 60, "its one run")
+            time.sleep(3)  # past start-up and that run
+            meter = Meter(r, [proc.pid])
+            meter.start()
+            time.sleep(seconds)
+            per_s, _, _ = meter.stop()
+        finally:
+            stop([proc])
+    return per_s, meter.mix
+
+
+def single_idle(seconds: float) -> float:
+    """Redis commands per second of one idle single-sweep agent (bench/idle.py's set-up)."""
+    with private_redis() as server:
+        r = server.client()
+        store = Store(r)
+        two = validate({"method": "grid", "command": program(), "parameters": {"x": {"values": [0, 1]}}})
+        sid = store.create_sweep(two)
+        store.create_next(sid, "bench-holder", lease_s=3600)
+        proc = agent(bench_env(server.url, server.work, MARKS=str(server.work)), sid)
+        try:
+            wait(lambda: r.zcard(keys.sweep_agents(sid)) == 1, 60, "the agent")
+            wait(lambda: list(server.work.glob("*.1")), 60, "its one run")
+            time.sleep(3)
+            meter = Meter(r, [proc.pid])
+            meter.start()
+            time.sleep(seconds)
+            per_s, _, _ = meter.stop()
+        finally:
+            stop([proc])
+    return per_s
+
+
+def pool_pickups(sweeps: int, trials: int) -> list[float]:
+    with private_redis() as server:
+        marks = server.work / "marks"
+        marks.mkdir()
+        r = server.client()
+        store = Store(r)
+        sid = fill(store, sweeps)
+        proc = pool_agent(bench_env(server.url, server.work, MARKS=str(marks)))
+        try:
+            first = wait(lambda: list(marks.glob("*.1")), 60, "the agent's first run")
+            rid = first[0].name.split(".")[0]
+            assert store.run(rid).sweep_id == sid
+            wait(lambda: store.run(rid).state == "finished", 30, "the first run to finish")
+            return requeue_trials(store, rid, marks, trials)
+        finally:
+            stop([proc])
+
+
+def requeue_trials(store: Store, rid: str, marks: Path, trials: int) -> list[float]:
+    out = []
+    for _ in range(trials):
+        time.sleep(random.uniform(0.1, 0.3))  # the agent is back in its blocking wait
+        attempt = store.run(rid).attempt + 1
+        t0 = time.time()
+        store.operate(rid, "requeue")
+        mark = marks / f"{rid}.{attempt}"
+        wait(mark.exists, 30, "the requeued run to start", interval=0.001)
+        wait(lambda m=mark: m.stat().st_size > 0, 5, "the mark", interval=0.001)
+        out.append((read_mark(mark) - t0) * 1000)
+        wait(lambda a=attempt: store.run(rid).state == "finished" and store.run(rid).attempt == a, 30, "end")
+    return out
+
+
+def single_pickups(trials: int) -> list[float]:
+    with private_redis() as server:
+        marks = server.work / "marks"
+        marks.mkdir()
+        return sweep_pickups(server.url, bench_env(server.url, server.work, MARKS=str(marks)), marks, trials)
+
+
+def measure(
+    quick: bool = False, sweeps: int | None = None, seconds: float | None = None, trials: int | None = None
+) -> Section:
+    sweeps = sweeps or (20 if quick else 100)
+    seconds = seconds or (4 if quick else 60)
+    trials = trials or (8 if quick else 30)
+    section = Section("pools")
+    pool_idle, mix = idle_cost(sweeps, seconds)
+    base_idle = single_idle(seconds)
+    section.rows.append(
+        Row(
+            f"pool: idle pool agent, {sweeps} sweeps: Redis commands/s "
+            f"({seconds:g} s, --heartbeat {Options.heartbeat:g})",
+            num(pool_idle, 3),
+            f"{num(base_idle, 3)} (an idle single-sweep agent)",
+            ratio(pool_idle, base_idle),
+            f"<= {IDLE_TARGET}: {'yes' if pool_idle <= IDLE_TARGET else 'NO'}",
+        )
+    )
+    ours, theirs = pool_pickups(sweeps, trials), single_pickups(trials)
+    section.rows.append(
+        Row(
+            f"pool: pickup of a requeued run by an idle pool agent of {sweeps} sweeps, ms p50 / p99 ({trials} trials)",
+            f"{num(median(ours))} / {num(percentile(ours, 99))}",
+            f"{num(median(theirs))} / {num(percentile(theirs, 99))} (a single-sweep agent)",
+            ratio(median(ours), median(theirs)),
+            f"within {PICKUP_TARGET}x: {'yes' if median(ours) <= PICKUP_TARGET * median(theirs) else 'NO'}",
+        )
+    )
+    section.detail = markdown(
+        [
+            [f"idle pool agent ({sweeps} sweeps)", num(pool_idle, 3), num(median(ours)), num(percentile(ours, 99))],
+            ["idle single-sweep agent", num(base_idle, 3), num(median(theirs)), num(percentile(theirs, 99))],
+        ],
+        ["agent", "Redis commands/s idle", "pickup p50 ms", "pickup p99 ms"],
+    )
+    rows = sorted(((v, k) for k, v in mix.items() if v > 0), reverse=True)
+    section.detail += "\n\nWhat the idle pool agent makes Redis execute per second (INFO commandstats; the commands "
+    section.detail += "its Lua scripts run are counted too, EVALSHA is the script call itself):\n\n"
+    section.detail += markdown([[f"`{k.upper()}`", num(v, 2)] for v, k in rows], ["command", "per second"])
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweeps", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--trials", type=int, default=30)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        show(measure(True))
+    else:
+        show(measure(False, args.sweeps, args.seconds, args.trials))
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        main()
