@@ -32,7 +32,7 @@ from .runs import step_of
 from .space import SweepConfig
 
 #: The scripts of this module (Store registers them with the others).
-SCRIPTS = ("claim_pool", "pool_set", "pool_beat")
+SCRIPTS = ("claim_pool", "pool_set", "pool_leases")
 
 
 def check_pool(name: str) -> str:
@@ -68,12 +68,23 @@ def bounds(config: SweepConfig) -> tuple[str, int]:
 
 @dataclass(frozen=True)
 class PoolBeat:
-    """What a pool agent's heartbeat learnt: Redis's clock, whether its record was still there, the
-    earliest lease deadline of the pool not yet passed (None: none), the sweeps with a lapsed one."""
+    """What a pool agent's heartbeat learnt: whether its record was still there, whether a pool
+    agent has been silent for a lease (its runs may lapse: read the leases), Redis's clock when
+    asked for (else None)."""
+
+    recorded: bool
+    silent: bool
+    now_ms: int | None
+
+
+@dataclass(frozen=True)
+class PoolLeases:
+    """The pool's leases (pool_leases.lua): Redis's clock, the earliest deadline not yet passed
+    (None: none), how many pool agents are silent, and the sweeps with a lapsed lease."""
 
     now_ms: int
-    recorded: bool
     earliest: int | None
+    silent: int
     lapsed: list[str]
 
 
@@ -154,16 +165,33 @@ class Pools:
             recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
         )
 
-    def pool_beat(self, pool: str, aid: str, ttl_s: float) -> PoolBeat:
-        """A pool agent's idle heartbeat and its look at the pool's leases (pool_beat.lua: one
-        command, whatever the number of sweeps)."""
+    def pool_beat(self, pool: str, aid: str, lease_s: float, *, clock: bool = False) -> PoolBeat:
+        """A pool agent's heartbeat, one round trip of three commands whatever the number of sweeps
+        (as ``idle_beat``): its score in the pool's ``:agents`` (its clock), its record's TTL, and
+        whether any pool agent has been silent for a lease. ``clock``: Redis's ``TIME`` too."""
+        now_ms = int(time.time() * 1000)
+        lease_ms = max(1000, int(lease_s * 1000))
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.zadd(keys.pool_agents(pool), {aid: now_ms})
+            pipe.pexpire(keys.agent(aid), lease_ms)
+            pipe.zrangebyscore(keys.pool_agents(pool), "-inf", f"({now_ms - lease_ms}", start=0, num=1)
+            if clock:
+                pipe.time()
+            got = pipe.execute()
+        redis_ms = int(got[3][0]) * 1000 + int(got[3][1]) // 1000 if clock else None
+        return PoolBeat(recorded=bool(got[1]), silent=bool(got[2]), now_ms=redis_ms)
+
+    def pool_leases(self, pool: str, lease_s: float) -> PoolLeases:
+        """Every sweep of the pool's earliest lease (pool_leases.lua: one command, a read per sweep
+        inside Redis), and the sweeps whose lease lapsed; forgets agents silent for two leases."""
+        now_ms, lease_ms = int(time.time() * 1000), max(1000, int(lease_s * 1000))
         got = self._run_script(
-            "pool_beat",
-            [keys.pool(pool), keys.pool_agents(pool), keys.agent(aid)],
-            [keys.PREFIX, aid, int(time.time() * 1000), max(1000, int(ttl_s * 1000))],
+            "pool_leases",
+            [keys.pool(pool), keys.pool_agents(pool)],
+            [keys.PREFIX, now_ms - lease_ms, now_ms - 2 * lease_ms],
         )
-        earliest = None if got[2] is None else int(got[2])
-        return PoolBeat(int(got[0]), bool(got[1]), earliest, [sid.decode() for sid in got[3:]])
+        earliest = None if got[1] is None else int(got[1])
+        return PoolLeases(int(got[0]), earliest, int(got[2]), [sid.decode() for sid in got[3:]])
 
     def pool_record(self, pool: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
         """Write a pool agent's record and its heartbeat in the pool's ``:agents``."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
@@ -211,3 +212,26 @@ def test_a_sweep_agent_ignores_pools(pool: Pool) -> None:
     )
     assert done.returncode == 0 and pool.finished(sid) == 2
     assert list(itertools.chain(pool.store.r.smembers(keys.POOLS))) == []
+
+
+def test_a_dead_pool_agents_run_is_reaped_and_resumed_by_an_idle_one(pool: Pool) -> None:
+    """Idle pool agents read the pool's leases only when a pool agent goes silent: a SIGKILLed
+    one's run still comes back within its lease and a heartbeat, and runs again."""
+    hold = pool.dir / "hold"
+    hold.touch()
+    pool.env["HOLD"] = str(hold)
+    sid = pool.sweep(1)
+    victim = pool.agent("--heartbeat", "0.5")
+    wait_until(lambda: len(pool.notes("start")) == 1, timeout=60)
+    rid = pool.notes("start")[0]["run"]
+    other = pool.agent("--heartbeat", "0.5")  # idle: the pool's one run is held
+    wait_until(lambda: pool.store.r.zcard(keys.pool_agents("p")) == 2, timeout=60)
+    for child in psutil.Process(victim.pid).children(recursive=True):
+        child.kill()
+    victim.kill()
+    victim.wait()
+    hold.unlink()
+    wait_until(lambda: pool.finished(sid) == 1, timeout=60)
+    run = pool.store.run(rid)
+    assert run.attempt == 2 and pool.notes("end")[0]["agent"] == other.pid
+    assert pool.stop(other) == 0
