@@ -7,7 +7,10 @@ sweep of the pool has a second point, which the agent runs first and the benchma
 (an operator's requeue: ``Store.operate``) trial after trial. The baselines are bench/idle.py's and
 bench/pickup.py's own measurements of a single-sweep agent, on a Redis of their own.
 
-    python bench/pools.py [--sweeps 100] [--seconds 60] [--trials 30]
+    python bench/pools.py [--sweeps 100] [--seconds 600] [--trials 30]
+
+The idle window is long (600 s, 60 heartbeats): the pool agent's periodic look and lease read come
+every 30 heartbeats, and a shorter window would catch one or none.
 
 Targets: idle at most 0.5 Redis commands per second (as a single-sweep idle agent); pickup within
 1.5x of the single-sweep agent's.
@@ -23,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import redis
 from common import Row, Section, agent, bench_env, markdown, median, num, percentile, private_redis, ratio, show, stop
 from common import wait_for as wait
 from idle import Meter
@@ -63,46 +67,45 @@ def fill(store: Store, sweeps: int) -> str:
     return sid
 
 
-def idle_cost(sweeps: int, seconds: float) -> tuple[float, dict[str, float]]:
-    """Redis commands per second of one idle pool agent (and what they are)."""
-    with private_redis() as server:
-        r = server.client()
-        store = Store(r)
-        fill(store, sweeps)
-        proc = pool_agent(bench_env(server.url, server.work, MARKS=str(server.work)))
-        try:
-            wait(lambda: r.zcard(keys.pool_agents(POOL)) == 1, 60, "the pool agent")
-            wait(lambda: list(server.work.glob("*.1")), 60, "its one run")
-            time.sleep(3)  # past start-up and that run
-            meter = Meter(r, [proc.pid])
-            meter.start()
-            time.sleep(seconds)
-            per_s, _, _ = meter.stop()
-        finally:
-            stop([proc])
-    return per_s, meter.mix
+def usec(r: redis.Redis) -> float:
+    """Microseconds Redis spent executing commands so far (INFO commandstats; INFO left out)."""
+    stats = r.info("commandstats")
+    return sum(float(v["usec"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
-def single_idle(seconds: float) -> float:
-    """Redis commands per second of one idle single-sweep agent (bench/idle.py's set-up)."""
-    with private_redis() as server:
-        r = server.client()
-        store = Store(r)
+def idle_costs(sweeps: int, seconds: float) -> dict[str, tuple[float, float, dict[str, float]]]:
+    """An idle pool agent of ``sweeps`` sweeps and an idle single-sweep agent, each on a Redis of
+    its own, over the same window: per agent (Redis commands/s, Redis CPU µs/s, the commands)."""
+    with private_redis() as pool_server, private_redis() as sweep_server:
+        pr, sr = pool_server.client(), sweep_server.client()
+        fill(Store(pr), sweeps)
+        sweep_store = Store(sr)
         two = validate({"method": "grid", "command": program(), "parameters": {"x": {"values": [0, 1]}}})
-        sid = store.create_sweep(two)
-        store.create_next(sid, "bench-holder", lease_s=3600)
-        proc = agent(bench_env(server.url, server.work, MARKS=str(server.work)), sid)
+        sid = sweep_store.create_sweep(two)
+        sweep_store.create_next(sid, "bench-holder", lease_s=3600)  # never complete: the agent waits
+        procs = [
+            pool_agent(bench_env(pool_server.url, pool_server.work, MARKS=str(pool_server.work))),
+            agent(bench_env(sweep_server.url, sweep_server.work, MARKS=str(sweep_server.work)), sid),
+        ]
         try:
-            wait(lambda: r.zcard(keys.sweep_agents(sid)) == 1, 60, "the agent")
-            wait(lambda: list(server.work.glob("*.1")), 60, "its one run")
-            time.sleep(3)
-            meter = Meter(r, [proc.pid])
-            meter.start()
+            wait(lambda: pr.zcard(keys.pool_agents(POOL)) == 1, 60, "the pool agent")
+            wait(lambda: sr.zcard(keys.sweep_agents(sid)) == 1, 60, "the sweep agent")
+            wait(lambda: list(pool_server.work.glob("*.1")) and list(sweep_server.work.glob("*.1")), 60, "runs")
+            time.sleep(3)  # past start-up and that run
+            meters = {"pool": Meter(pr, [procs[0].pid]), "sweep": Meter(sr, [procs[1].pid])}
+            cpu0 = {"pool": usec(pr), "sweep": usec(sr)}
+            for m in meters.values():
+                m.start()
+            t0 = time.monotonic()
             time.sleep(seconds)
-            per_s, _, _ = meter.stop()
+            out = {}
+            for name, m in meters.items():
+                per_s, _, _ = m.stop()
+                cpu = (usec(pr if name == "pool" else sr) - cpu0[name]) / (time.monotonic() - t0)
+                out[name] = (per_s, cpu, m.mix)
         finally:
-            stop([proc])
-    return per_s
+            stop(procs)
+    return out
 
 
 def pool_pickups(sweeps: int, trials: int) -> list[float]:
@@ -149,11 +152,12 @@ def measure(
     quick: bool = False, sweeps: int | None = None, seconds: float | None = None, trials: int | None = None
 ) -> Section:
     sweeps = sweeps or (20 if quick else 100)
-    seconds = seconds or (4 if quick else 60)
+    seconds = seconds or (4 if quick else 600)
     trials = trials or (8 if quick else 30)
     section = Section("pools")
-    pool_idle, mix = idle_cost(sweeps, seconds)
-    base_idle = single_idle(seconds)
+    costs = idle_costs(sweeps, seconds)
+    (pool_idle, pool_cpu, mix), (base_idle, base_cpu, _) = costs["pool"], costs["sweep"]
+    sent = mix.get("evalsha", 0) + sum(v for k, v in mix.items() if k in ("zadd", "pexpire", "zrangebyscore", "blpop"))
     section.rows.append(
         Row(
             f"pool: idle pool agent, {sweeps} sweeps: Redis commands/s "
@@ -162,6 +166,14 @@ def measure(
             f"{num(base_idle, 3)} (an idle single-sweep agent)",
             ratio(pool_idle, base_idle),
             f"<= {IDLE_TARGET}: {'yes' if pool_idle <= IDLE_TARGET else 'NO'}",
+        )
+    )
+    section.rows.append(
+        Row(
+            f"pool: idle pool agent, {sweeps} sweeps: Redis CPU µs/s (same window)",
+            num(pool_cpu, 1),
+            f"{num(base_cpu, 1)} (an idle single-sweep agent)",
+            ratio(pool_cpu, base_cpu),
         )
     )
     ours, theirs = pool_pickups(sweeps, trials), single_pickups(trials)
@@ -176,10 +188,31 @@ def measure(
     )
     section.detail = markdown(
         [
-            [f"idle pool agent ({sweeps} sweeps)", num(pool_idle, 3), num(median(ours)), num(percentile(ours, 99))],
-            ["idle single-sweep agent", num(base_idle, 3), num(median(theirs)), num(percentile(theirs, 99))],
+            [
+                f"idle pool agent ({sweeps} sweeps)",
+                num(pool_idle, 3),
+                num(sent, 3),
+                num(pool_cpu, 1),
+                num(median(ours)),
+                num(percentile(ours, 99)),
+            ],
+            [
+                "idle single-sweep agent",
+                num(base_idle, 3),
+                num(base_idle, 3),
+                num(base_cpu, 1),
+                num(median(theirs)),
+                num(percentile(theirs, 99)),
+            ],
         ],
-        ["agent", "Redis commands/s idle", "pickup p50 ms", "pickup p99 ms"],
+        [
+            "agent",
+            "Redis commands/s idle (scripts' own included)",
+            "commands/s the agent sends (TIME aside)",
+            "Redis CPU µs/s",
+            "pickup p50 ms",
+            "pickup p99 ms",
+        ],
     )
     rows = sorted(((v, k) for k, v in mix.items() if v > 0), reverse=True)
     section.detail += "\n\nWhat the idle pool agent makes Redis execute per second (INFO commandstats; the commands "
@@ -191,7 +224,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweeps", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
