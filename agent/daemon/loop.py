@@ -181,7 +181,7 @@ class Agent:
         log.info("agent started", heartbeat=self.opts.heartbeat, grace=self.opts.grace, count=self.opts.count)
         self.watchdog.start()
         self.beat(force=True)
-        self.notifier.ready(f"working sweep {self.sid}")
+        self.notifier.ready(f"working sweep {self.sid}" if self.sid else f"working pool {self.opts.pool}")
 
     def _stop(self) -> None:
         for watcher in self.watchers:
