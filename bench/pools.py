@@ -5,7 +5,8 @@ Every sweep of the pool has its one run held by the benchmark itself (a long lea
 has no work and no sweep is complete: the agent waits, as a fleet does between sweeps. One more
 sweep of the pool has a second point, which the agent runs first and the benchmark then requeues
 (an operator's requeue: ``Store.operate``) trial after trial. The baselines are bench/idle.py's and
-bench/pickup.py's own measurements of a single-sweep agent, on a Redis of their own.
+bench/pickup.py's measurements of a single-sweep agent, on a Redis of its own, over the same
+time (idle: the same window; pickup: trial by trial in turn).
 
     python bench/pools.py [--sweeps 100] [--seconds 600] [--trials 30]
 
@@ -24,13 +25,12 @@ import random
 import subprocess
 import sys
 import time
-from pathlib import Path
+from typing import Any
 
 import redis
 from common import Row, Section, agent, bench_env, markdown, median, num, percentile, private_redis, ratio, show, stop
 from common import wait_for as wait
 from idle import Meter
-from pickup import pickups as sweep_pickups
 from pickup import program, read_mark
 
 from sweepd.agent.daemon.options import Options
@@ -108,44 +108,54 @@ def idle_costs(sweeps: int, seconds: float) -> dict[str, tuple[float, float, dic
     return out
 
 
-def pool_pickups(sweeps: int, trials: int) -> list[float]:
-    with private_redis() as server:
-        marks = server.work / "marks"
-        marks.mkdir()
-        r = server.client()
-        store = Store(r)
-        sid = fill(store, sweeps)
-        proc = pool_agent(bench_env(server.url, server.work, MARKS=str(marks)))
-        try:
-            first = wait(lambda: list(marks.glob("*.1")), 60, "the agent's first run")
-            rid = first[0].name.split(".")[0]
-            assert store.run(rid).sweep_id == sid
-            wait(lambda: store.run(rid).state == "finished", 30, "the first run to finish")
-            return requeue_trials(store, rid, marks, trials)
-        finally:
-            stop([proc])
+class Idler:
+    """An idle agent on a Redis of its own whose one finished run the benchmark requeues."""
 
+    def __init__(self, server: Any, pooled: bool, sweeps: int) -> None:
+        self.marks = server.work / "marks"
+        self.marks.mkdir()
+        self.store = Store(server.client())
+        env = bench_env(server.url, server.work, MARKS=str(self.marks))
+        if pooled:
+            fill(self.store, sweeps)
+            self.proc = pool_agent(env)
+        else:
+            two = validate({"method": "grid", "command": program(), "parameters": {"x": {"values": [0, 1]}}})
+            sid = self.store.create_sweep(two)
+            self.store.create_next(sid, "bench-holder", lease_s=3600)  # never complete: the agent waits
+            self.proc = agent(env, sid)
+        first = wait(lambda: list(self.marks.glob("*.1")), 60, "the agent's first run")
+        self.rid = first[0].name.split(".")[0]
+        wait(lambda: self.store.run(self.rid).state == "finished", 30, "the first run to finish")
 
-def requeue_trials(store: Store, rid: str, marks: Path, trials: int) -> list[float]:
-    out = []
-    for _ in range(trials):
-        time.sleep(random.uniform(0.1, 0.3))  # the agent is back in its blocking wait
+    def trial(self) -> float:
+        """ms from an operator's requeue of the run to its process's first act."""
+        store, rid = self.store, self.rid
         attempt = store.run(rid).attempt + 1
         t0 = time.time()
         store.operate(rid, "requeue")
-        mark = marks / f"{rid}.{attempt}"
+        mark = self.marks / f"{rid}.{attempt}"
         wait(mark.exists, 30, "the requeued run to start", interval=0.001)
-        wait(lambda m=mark: m.stat().st_size > 0, 5, "the mark", interval=0.001)
-        out.append((read_mark(mark) - t0) * 1000)
-        wait(lambda a=attempt: store.run(rid).state == "finished" and store.run(rid).attempt == a, 30, "end")
-    return out
+        wait(lambda: mark.stat().st_size > 0, 5, "the mark", interval=0.001)
+        took = (read_mark(mark) - t0) * 1000
+        wait(lambda: store.run(rid).state == "finished" and store.run(rid).attempt == attempt, 30, "end")
+        return took
 
 
-def single_pickups(trials: int) -> list[float]:
-    with private_redis() as server:
-        marks = server.work / "marks"
-        marks.mkdir()
-        return sweep_pickups(server.url, bench_env(server.url, server.work, MARKS=str(marks)), marks, trials)
+def pickups(sweeps: int, trials: int) -> tuple[list[float], list[float]]:
+    """Pickups of the pool agent and of the single-sweep agent, trial by trial in turn (the same
+    machine load for both)."""
+    with private_redis() as pool_server, private_redis() as sweep_server:
+        idlers = [Idler(pool_server, True, sweeps), Idler(sweep_server, False, sweeps)]
+        try:
+            out: tuple[list[float], list[float]] = ([], [])
+            for i in range(2 * trials):
+                time.sleep(random.uniform(0.1, 0.3))  # the agents are back in their blocking wait
+                which = i % 2 if (i // 2) % 2 == 0 else 1 - i % 2  # pool first, then single first, ...
+                out[which].append(idlers[which].trial())
+            return out
+        finally:
+            stop([idler.proc for idler in idlers])
 
 
 def measure(
@@ -176,7 +186,7 @@ def measure(
             ratio(pool_cpu, base_cpu),
         )
     )
-    ours, theirs = pool_pickups(sweeps, trials), single_pickups(trials)
+    ours, theirs = pickups(sweeps, trials)
     section.rows.append(
         Row(
             f"pool: pickup of a requeued run by an idle pool agent of {sweeps} sweeps, ms p50 / p99 ({trials} trials)",
