@@ -18,14 +18,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
-import subprocess
 import sys
-import time
 from typing import Any
 
 import redis
+from bare import ARGS, bare
 from common import (
     Row,
     Section,
@@ -54,42 +51,6 @@ ROUNDS = 3
 TARGET = 0.6  # `true` through one agent, over the bare loop
 #: A Python start takes ~10x longer than `true`: fewer runs give as many seconds of data.
 SHARE = {"`true`": 1.0, "Python one-liner": 1 / 3}
-#: What ${args} adds to the argv (one random float), so the bare loop spawns an argv of the same shape.
-ARGS = ["--x=0.5488135039273248"]
-
-
-def bare_loop(n: int, argv: list[str], plain: bool) -> list[tuple[float, float]]:
-    """Spawn ``argv`` n times, one after the other, as the agent does; (start, end) of each."""
-    from sweepd.agent.daemon.process import Child
-
-    env = dict(os.environ)
-    env.update({name: "x" * 8 for name in ("SWEEPD_SWEEP_ID", "SWEEPD_RUN_ID", "WANDB_RUN_ID", "SWEEPD_ATTEMPT")})
-    times = []
-    for _ in range(n):
-        t0 = time.time()
-        if plain:
-            subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, check=False)
-        else:
-            child = Child(argv, env, lambda lines: None)
-            child.wait(None)
-            child.end()  # as the attempt does: leftovers killed, pumps stopped
-            child.close()
-        times.append((t0, time.time()))
-    return times
-
-
-def bare(n: int, k: int, argv: list[str], plain: bool = False) -> tuple[float, list[float]]:
-    """k bare loops in parallel (separate processes, like k agents): (runs per second, ms per run)."""
-    cmd = [sys.executable, __file__, "--bare", str(n // k), "--plain" if plain else "--child", "--", *argv]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE) for _ in range(k)]
-    results: list[list[tuple[float, float]]] = []
-    for p in procs:
-        out, _ = p.communicate(timeout=600)
-        results.append(json.loads(out))
-    start = min(t[0][0] for t in results)
-    end = max(t[-1][1] for t in results)
-    per_run = [(b[0] - a[0]) * 1000 for t in results for a, b in itertools.pairwise(t)]
-    return (n // k) * k / (end - start), per_run
 
 
 def through_agents(url: str, env: dict[str, str], n: int, k: int, argv: list[str]) -> tuple[float, list[float]]:
@@ -208,14 +169,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="runs of `true` (a third as many Python)")
     parser.add_argument("--agents", default="1,2", help="numbers of agents (--quick: 1)")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("argv", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.bare is not None:  # one bare loop, in a process of its own (see bare())
-        print(json.dumps(bare_loop(args.bare, args.argv, args.plain)))
-        return
     counts = () if args.quick else tuple(int(k) for k in args.agents.split(","))
     show(measure(args.quick, None if args.quick else args.runs, counts))
 

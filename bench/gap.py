@@ -22,8 +22,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+from bare import ARGS, bare
 from common import markdown, new_sweep, private_redis
-from dispatch import ARGS, bare
 
 from sweepd.agent.daemon import attempt, channel, hold, launch, loop, options, process, wandb_env, wandb_follow
 from sweepd.queue import store

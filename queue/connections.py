@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -27,13 +28,14 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from redis.sentinel import MasterNotFoundError
 
-from . import sentinel
+from . import keeper, sentinel
 from .errors import RedisUnavailable, UserError
 
 ENV_URL = "SWEEPD_REDIS_URL"
 ENV_URL_FILE = "SWEEPD_REDIS_URL_FILE"  # a file holding the URL: keeps a password out of env dumps
 ENV_HOME = "SWEEPD_HOME"
 ENV_SERVER = "SWEEPD_REDIS_SERVER"
+ENV_IDLE = "SWEEPD_EMBEDDED_IDLE"  # seconds without a client before the embedded server stops (keeper.py)
 
 
 def data_dir() -> Path:
@@ -64,10 +66,26 @@ def server_binary() -> str:
         ) from exc
 
 
+#: A password given as an option: redis-py's own ``?password=PW``, and the sentinels' (sentinel.py).
+_PASSWORD_OPTION = re.compile(rf"([?&](?:password|{sentinel.SENTINEL_PASSWORD_OPTION})=)([^&#]*)")
+
+
+def has_password(url: str) -> bool:
+    """The URL carries a password, in any form it can: ``redis://:PW@host``, ``redis://user:PW@host``,
+    ``?password=PW``, ``?sentinel_password=PW``. What keeps the URL out of a process's environment
+    (the agent's re-exec, the dashboard beside ``sweepd run``) asks this, and ``redact`` hides each."""
+    if any(found.group(2) for found in _PASSWORD_OPTION.finditer(url)):
+        return True
+    try:
+        return urlsplit(url).password is not None
+    except ValueError:
+        return "@" in url  # too broken to split: assume the worst
+
+
 def redact(url: str) -> str:
     """The URL without its passwords, for messages and logs; a URL too broken to split
     (``redis://[::1:6379``) loses everything before its last ``@``, password or not."""
-    url = re.sub(rf"(?<=[?&]{sentinel.SENTINEL_PASSWORD_OPTION}=)[^&#]*", "***", url)
+    url = _PASSWORD_OPTION.sub(r"\1***", url)
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -93,11 +111,12 @@ def embedded_url() -> str:
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     sock = embedded_socket()
     url = f"unix://{sock}"
-    if _pings(url):
+    if _usable(url):
         return url
-    with open(home / "redis.lock", "w") as lock:
+    idle = _idle()
+    with open(home / "redis.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # one starter at a time; the others then find it running
-        if _pings(url):
+        if _usable(url):
             return url
         with contextlib.suppress(FileNotFoundError):
             sock.unlink()
@@ -129,9 +148,94 @@ def embedded_url() -> str:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if _pings(url):
+                if idle > 0:
+                    _start_keeper(sock, home / "redis.lock", idle)
                 return url
             time.sleep(0.02)
     raise RedisUnavailable(f"the embedded Redis did not start: see {home / 'redis.log'}")
+
+
+def _idle() -> float:
+    """``SWEEPD_EMBEDDED_IDLE``: seconds without a client before the embedded server stops (0: never)."""
+    text = os.environ.get(ENV_IDLE, "").strip()
+    try:
+        idle = float(text) if text else keeper.DEFAULT_IDLE
+    except ValueError:
+        idle = -1.0
+    if not idle >= 0 or idle == float("inf"):
+        raise UserError(
+            f"{ENV_IDLE}={text!r}: give the seconds without a client before the embedded Redis stops (0: never)"
+        )
+    return idle
+
+
+def _start_keeper(sock: Path, lock: Path, idle: float) -> None:
+    """The keeper beside a server just started (keeper.py): it detaches itself, so no process of ours
+    is its parent for long, and only the standard library runs in it."""
+    starter = subprocess.Popen(
+        [sys.executable, "-I", "-S", keeper.__file__, str(sock), str(lock), repr(idle)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    starter.wait(10)  # it forks and exits at once; its child keeps the server
+
+
+def _usable(url: str) -> bool:
+    """A server answers at the embedded socket and is to be used: this install's, else another
+    install's while others use it (said on stderr). Another's that nobody uses is stopped (said too):
+    the caller then starts this install's own, on the same data."""
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=5)
+        try:
+            foreign = _foreign(client.info("server"))
+            if foreign is None:
+                return True
+            me = str(client.client_id())
+            others = [c for c in client.client_list() if c.get("name") != keeper.NAME and c.get("id") != me]
+            if others:
+                _say(
+                    f"the embedded Redis at {url} is {foreign}; {len(others)} client(s) use it, so this sweepd does too"
+                )
+                return True
+            try:
+                client.shutdown()  # its append-only file flushed first: nothing is lost
+            except redis.ResponseError:
+                _say(f"the embedded Redis at {url} is {foreign}, and refused to stop: using it")
+                return True
+            _say(f"the embedded Redis at {url} was {foreign}: stopped it; this install's starts on the same data")
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):  # nothing answers there (or nothing that is Redis): start one
+        return False
+    keeper.gone(url.removeprefix("unix://"))
+    return False
+
+
+def _foreign(info: dict[str, Any]) -> str | None:
+    """How the server ``INFO server`` describes is not this install's: its executable deleted, or
+    another than the one this install would start; None when it is this install's own."""
+    exe = str(info.get("executable") or "")
+    version = info.get("valkey_version") or info.get("redis_version") or "?"
+    try:
+        deleted = os.readlink(f"/proc/{info.get('process_id')}/exe").endswith(" (deleted)")
+    except OSError:
+        deleted = bool(exe) and not os.path.exists(exe)
+    if deleted:
+        return f"another install's ({exe}, version {version}, since deleted)"
+    try:
+        mine = server_binary()
+    except UserError:
+        return None  # this install has none to start: the one running will do
+    mine = shutil.which(mine) or mine
+    if exe and os.path.realpath(exe) != os.path.realpath(mine):
+        return f"another install's ({exe}, version {version}; this one's is {mine})"
+    return None
+
+
+def _say(text: str) -> None:
+    print(f"sweepd: {text}", file=sys.stderr, flush=True)
 
 
 def _pings(url: str) -> bool:
@@ -160,6 +264,18 @@ def resolve_url(url: str | None) -> str:
     return embedded_url()
 
 
+def _check_database(url: str) -> None:
+    """A ``redis://`` URL's path is its database number; redis-py takes any other path for 0."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return  # redis-py's own message says what is wrong
+    if parts.scheme.lower() in ("redis", "rediss") and not re.fullmatch(r"/?\d*", parts.path):
+        raise UserError(
+            f"--redis-url {redact(url)}: the path {parts.path!r} is not a database number (redis://HOST:PORT/0)"
+        )
+
+
 def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0) -> redis.Redis:
     """A client for ``url`` (see ``resolve_url``); with ``check``, fail now with a clear message.
 
@@ -169,6 +285,7 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
     master through Sentinel (sentinel.py).
     """
     resolved = resolve_url(url)
+    _check_database(resolved)
     options: dict[str, Any] = {
         "health_check_interval": 30,
         "socket_timeout": timeout,
@@ -207,6 +324,8 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
                     f"--redis-url {redact(resolved)}: Redis has no database {db} ({exc}; a default Redis has 0 to 15)"
                 ) from None
             raise RedisUnavailable(f"Redis at {redact(resolved)} answered with an error: {exc}") from None
+        except TypeError as exc:  # an option redis-py passes on to a connection that takes no such one
+            raise UserError(f"--redis-url {redact(resolved)}: not an option of a Redis URL ({exc})") from None
         except redis.RedisError as exc:  # InvalidResponse: something else listens there (HTTP, SSH...)
             said = " ".join(str(exc).split())[:80]
             raise RedisUnavailable(

@@ -56,7 +56,3 @@ class RedisUnavailable(SweepdError):
     """Redis could not be reached; the message names the URL tried (without its password)."""
 
     exit_code = 3
-
-
-class Fenced(SweepdError):
-    """A write by a holder whose attempt token is no longer current: that agent must stop its run."""

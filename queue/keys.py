@@ -67,7 +67,12 @@ key                                         type    holds
                                                     waits: when it was preempted or its holder
                                                     last renewed; a claim turns it into a
                                                     ``resumed`` event and clears it),
-                                                    ``stop_requested``, ``requeue_requested``
+                                                    ``stop_requested``, ``requeue_requested``,
+                                                    ``cut`` (what the bounds cut of its data:
+                                                    bounds.py), ``history_bytes`` (its history's
+                                                    size, log.lua), ``quick_marks`` (attempts in a
+                                                    row that marked themselves preempting and
+                                                    exited at once)
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
                                                     ``_step`` is the last step the run logged,
                                                     where a resumed attempt continues from
@@ -76,8 +81,10 @@ key                                         type    holds
                                                     at 10,000): what hyperband judges
 ``sweepd:run:<rid>:history``                LIST    metric rows as JSON (with ``_step``), oldest
                                                     first, one series across attempts (capped at
-                                                    10,000)
-``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped at 10,000)
+                                                    10,000 rows and 32 MiB)
+``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped at 10,000
+                                                    lines, 4 MiB); only the newest 3 attempts'
+                                                    are kept (claim.lua, resume.lua)
 ==========================================  ======  ==============================================
 
 One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts

@@ -18,8 +18,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from . import bounds
 from .errors import UserError
 from .params import did_you_mean
+from .parsing import MAX_DEPTH
 from .space import Param, SweepConfig, set_path
 
 _LEGACY = ("log_uniform", "q_log_uniform", "inv_log_uniform")  # bounds are natural-log exponents
@@ -37,18 +39,43 @@ def parse(items: Sequence[str]) -> dict[str, Any]:
         if name in out:
             raise UserError(f"--param {name}: given twice")
         out[name] = value(text, name)
+        if len(text.encode()) > bounds.PARAM_BYTES:
+            raise UserError(
+                f"--param {name}: a value of {len(text.encode())} bytes, larger than a parameter may be "
+                f"({bounds.PARAM_BYTES} bytes)"
+            )
     return out
 
 
 def value(text: str, name: str = "") -> Any:
-    """One value as the command line gives it: JSON where it is JSON, else the text itself."""
+    """One value as the command line gives it: JSON where it is JSON, else the text itself; nested
+    no deeper than a sweep file may be (``MAX_DEPTH``), before anything recurses through it."""
+    too_deep = UserError(f"--param {name}: nested deeper than {MAX_DEPTH} levels")
     try:
         parsed = json.loads(text)
+    except RecursionError:  # deeper than the parser's own recursion
+        raise too_deep from None
     except ValueError:
         return text
+    if _deeper_than(parsed, MAX_DEPTH):
+        raise too_deep
     if not _finite(parsed):
         raise UserError(f"--param {name}: {text!r} is not a finite value")
     return parsed
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Lists and mappings nest more than ``limit`` levels (walked without recursion)."""
+    level = [value]
+    for _ in range(limit):
+        level = [v for item in level if isinstance(item, (list, dict)) for v in _children(item)]
+        if not level:
+            return False
+    return any(isinstance(item, (list, dict)) for item in level)
+
+
+def _children(item: list[Any] | dict[str, Any]) -> list[Any]:
+    return list(item.values()) if isinstance(item, dict) else item
 
 
 def _finite(value: Any) -> bool:

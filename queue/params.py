@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import bounds
 from .space import GRID_DISTRIBUTIONS, Param
 
 #: W&B's rule for parameter names (schema.json, ``propertyNames``).
@@ -256,6 +257,8 @@ def _build(report: Report, where: KeyPath, path: tuple[str, ...], spec: Mapping[
     """The Param for a spec whose keys fit ``dist``, or None after reporting bad numbers."""
     if dist == "constant":
         _note_text_numbers(report, (*where, "value"), [spec["value"]])
+        if _too_big(report, (*where, "value"), [spec["value"]]):
+            return None
         return Param(path=path, kind="constant", value=spec["value"])
     if dist.startswith("categorical"):
         return _categorical(report, where, path, spec)
@@ -317,6 +320,8 @@ def _categorical(report: Report, where: KeyPath, path: tuple[str, ...], spec: Ma
         report.problem((*where, "values"), f"expected a non-empty list, got {values!r}{hint}")
         return None
     _note_text_numbers(report, (*where, "values"), values)
+    if _too_big(report, (*where, "values"), values):
+        return None
     if "probabilities" not in spec:
         return Param(path=path, kind="categorical", values=tuple(values))
     probs = spec["probabilities"]
@@ -343,6 +348,14 @@ def _categorical(report: Report, where: KeyPath, path: tuple[str, ...], spec: Ma
         values=tuple(values),
         probabilities=tuple(float(p) for p in checked if p is not None),
     )
+
+
+def _too_big(report: Report, path: KeyPath, values: Sequence[Any]) -> bool:
+    """Report each value larger than a run's parameter may be (bounds.PARAM_BYTES as JSON)."""
+    problems = [(i, why) for i, v in enumerate(values) if (why := bounds.check_param("", v)) is not None]
+    for i, why in problems:
+        report.problem((*path, i) if len(values) > 1 or path[-1] == "values" else path, why.removeprefix(": "))
+    return bool(problems)
 
 
 def _note_text_numbers(report: Report, path: KeyPath, values: Sequence[Any]) -> None:

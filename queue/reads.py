@@ -5,12 +5,12 @@ Plain reads, no script: each answer is a snapshot. ``Store`` (store.py) adds the
 
 from __future__ import annotations
 
-import json
+import math
 from typing import Any
 
 import redis
 
-from . import keys, search
+from . import bounds, keys, search
 from .config import validate
 from .errors import NotFound
 from .records import RunRecord, SweepRecord
@@ -62,7 +62,9 @@ class Reads:
         return strs(self.r.zrange(keys.SWEEPS, 0, -1))
 
     def events(self, sid: str, n: int = 10) -> list[dict[str, Any]]:
-        return [json.loads(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1)]
+        """The sweep's newest events; one not shaped as the scripts write them (by hand) is left out."""
+        events = (bounds.load(e) for e in self.r.lrange(keys.sweep_events(sid), 0, n - 1))
+        return [e for e in events if isinstance(e, dict) and _is_event(e)]
 
     def preview(self, sid: str, n: int) -> list[dict[str, Any]]:
         """The next ``n`` points the sweep's search would create, creating nothing (each counts
@@ -118,7 +120,7 @@ class Reads:
                 pipe.lrange(keys.run_curve(rid), 0, upto - 1)
             raw = pipe.execute()
         return {
-            rid: hyperband.RunCurve((raw[2 * i] or b"").decode(), [float(v) for v in raw[2 * i + 1]])
+            rid: hyperband.RunCurve((raw[2 * i] or b"").decode(), [_curve_value(v) for v in raw[2 * i + 1]])
             for i, rid in enumerate(ids)
         }
 
@@ -128,14 +130,25 @@ class Reads:
 
     def curve(self, rid: str) -> list[float]:
         """The run's values of the sweep's metric, in logging order."""
-        return [float(v) for v in self.r.lrange(keys.run_curve(rid), 0, -1)]
+        return [_curve_value(v) for v in self.r.lrange(keys.run_curve(rid), 0, -1)]
+
+    def quick_marks(self, rid: str) -> int:
+        """How many attempts in a row the run marked itself preempting and exited at once."""
+        raw = self.r.hget(keys.run(rid), "quick_marks")
+        try:
+            return int(raw) if raw else 0
+        except ValueError:
+            return 0
 
     def history(self, rid: str) -> list[dict[str, Any]]:
-        return [json.loads(row) for row in self.r.lrange(keys.run_history(rid), 0, -1)]
+        rows = (bounds.load(row) for row in self.r.lrange(keys.run_history(rid), 0, -1))
+        return [row for row in rows if isinstance(row, dict)]
 
     def logs(self, rid: str, attempt: int | None = None) -> list[str]:
         record = self.run(rid)
-        attempts = [attempt] if attempt else range(1, record.attempt + 1)
+        # Only the newest attempts' output is kept (bounds.KEPT_ATTEMPTS; claim.lua deletes older).
+        first = max(1, record.attempt - bounds.KEPT_ATTEMPTS + 1)
+        attempts = [attempt] if attempt else range(first, record.attempt + 1)
         out: list[str] = []
         for a in attempts:
             out += strs(self.r.lrange(keys.run_log(rid, a), 0, -1))
@@ -219,3 +232,20 @@ class Reads:
             for (aid, beat), h in zip(seen, raw, strict=True)
             if h
         ]
+
+
+def _curve_value(raw: bytes | str) -> float:
+    """A curve's stored value; what is no finite number (written by hand) reads as NaN, which
+    hyperband skips as it skips a run's NaN (W&B's filter_invalid)."""
+    value = bounds.number(raw)
+    return math.nan if value is None else value
+
+
+def _is_event(event: dict[str, Any]) -> bool:
+    at = event.get("at")
+    return (
+        isinstance(at, int)
+        and not isinstance(at, bool)
+        and isinstance(event.get("event"), str)
+        and isinstance(event.get("run_id"), str)
+    )

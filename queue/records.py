@@ -7,24 +7,36 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from . import bounds
 from .states import State
 
 
 def _s(raw: dict[Any, Any], name: str, default: str = "") -> str:
     value = raw.get(name.encode())
-    return value.decode() if value is not None else default
+    return value.decode(errors="replace") if value is not None else default
 
 
 def _int(raw: dict[Any, Any], name: str) -> int | None:
     value = raw.get(name.encode())
-    return int(value) if value not in (None, b"") else None
+    try:
+        return int(value) if value not in (None, b"") else None
+    except ValueError:  # not written by sweepd: read as absent, never an error
+        return None
+
+
+def _params(text: str) -> dict[str, Any]:
+    value = bounds.load(text, {})
+    return value if isinstance(value, dict) else {}
 
 
 def iso(ms: int | None) -> str | None:
     """A Redis-clock millisecond timestamp as ISO 8601 UTC, for people and JSON."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    try:
+        return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    except (OverflowError, ValueError, OSError):  # no time sweepd writes
+        return None
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,8 @@ class RunRecord:
     ended_at: int | None
     summary: dict[str, Any] = field(default_factory=dict)
     requeues: int = 0
+    #: What the bounds cut or dropped of the run's data (bounds.py): metrics, values, rows, lines.
+    cut: int = 0
 
     @classmethod
     def decode(cls, raw: dict[Any, Any], summary: dict[Any, Any]) -> RunRecord:
@@ -92,7 +106,7 @@ class RunRecord:
             id=_s(raw, "id"),
             sweep_id=_s(raw, "sweep_id"),
             state=_s(raw, "state"),  # type: ignore[arg-type]  # written only by the scripts
-            params=json.loads(_s(raw, "params", "{}")),
+            params=_params(_s(raw, "params", "{}")),
             attempt=_int(raw, "attempt") or 0,
             agent_id=_s(raw, "agent_id") or None,
             exit_code=_int(raw, "exit_code"),
@@ -102,8 +116,9 @@ class RunRecord:
             created_at=_int(raw, "created_at"),
             started_at=_int(raw, "started_at"),
             ended_at=_int(raw, "ended_at"),
-            summary={k.decode(): json.loads(v) for k, v in summary.items()},
+            summary={k.decode(errors="replace"): bounds.load(v) for k, v in summary.items()},
             requeues=_int(raw, "requeues") or 0,
+            cut=_int(raw, "cut") or 0,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -124,4 +139,5 @@ class RunRecord:
             "created_at": iso(self.created_at),
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
+            "cut": self.cut,
         }

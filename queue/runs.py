@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from . import keys
+from . import bounds, keys
 from .errors import NotFound, RunHeld, UserError
 from .reads import Reads
 from .records import Claim
@@ -175,11 +175,9 @@ class RunStarts(Reads):
 
 
 def step_of(text: str) -> int | None:
-    """The summary's ``_step`` (JSON) as an int; None when the run never logged."""
-    if not text:
-        return None
-    value = json.loads(text)
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """The summary's ``_step`` (JSON) as an int; None when the run never logged, or what is stored
+    is no step (bounds.step: whatever is stored, never an error)."""
+    return bounds.step(text or None)
 
 
 def _refused(status: str, rest: list[str], rid: str, sid: str, spelled: str) -> UserError:

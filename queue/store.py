@@ -27,7 +27,7 @@ from redis.commands.core import Script
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import keys, replication, search
+from . import bounds, keys, replication, search
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
@@ -39,9 +39,8 @@ from .records import Claim
 from .runs import RunStarts, step_of
 from .space import SweepConfig
 
-HISTORY_CAP = 10_000  # metric rows kept per run
+HISTORY_CAP = bounds.HISTORY_ROWS  # metric rows kept per run (and bytes: bounds.HISTORY_BYTES)
 LOG_CAP = 10_000  # output lines kept per attempt
-EVENTS_CAP = 100  # preemption and requeue events kept per sweep (the scripts' prelude caps at the same)
 PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 
 CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
@@ -72,7 +71,7 @@ def script_source(name: str) -> str:
     prelude only defines local functions, so the script's own header still says what it touches."""
     if name == PRELUDE:
         raise ValueError("the prelude is put in front of the scripts, not run alone")
-    return _lua(PRELUDE) + "\n" + _lua(name)
+    return f"local KEPT_ATTEMPTS = {bounds.KEPT_ATTEMPTS}\n" + _lua(PRELUDE) + "\n" + _lua(name)
 
 
 def _script(r: redis.Redis, name: str) -> Script:
@@ -241,10 +240,13 @@ class Store(RunStarts, Presence, Pools):
             )
         )
 
-    def requeue(self, claim: Claim, *, reason: str, front: bool = True, event: bool = False) -> bool:
+    def requeue(
+        self, claim: Claim, *, reason: str, front: bool = True, event: bool = False, quick_mark: bool = False
+    ) -> bool:
         """The holder puts its run back on the queue (requeue.lua); False when it was fenced off
         (or the run was queued already). ``event`` writes the sweep's ``requeued`` event (run,
-        attempt, reason) in the same step, so it is there exactly when the requeue is."""
+        attempt, reason) in the same step, so it is there exactly when the requeue is.
+        ``quick_mark``: the run marked itself preempting and exited at once (``quick_marks`` + 1)."""
         sid, rid = claim.sweep_id, claim.run_id
         done = self._run_script(
             "requeue",
@@ -257,7 +259,7 @@ class Store(RunStarts, Presence, Pools):
                 keys.RQ_QUEUES,
                 keys.sweep_events(sid),
             ],
-            [rid, claim.token, reason, "1" if front else "0", "1" if event else "0"],
+            [rid, claim.token, reason, "1" if front else "0", "1" if event else "0", "1" if quick_mark else "0"],
         )
         return int(done) == 1
 
@@ -333,12 +335,14 @@ class Store(RunStarts, Presence, Pools):
 
     # what runs report -----------------------------------------------------------------------------
 
-    def log_metrics(self, claim: Claim, rows: list[dict[str, Any]], summary: Mapping[str, Any] | None = None) -> bool:
+    def log_metrics(
+        self, claim: Claim, rows: list[dict[str, Any]], summary: Mapping[str, Any] | None = None, cut: int = 0
+    ) -> bool:
         """Append metric rows to the run's history and summary (log.lua, fenced by the token); the
         same step notes on the sweep when a row reaches the metric's target, so a refused log
         never does. ``summary``: values set in the summary alone, after the rows (no history row).
-        False when the claim was fenced off."""
-        if not rows and not summary:
+        ``cut``: what the caller cut at the bounds (counted on the run). False when fenced off."""
+        if not rows and not summary and not cut:
             return True
         latest: dict[str, Any] = {}
         for row in rows:
@@ -346,7 +350,7 @@ class Store(RunStarts, Presence, Pools):
         latest.update(summary or {})
         fields: list[Any] = []
         for name, value in latest.items():
-            fields += [name, json.dumps(value)]
+            fields += [name, bounds.dumps(value)]
         rid = claim.run_id
         metric = self.config(claim.sweep_id).metric
         target = metric.target if metric else None
@@ -362,8 +366,13 @@ class Store(RunStarts, Presence, Pools):
             [
                 claim.token,
                 HISTORY_CAP,
+                bounds.HISTORY_BYTES,
+                bounds.ROW_BYTES,
+                4 * bounds.NAME_CHARS,  # bytes: a name's characters in UTF-8 (values: strict JSON)
+                bounds.SUMMARY_FIELDS,
+                cut,
                 len(rows),
-                *(json.dumps(row) for row in rows),
+                *(bounds.dumps(row) for row in rows),
                 metric.name if metric else "",
                 metric.goal if metric else "",
                 "" if target is None else repr(float(target)),
@@ -382,12 +391,3 @@ class Store(RunStarts, Presence, Pools):
             pipe.rpush(key, *lines)
             pipe.ltrim(key, -max(1, min(keep, LOG_CAP)), -1)
             pipe.execute()
-
-    def add_event(self, sid: str, event: dict[str, Any]) -> bool:
-        """Note an event for ``status`` (the newest 100 are kept). A requeue's event is better
-        written by ``requeue(..., event=True)``, in the requeue's own step."""
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.lpush(keys.sweep_events(sid), json.dumps({"at": int(time.time() * 1000), **event}))
-            pipe.ltrim(keys.sweep_events(sid), 0, EVENTS_CAP - 1)
-            pipe.execute()
-        return True

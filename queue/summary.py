@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from . import bounds
 from .records import RunRecord
 from .search import grid
 from .space import SweepConfig
@@ -12,13 +13,12 @@ from .states import STATES, TERMINAL
 
 
 def metric_value(config: SweepConfig, run: RunRecord) -> float | None:
-    """The run's value of the sweep's metric (its summary, as W&B reads it), if it reported one."""
+    """The run's value of the sweep's metric (its summary, as W&B reads it), if it reported a finite
+    one: NaN, the infinities and numbers past a float are never a run's value (bounds.py), so never
+    the best run, and never given to the search."""
     if config.metric is None:
         return None
-    value = run.summary.get(config.metric.name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
+    return bounds.finite(run.summary.get(config.metric.name))
 
 
 def best_run(config: SweepConfig, runs: list[RunRecord]) -> tuple[RunRecord, float] | None:

@@ -32,6 +32,7 @@ from support import apt_install, free_port
 DAEMONS = ("munged", "slurmctld", "slurmd")
 COMMANDS = ("sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
 PACKAGES = ("munge", "slurmctld", "slurmd", "slurm-client")
+MIN_CPUS = 2  # the node's CPUs: at least a two-task step's
 
 
 def _missing() -> list[str]:
@@ -80,7 +81,11 @@ class SlurmCluster:
         self.node = socket.gethostname().split(".")[0]
         self.conf = self.dir / "slurm.conf"
         self.munge_socket = self.dir / "munge" / "munge.socket"
-        self.cpus, self.memory = _hardware()
+        cpus, self.memory = _hardware()
+        # A run's step of two tasks (one CPU each) must fit in the agent's job, which takes the node: a
+        # one-CPU machine claims two, which slurmd accepts with config_overrides (for testing only).
+        self.cpus = max(cpus, MIN_CPUS)
+        self.overrides = cpus < MIN_CPUS
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: list[Path] = []  # more files for diagnostics(): a job's output, say (globs allowed)
         self.env = {**clean_env(os.environ), "SLURM_CONF": str(self.conf)}
@@ -101,6 +106,7 @@ class SlurmCluster:
                 preempt = "PreemptParameters=send_user_signal\n"
             else:
                 preempt = "SlurmctldParameters=preempt_send_user_signal\n"
+        overrides = "SlurmdParameters=config_overrides\n" if self.overrides else ""
         self.conf.write_text(
             f"""\
 ClusterName=sweepdtest
@@ -133,7 +139,7 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 PreemptType=preempt/partition_prio
 PreemptMode=REQUEUE
-{preempt}ReturnToService=2
+{preempt}{overrides}ReturnToService=2
 KillWait={self.kill_wait}
 MinJobAge=600
 InactiveLimit=0

@@ -16,7 +16,7 @@ import redis
 
 from sentinels import Topology
 from support import RedisServer, SweepBench, alive, run_sweepd, sweepd_cmd, wait_until
-from sweepd.queue import command
+from sweepd.queue import command, connections
 from sweepd.queue.errors import ConfigError
 
 SECRET = "s3cr3t-pass-word"
@@ -35,11 +35,12 @@ time.sleep(30)
 """
 
 
-@pytest.mark.parametrize("via", ["env", "file", "sentinel"])
+@pytest.mark.parametrize("via", ["env", "file", "sentinel", "query"])
 def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: str) -> None:
     """Not in its environment, its argv, its agent's environment (/proc/<agent>/environ is the
-    environment the agent was started with) or command line, nor in the agent's log. Behind
-    Sentinel, the sentinels' own password (SWEEPD_SENTINEL_PASSWORD) neither."""
+    environment the agent was started with) or command line, nor in the agent's log, nor in the
+    watchdog's environment. Behind Sentinel, the sentinels' own password (SWEEPD_SENTINEL_PASSWORD)
+    neither. ``query``: the password as redis-py's ``?password=`` option."""
     (tmp_path / "redis").mkdir()
     server: RedisServer | Topology
     if via == "sentinel":
@@ -55,6 +56,9 @@ def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: 
             env.update(SWEEPD_REDIS_URL=server.url, SWEEPD_SENTINEL_PASSWORD=SECRET + "-sentinel")
         elif via == "env":
             env["SWEEPD_REDIS_URL"] = server.url
+        elif via == "query":
+            assert isinstance(server, RedisServer)
+            env["SWEEPD_REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0?password={SECRET}"
         else:
             (tmp_path / "url").write_text(server.url + "\n")
             env["SWEEPD_REDIS_URL_FILE"] = str(tmp_path / "url")
@@ -75,11 +79,59 @@ def test_a_training_process_cannot_read_the_redis_password(tmp_path: Path, via: 
         assert not any(name in json.loads(seen)["env"] for name in command.AGENT_ONLY_ENV)
         tree = [psutil.Process(agent.pid), *psutil.Process(agent.pid).children(recursive=True)]
         assert all(SECRET not in " ".join(p.cmdline()) for p in tree)
+        assert any("watchdog" in " ".join(p.cmdline()) for p in tree)  # the watchdog is among them
+        assert all(SECRET not in Path(f"/proc/{p.pid}/environ").read_bytes().decode(errors="replace") for p in tree)
         agent.terminate()
         out, err = agent.communicate(timeout=60)
         assert agent.returncode == 0 and SECRET not in out + err
     finally:
         server.close() if isinstance(server, Topology) else server.stop()
+
+
+def test_sweepd_run_hands_the_url_to_its_agents_by_a_pipe(tmp_path: Path) -> None:
+    """No process of `sweepd run`'s tree (itself, its agents, their watchdogs, the run) has the
+    password in its environment or command line, whatever form the URL gives it in."""
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", password=SECRET).start()
+    try:
+        (tmp_path / "p.py").write_text(SNOOP)
+        (tmp_path / "sweep.yaml").write_text("method: grid\nprogram: p.py\nparameters:\n  x: {values: [1]}\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPD_REDIS")}
+        env.update(SNOOP_OUT=str(tmp_path / "seen.json"), SWEEPD_HOME=str(tmp_path / "home"))
+        env["SWEEPD_REDIS_URL"] = f"redis://127.0.0.1:{server.port}/0?password={SECRET}"
+        run = subprocess.Popen(
+            sweepd_cmd("run", "sweep.yaml"),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        seen_file = tmp_path / "seen.json"
+        wait_until(lambda: seen_file.exists() and seen_file.read_text(), timeout=60)
+        assert SECRET not in seen_file.read_text()
+        tree = [psutil.Process(run.pid), *psutil.Process(run.pid).children(recursive=True)]
+        assert len(tree) >= 4  # sweepd run, its agent, the agent's watchdog, the run
+        for proc in tree:
+            assert SECRET not in Path(f"/proc/{proc.pid}/environ").read_bytes().decode(errors="replace")
+            assert SECRET not in " ".join(proc.cmdline())
+        run.terminate()
+        out, err = run.communicate(timeout=60)
+        assert run.returncode == 0 and SECRET not in out + err, err
+    finally:
+        server.stop()
+
+
+def test_a_password_given_as_an_option_is_in_no_message() -> None:
+    """``?password=PW`` is a password as ``:PW@`` is: redacted wherever a URL is named."""
+    url = f"redis://127.0.0.1:1/0?db=0&password={SECRET}&socket_keepalive=true"
+    assert connections.has_password(url) and not connections.has_password("redis://h:1/0?password=")
+    assert connections.redact(url) == "redis://127.0.0.1:1/0?db=0&password=***&socket_keepalive=true"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SWEEPD_REDIS")}
+    done = run_sweepd("check", env={**env, "SWEEPD_REDIS_URL": url})
+    assert done.returncode == 3 and SECRET not in done.stdout + done.stderr and "password=***" in done.stderr
+    odd = run_sweepd("check", env={**env, "SWEEPD_REDIS_URL": url + "&no_such_option=1"})  # redis-py's TypeError
+    assert odd.returncode == 2 and SECRET not in odd.stderr and len(odd.stderr.splitlines()) == 1, odd.stderr
 
 
 def test_the_redis_url_is_no_macro_a_command_may_use() -> None:

@@ -101,6 +101,9 @@ def _sweep(tmp_path: Path, env: dict[str, str]) -> str:
         (["--id", "no such", "--param", "x=1"], "run id 'no such' is not valid: use 1 to 64 of A-Z a-z 0-9 _ -"),
         (["--id", "ghost", "--resume", "must"], "run 'ghost' does not exist, and --resume must resumes only an"),
         (["--id", "known", "--param", "x=1"], "run 'known' exists already, and --resume never (the default) never"),
+        (["--param", "x=" + "[" * 900 + "]" * 900], "--param x: nested deeper than 64 levels"),
+        (["--param", "x=" + "[" * 30_000 + "]" * 30_000], "--param x: nested deeper than 64 levels"),
+        (["--param", "x=" + '{"a":' * 65 + "1" + "}" * 65], "--param x: nested deeper than 64 levels"),
     ],
 )
 def test_every_mistake_is_one_line_exit_2_and_nothing_stored(

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support import run_record, run_sweepd
-from sweepd.agent.cli import table
+from sweepd.agent.cli.parts import table
 from sweepd.queue.config import load_config, parse_text, validate
 from sweepd.queue.errors import ConfigError, InvalidId
 from sweepd.queue.ids import ID_RE, check_id, host_part, new_id

@@ -52,18 +52,19 @@ def test_only_the_store_imports_rq() -> None:
 
 # The import graph ---------------------------------------------------------------------------------
 
-PACKAGES = {"sweepd.agent": ROOT / "agent", "sweepd.queue": ROOT / "queue"}
+#: bench/'s scripts import each other by their bare names (their directory is on their path): no prefix.
+PACKAGES = {"sweepd.agent": ROOT / "agent", "sweepd.queue": ROOT / "queue", "": ROOT / "bench"}
 
 
 def _modules() -> dict[str, Path]:
-    """Every sweepd module by its dotted name (a package by its ``__init__``)."""
+    """Every sweepd module by its dotted name (a package by its ``__init__``), and every bench script."""
     found: dict[str, Path] = {}
     for prefix, folder in PACKAGES.items():
         for path in folder.rglob("*.py"):
             parts = list(path.relative_to(folder).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
-            found[".".join([prefix, *parts])] = path
+            found[".".join([prefix, *parts]).lstrip(".")] = path
     return found
 
 
@@ -106,6 +107,7 @@ def test_no_import_cycles_anywhere() -> None:
         if name not in state:
             visit(name, [name])
     assert cycles == []
+    assert "common" in graph["dispatch"]  # bench/ is walked too
     assert "sweepd.agent.daemon.hold" in graph["sweepd.agent.api.standalone"]  # one holder rule, used by both
     assert "sweepd.agent.daemon.hold" in graph["sweepd.agent.daemon.attempt"]
 
@@ -143,3 +145,12 @@ def test_every_command_lives_in_the_module_named_after_it() -> None:
     for name, command in main.commands.items():
         module = importlib.import_module(f"sweepd.agent.cli.{name}")
         assert command in (getattr(module, "command", None), getattr(module, "group", None)), name
+
+
+def test_agent_cli_is_the_commands_alone() -> None:
+    """agent/cli/*.py are the commands (and main.py, kit.py); what a command is made of that is not a
+    command lives in agent/cli/parts/."""
+    from sweepd.agent.cli import main
+
+    loose = {p.stem for p in (ROOT / "agent" / "cli").glob("*.py")} - {"__init__", "main", "kit"}
+    assert loose == set(main.commands)

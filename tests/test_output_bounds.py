@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from support import Sweeps, sweepd_cmd, wait_until
-from sweepd.agent.daemon.process import CUT, LINE_BYTES, LOG_BYTES, Kept, Lines
+from sweepd.agent.daemon.output import CUT, LINE_BYTES, LOG_BYTES, Kept, Lines
 from sweepd.queue import keys
 from sweepd.queue.store import Store
 

@@ -13,7 +13,7 @@ from matplotlib.collections import LineCollection, PathCollection
 from matplotlib.figure import Figure
 
 from support import run_record, run_sweepd
-from sweepd.agent.cli import figure as plot
+from sweepd.agent.cli.parts import figure as plot
 from sweepd.queue.config import validate
 from sweepd.queue.errors import UserError
 from sweepd.queue.records import Claim, RunRecord

@@ -118,6 +118,17 @@ def test_a_notice_signal_preempts_like_sigterm(tmp_path: Path, cli_env: dict[str
     assert preempted[0]["terms"] == 1  # the training process got SIGTERM, the default --child-signal
 
 
+def test_sighup_preempts_like_sigterm(tmp_path: Path, cli_env: dict[str, str], r: redis.Redis) -> None:
+    """A closed terminal or ssh session (SIGHUP) is a preemption: grace, requeue at the front, exit 0."""
+    sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 100}\n  k: {values: [1, 2]}\n")
+    rid = preempt(sweep, signum=signal.SIGHUP)
+    run = sweep.run(rid)
+    assert (run["state"], run["reason"]) == ("queued", "signal")
+    assert r.lindex(keys.rq_queue(sweep.id), 0) == rid.encode()
+    preempted = [e for e in sweep.events(rid) if e["event"] == "preempted"]
+    assert preempted and preempted[0]["terms"] >= 1  # the training process was told, and checkpointed
+
+
 def test_the_training_process_dies_with_a_sigkilled_agent(tmp_path: Path, cli_env: dict[str, str]) -> None:
     sweep = SweepBench(tmp_path, cli_env, "  steps: {value: 1000}\n")
     agent = sweep.agent()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import psutil
@@ -74,3 +75,18 @@ def test_a_command_that_cannot_start_fails_its_run_like_a_shell(
     assert agent.returncode == 0, agent.stderr
     (run,) = json.loads(run_sweepd("runs", sid, "--json", env=cli_env).stdout)
     assert (run["state"], run["exit_code"]) == ("failed", code)
+
+
+def test_a_command_of_the_agents_own_is_never_taken_for_a_runs_leftover() -> None:
+    """scontrol and scancel (slurm_steps.py) may run on the guard's thread, or another slot's, while an
+    attempt's end kills what its run left behind: a run_own command is not among it."""
+    child = process.Child([sys.executable, "-c", "pass"], dict(os.environ), lambda lines: None)
+    child.wait(30)
+    results: list[subprocess.CompletedProcess[str]] = []
+    aside = threading.Thread(target=lambda: results.append(process.run_own(["sleep", "0.5"], 10)))
+    aside.start()
+    wait_until(lambda: any(p.name() == "sleep" for p in psutil.Process().children()), 10)
+    child.end()  # kills every child of ours created since the run started but the live ones
+    aside.join(10)
+    child.close()
+    assert [r.returncode for r in results] == [0]

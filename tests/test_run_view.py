@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from support import ROOT, TRAINER, run_record, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent.cli import explain, held, run_view
+from sweepd.agent.cli.parts import explain, held, run_view
 
 ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")
 
@@ -259,6 +259,49 @@ def test_sweepd_in_an_environment_that_is_not_active_is_explained_with_the_inter
     assert f"the program ran on ${{interpreter}} = {shim}, which cannot import 'sweepd'" in text
     assert f"command: [${{env}}, {sys.executable}, ${{program}}, ${{args}}]" in text  # one that has sweepd
     assert re.search(r"\b9 runs failed, each within \d+\.\ds of its start", text), text  # 3 agents, 3 each
+
+
+def test_a_sweep_that_completes_with_every_run_failed_says_why_and_exits_1(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    """3 points, 2 agents: no agent sees enough failures to stop, the sweep completes first."""
+    env = _env(cli_env, tmp_path)
+    program = tmp_path / "prog.py"
+    program.write_text("import numpyy  # noqa\n")
+    done = run_sweepd(
+        "run", str(_config(tmp_path, "  x: {values: [1, 2, 3]}\n", program=program)), "--agents", "2", env=env
+    )
+    assert done.returncode == 1, done.stderr
+    assert "failed=3" in done.stdout  # the summary
+    lines = done.stderr[done.stderr.index("sweepd: 3 runs failed") :].splitlines()
+    assert re.fullmatch(r"sweepd: 3 runs failed, each within [\d.]+s of its start; no run finished", lines[0]), lines
+    first = lines[1].split()[3]
+    assert lines[1:4] == [
+        f"  first failed run: {first} (exit code 1)",
+        "  its last error line: ModuleNotFoundError: No module named 'numpyy'",
+        f"  all of its output: sweepd logs {first}",
+    ]
+    assert "the program ran on ${interpreter} = " in lines[4] and "cannot import 'numpyy'" in lines[4]
+
+
+def test_failed_runs_beside_finished_ones_are_explained_and_the_sweep_exits_0(
+    tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    env = _env(cli_env, tmp_path)
+    program = tmp_path / "prog.py"
+    program.write_text("import sys\nif '--x=2' in sys.argv:\n    sys.exit('bad x: \x1b]0;pwned\x07')\nprint('ok')\n")
+    done = run_sweepd("run", str(_config(tmp_path, "  x: {values: [1, 2, 3]}\n", program=program)), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "sweepd: 1 run failed, within " in done.stderr and "; 2 finished" in done.stderr
+    assert "  its last error line: bad x: \\x1b]0;pwned\\x07" in done.stderr  # escaped for the terminal
+
+
+def test_the_explanation_says_when_the_sweep_ended_with_its_runs_failed() -> None:
+    lines = explain.explain(_failures(stopped=False, count=3, finished=0))
+    assert lines[0] == "sweepd: 3 runs failed, each within 0.4s of its start; no run finished"
+    assert explain.explain(_failures(stopped=False, count=1, finished=4, slowest_seconds=None))[0] == (
+        "sweepd: 1 run failed; 4 finished"
+    )
 
 
 def _failures(**kw: object) -> explain.Failures:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from support import run_record, run_sweepd, sweepd_cmd
-from sweepd.agent.cli import table
+from sweepd.agent.cli.parts import table
 from sweepd.queue.config import validate
 from sweepd.queue.errors import UserError
 from sweepd.queue.records import Claim, RunRecord

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from sweepd.queue import keys, runs
+from sweepd.queue.bounds import KEPT_ATTEMPTS
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim
 from sweepd.queue.resume import Rule
@@ -47,7 +48,8 @@ def test_every_script_is_registered_as_the_prelude_then_itself_and_compiles(r: r
     assert set(store._scripts) == set(NAMES)  # no script in the folder is left unloaded
     for name in NAMES:
         source = store._scripts[name].script
-        assert source == script_source(name) == lua(PRELUDE) + "\n" + lua(name)
+        # the bounds the prelude uses come from queue/bounds.py, written once
+        assert source == script_source(name) == f"local KEPT_ATTEMPTS = {KEPT_ATTEMPTS}\n{lua(PRELUDE)}\n{lua(name)}"
         assert r.script_load(source) == store._scripts[name].sha, name  # Redis compiles it
     with pytest.raises(ValueError):
         script_source(PRELUDE)

@@ -147,3 +147,17 @@ def test_rediss_with_a_ca_file(tmp_path: Path, redis_url: str, cli_env: dict[str
         assert "Traceback" not in untrusted.stderr
     finally:
         proxy.close()
+
+
+@pytest.mark.parametrize("path", ["/abc", "/0/1", "/db0"])
+def test_a_url_path_that_is_not_a_database_number_is_refused(
+    cli_env: dict[str, str], redis_url: str, path: str
+) -> None:
+    """redis-py would quietly use database 0 for it: the user meant something else."""
+    url = redis_url.rsplit("/", 1)[0] + path
+    done = run_sweepd("check", env={**cli_env, "SWEEPD_REDIS_URL": url})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.splitlines() == [
+        f"sweepd: error: --redis-url {url}: the path {path!r} is not a database number (redis://HOST:PORT/0)"
+    ]
+    assert run_sweepd("check", env={**cli_env, "SWEEPD_REDIS_URL": redis_url.rsplit("/", 1)[0] + "/"}).returncode == 0

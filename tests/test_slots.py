@@ -21,7 +21,7 @@ from test_metrics import scrape
 
 from standins import SMI, stand_in_smi
 from support import RedisServer, Sweeps, alive, free_port, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent.cli import watch
+from sweepd.agent.cli.parts import watch
 from sweepd.queue import keys
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store

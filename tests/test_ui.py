@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import redis
 
@@ -205,6 +206,22 @@ def test_ids_in_urls_are_checked_and_nothing_is_written(
     assert not writes & set(stats), sorted(stats)  # read-only: no write reached Redis
 
 
+def test_without_a_token_only_loopback_host_names_are_answered(
+    store: Store, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """DNS rebinding: a page of another site whose name now resolves to 127.0.0.1 reads nothing."""
+    sid = fill_sweep(store, 1, seed=3)
+    env = {k: v for k, v in cli_env.items() if k != "SWEEPD_UI_TOKEN"}
+    with ui_server(env, log=tmp_path / "ui.log") as base:
+        port = base.rsplit(":", 1)[1]
+        for host in ("evil.example", f"evil.example:{port}", "localhost.evil.example", "127.0.0.1.nip.io"):
+            for path in ("/", f"/api/sweeps/{sid}", "/api/sweeps", f"/api/sweeps/{sid}/live", "/static/app.js"):
+                assert get(base + path, {"Host": host})[0] == 421, (host, path)
+        for host in ("127.0.0.1", f"127.0.0.1:{port}", "localhost", f"localhost:{port}", "[::1]", f"[::1]:{port}"):
+            code, body, _ = get(f"{base}/api/sweeps/{sid}", {"Host": host})
+            assert code == 200 and json.loads(body)["status"]["id"] == sid, host
+
+
 def test_a_public_address_without_a_token_is_refused(cli_env: dict[str, str]) -> None:
     env = {k: v for k, v in cli_env.items() if k != "SWEEPD_UI_TOKEN"}
     done = run_sweepd("ui", "--host", "0.0.0.0", env=env)
@@ -212,6 +229,13 @@ def test_a_public_address_without_a_token_is_refused(cli_env: dict[str, str]) ->
     assert done.stderr.strip().splitlines() == [
         "sweepd: error: --host 0.0.0.0 is reachable from other machines: give --token or $SWEEPD_UI_TOKEN"
     ]
+    for weak in (["--token", "a"], ["--token", " "]):
+        done = run_sweepd("ui", "--host", "0.0.0.0", *weak, env=env)
+        assert done.returncode == 2 and len(done.stderr.splitlines()) == 1, done.stderr
+        assert done.stderr.startswith("sweepd: error: --token ")
+        assert ("16 or more" if weak[1].strip() else "is blank") in done.stderr
+    done = run_sweepd("ui", "--host", "0.0.0.0", env={**env, "SWEEPD_UI_TOKEN": "short"})
+    assert done.returncode == 2 and "--token has 5 characters: give 16 or more" in done.stderr
 
 
 def test_run_with_ui_serves_the_sweep_beside_it_and_ends_it_with_the_sweep(
@@ -246,6 +270,9 @@ def test_run_with_ui_serves_the_sweep_beside_it_and_ends_it_with_the_sweep(
         wait_until(lambda: answers(base), timeout=30)
         code, body, _ = get(f"{base}/api/sweeps/{sid}")
         assert code == 200 and json.loads(body)["status"]["id"] == sid
+        dashboard = [p for p in psutil.Process(proc.pid).children() if " ui " in " ".join(p.cmdline())]
+        assert len(dashboard) == 1  # the URL (and its password) reached it by a pipe, not its environment
+        assert cli_env["SWEEPD_REDIS_URL"] not in Path(f"/proc/{dashboard[0].pid}/environ").read_text(errors="replace")
         go.write_text("")
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err

@@ -10,7 +10,7 @@ import pytest
 
 from support import run_record
 from sweepd.agent.cli.ui import check_exposure, is_loopback
-from sweepd.agent.ui import data, importance
+from sweepd.agent.ui import data, hosts, importance
 from sweepd.queue.config import validate
 from sweepd.queue.errors import UserError
 from ui_support import CONFIG
@@ -121,4 +121,27 @@ def test_any_other_address_needs_a_token(host: str) -> None:
     assert not is_loopback(host)
     with pytest.raises(UserError, match="--token"):
         check_exposure(host, None)
-    check_exposure(host, "s3cret")
+    check_exposure(host, "s3cret-long-en0ugh")
+
+
+@pytest.mark.parametrize(
+    ("token", "why"),
+    [("a", "has 1 characters"), (" " * 20, "is blank"), ("x" * 15, "has 15 characters: give 16 or more")],
+)
+def test_a_token_off_loopback_has_real_strength(token: str, why: str) -> None:
+    with pytest.raises(UserError, match=f"--token {why}.*reachable from other machines"):
+        check_exposure("0.0.0.0", token)
+    check_exposure("127.0.0.1", token)  # only this machine: any token guards it
+    check_exposure("0.0.0.0", "x" * hosts.MIN_TOKEN)
+
+
+@pytest.mark.parametrize("header", ["127.0.0.1", "127.0.0.1:8765", "localhost", "LOCALHOST:80", "[::1]", "[::1]:8765"])
+def test_loopback_host_names_are_answered_without_a_token(header: str) -> None:
+    assert hosts.loopback_host(header)
+
+
+@pytest.mark.parametrize(
+    "header", ["evil.example", "evil.example:8765", "localhost.evil.example", "127.0.0.1.nip.io:8765", "", "[::1"]
+)
+def test_any_other_host_name_is_not(header: str) -> None:
+    assert not hosts.loopback_host(header)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import os
 import pty
 import select
@@ -21,8 +22,8 @@ from rich.console import Console
 
 from support import run_record, run_sweepd, sweepd_cmd, wait_until
 from sweepd.agent.cli import status as status_command
-from sweepd.agent.cli import watch
-from sweepd.queue import summary
+from sweepd.agent.cli.parts import watch
+from sweepd.queue import keys, summary
 from sweepd.queue.config import validate
 from sweepd.queue.records import Claim, RunRecord
 from sweepd.queue.store import Store
@@ -205,14 +206,19 @@ def _claim(store: Store, sid: str) -> Claim:
     return claim
 
 
+def _note(store: Store, sid: str, event: dict[str, Any]) -> None:
+    """An event as the scripts write it (prelude.lua's ``add_event``), with figures the test can name."""
+    store.r.lpush(keys.sweep_events(sid), json.dumps({"at": store.now_ms(), **event}))
+
+
 def test_status_json_adds_to_its_fields_on_a_real_redis(store: Store, redis_url: str) -> None:
     sid = store.create_sweep(validate({**GRID, "run_cap": 4}), name="t")
     done, preempted, running = _claim(store, sid), _claim(store, sid), _claim(store, sid)
     assert store.log_metrics(done, [{"loss": 0.7}]) and store.log_metrics(running, [{"loss": 0.2}])
     assert store.complete(done, "finished", 0, "exit-0")
     assert store.requeue(preempted, reason="preempted")
-    store.add_event(sid, {"event": "requeued", "run_id": preempted.run_id, "attempt": 1, "reason": "preempted"})
-    store.add_event(sid, {"event": "resumed", "run_id": preempted.run_id, "attempt": 2, "after_ms": 1500})
+    _note(store, sid, {"event": "requeued", "run_id": preempted.run_id, "attempt": 1, "reason": "preempted"})
+    _note(store, sid, {"event": "resumed", "run_id": preempted.run_id, "attempt": 2, "after_ms": 1500})
     s = status_json(store, sid)
     old = {"id", "name", "method", "state", "complete", "runs", "run_cap", "counts", "queue_depth", "queue_head"}
     old |= {"agents_alive", "agents", "metric", "best_run", "recent_events", "created_at"}
@@ -341,3 +347,39 @@ def test_watch_is_live_on_a_terminal_and_ctrl_c_ends_it_cleanly(tmp_path: Path, 
     out.thread.join(10)
     os.close(master)
     assert "Traceback" not in out.text and "Aborted" not in out.text and "KeyboardInterrupt" not in out.text
+
+
+# names from users reach no terminal raw --------------------------------------------------------------
+
+HOSTILE = "x\x1b[2J\x1b]0;pwned\x07\x9b31m\u202eevil\u2066[bold]y[/bold]"
+RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
+
+
+def test_the_view_escapes_control_and_bidi_characters_and_reads_no_markup() -> None:
+    status = status_dict(
+        name=HOSTILE,
+        metric={"name": HOSTILE, "goal": "minimize"},
+        best_runs=[{"id": "best0001", "metric": HOSTILE, "value": 0.1, "params": {HOSTILE: HOSTILE}}],
+        agents=[{"id": "agent-a", "host": HOSTILE, "pid": "1", "run_id": "runalpha", "heartbeat_at": str(NOW)}],
+        recent_events=[{"at": NOW, "event": "requeued", "run_id": "r1", "attempt": 1, "reason": HOSTILE}],
+    )
+    text = text_of(status)
+    assert not any(c in text for c in RAW), repr(text)
+    assert "x\\x1b[2J\\x1b]0;pwned\\x07\\x9b31m\\u202eevil\\u2066[bold]y[/bold]" in text  # shown, markup too
+
+
+def test_status_and_watch_print_a_hostile_sweep_name_and_metric_escaped(
+    tmp_path: Path, cli_env: dict[str, str], store: Store
+) -> None:
+    config = {**GRID, "metric": {"name": HOSTILE, "goal": "minimize"}}
+    sid = store.create_sweep(validate(config), name=HOSTILE)
+    claim = store.create_next(sid, "agent-1", 60)
+    assert isinstance(claim, Claim)
+    store.requeue(claim, reason=HOSTILE, event=True)
+    plain = run_sweepd("status", sid, env=cli_env)
+    assert plain.returncode == 0, plain.stderr
+    assert "\\x1b]0;pwned\\x07" in plain.stdout and not any(c in plain.stdout for c in RAW), repr(plain.stdout)
+    store.control(sid, "stopped")  # complete: --watch draws one frame and ends
+    watched = run_sweepd("status", sid, "--watch", "--interval", "0.2", env=cli_env)
+    assert watched.returncode == 0, watched.stderr
+    assert "\\u202eevil" in watched.stdout and not any(c in watched.stdout for c in RAW), repr(watched.stdout)

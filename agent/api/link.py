@@ -105,9 +105,9 @@ class AgentLink:
 
     # the Sink interface ---------------------------------------------------------------------------
 
-    def rows(self, items: list[dict[str, Any]]) -> None:
+    def rows(self, items: list[dict[str, Any]], cut: int = 0) -> None:
         for row in items:
-            if not self.send({"op": "log", "row": row}):
+            if not self.send({"op": "log", "row": row, **({"cut": cut} if cut else {})}):
                 print(json.dumps(row), file=sys.stderr)  # kept in the agent's output log at least
 
     def mark(self) -> None:

@@ -14,13 +14,14 @@ from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
-from sweepd.queue import rows
+from sweepd.queue import bounds, rows
 
 
 class Sink(Protocol):
     """Where a run's rows and its script's word go. Neither call may block the script for long."""
 
-    def rows(self, items: list[dict[str, Any]]) -> None: ...
+    def rows(self, items: list[dict[str, Any]], cut: int = 0) -> None:
+        """``items`` are within the bounds (bounds.py); ``cut``: what was cut to make them so."""
 
     def mark(self) -> None: ...
 
@@ -30,7 +31,7 @@ class Sink(Protocol):
 class Printed:
     """No agent and no ``init()``: rows are printed to stderr as JSON, nothing is stored."""
 
-    def rows(self, items: list[dict[str, Any]]) -> None:
+    def rows(self, items: list[dict[str, Any]], cut: int = 0) -> None:
         for row in items:
             print(json.dumps(row), file=sys.stderr)
 
@@ -109,6 +110,7 @@ class Run:
         #: Only rank 0 records metrics: every rank of a run calls log() alike (multi-node training).
         self.rank_var, self.rank = rank(os.environ)
         self._rank_said = False
+        self._cut_said = False
 
     @property
     def id(self) -> str | None:
@@ -146,8 +148,12 @@ class Run:
         if at is None:
             self._warn(f"log(step={step}) goes back before step {self._steps.last}: the row is dropped")
             return
-        row = json.loads(json.dumps({**metrics, rows.STEP: at}, default=rows.plain))
-        self.sink.rows([row])
+        row, cuts = bounds.clean_row(json.loads(json.dumps({**metrics, rows.STEP: at}, default=rows.plain)))
+        if cuts and not self._cut_said:
+            self._cut_said = True
+            self._warn(f"log() was given more than a row may hold ({cuts[0]}): cut at sweepd's bounds (said once)")
+        if row is not None:
+            self.sink.rows([row], cut=len(cuts))
 
     def on_preempting(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` (on a background thread) when preemption is coming."""

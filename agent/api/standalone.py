@@ -157,9 +157,10 @@ class Holder:
 
     # the Sink interface ---------------------------------------------------------------------------
 
-    def rows(self, items: list[dict[str, Any]]) -> None:
+    def rows(self, items: list[dict[str, Any]], cut: int = 0) -> None:
         if self.hold is not None:
-            self.hold.rows.add(items)
+            self.hold.add_rows(items)
+            self.hold.cut("cut by the script's API", count=cut)
 
     def mark(self) -> None:
         self.marked = True

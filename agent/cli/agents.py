@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import click
 
+from sweepd.queue import bounds
 from sweepd.queue.views import agent_rows
 
 from .kit import redis_option, store_for
@@ -29,7 +29,7 @@ def command(sweep_id: str | None, as_json: bool, redis_url: str | None) -> None:
     rows = agent_rows(store, [store.sweep(sweep_id).id] if sweep_id else store.sweep_ids())
     rows.sort(key=lambda a: (not a["alive"], a["sweep_id"], a["id"]))
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(bounds.dumps(rows, indent=2))
         return
     if not rows:
         where = f" on sweep {sweep_id}" if sweep_id else ""

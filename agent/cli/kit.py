@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Literal
+from typing import Any
 
 import click
 
@@ -42,26 +42,3 @@ def redis_option(f: Any) -> Any:
 
 def store_for(redis_url: str | None) -> Store:
     return Store(connect(redis_url))
-
-
-_RUN_RESULTS = {
-    "stopped": "run {rid} stopped (it was queued)",
-    "requeued": "run {rid} requeued at the front of its sweep's queue",
-    "requested": "run {rid} is running: its agent will {action} it at its next heartbeat",
-    "unchanged": "run {rid} is already {state}: nothing to do",
-}
-
-
-def run_command(action: Literal["stop", "requeue"], text: str) -> click.Command:
-    """``sweepd stop RUN_ID`` or ``sweepd requeue RUN_ID``: an operator's move of one run (operate.lua),
-    and what became of it."""
-
-    @click.command(action, help=text)
-    @click.argument("run_id")
-    @redis_option
-    def command(run_id: str, redis_url: str | None) -> None:
-        store = store_for(redis_url)
-        result = store.operate(run_id, action)
-        click.echo(_RUN_RESULTS[result].format(rid=run_id, action=action, state=store.run(run_id).state))
-
-    return command

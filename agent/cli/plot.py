@@ -43,7 +43,7 @@ def command(sweep_id: str, output: Path, dpi: int, redis_url: str | None) -> Non
       sweepd plot abc123de --output sweep.svg
     """
     try:
-        from . import figure
+        from .parts import figure
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] != "matplotlib":
             raise

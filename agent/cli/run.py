@@ -2,7 +2,7 @@
 
 At a terminal it shows the live view (run_view.py) and the agents' output goes to files; with
 ``--verbose``, or when stdout is not a terminal, the agents' lines and their runs' output stream
-through as they come. Signals are run_agents.py's; why failing runs stopped the agents, explain.py's.
+through as they come. Signals are run_agents.py's; why runs failed, explain.py's.
 """
 
 from __future__ import annotations
@@ -15,19 +15,21 @@ from pathlib import Path
 import click
 
 from sweepd.queue.config import load_config
-from sweepd.queue.connections import ENV_URL, data_dir, resolve_url
+from sweepd.queue.connections import data_dir, resolve_url
 from sweepd.queue.store import Store
 
 from ..daemon.backoff import REDIS_DOWN
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
-from . import explain, held, ui
+from . import ui
 from .agent import gpu_options, gpu_slots
 from .kit import redis_option, store_for
-from .run_agents import LocalAgents, Supervisor
-from .run_view import RunView
+from .parts import explain, held
+from .parts.run_agents import LocalAgents, Supervisor
+from .parts.run_view import RunView
 from .status import print_status
 
 WAIT = 0.2  # seconds between looks at the agents when nothing wakes this process
+NOTHING_FINISHED = 1  # the exit code of a sweep that ended, not interrupted, with no run finished
 
 
 @click.command("run")
@@ -71,15 +73,14 @@ def command(
     store = store_for(url)
     sid = store.create_sweep(config, name=name, seed=seed)
     click.echo(f"sweep {sid}: {_agents_line(agents, gpu_args)}", err=True)
-    env = {**os.environ, ENV_URL: url}  # in the environment, not argv: no password in `ps`
     live = sys.stdout.isatty() and not verbose
     log_dir = data_dir() / "logs" / sid if live else None
     sup = Supervisor()  # before the agents start: no signal finds this process without its handlers
-    dashboard = ui.beside(sid, env) if with_ui else None
+    dashboard = ui.beside(sid, os.environ, url) if with_ui else None
     if dashboard is not None:
         click.echo(f"dashboard: {dashboard[1]}", err=True)
     try:
-        local = LocalAgents(1 if gpu_args else agents, sid, env, log_dir, gpu_args)
+        local = LocalAgents(1 if gpu_args else agents, sid, os.environ, url, log_dir, gpu_args)  # URL: by a pipe
         try:
             was_held = _supervise(store, sid, sup, local, log_dir)
             codes = local.codes()
@@ -96,10 +97,13 @@ def command(
     if was_held is not None:
         for line in held.fates([store.run(rid) for rid in was_held], sid, killed=sup.killing):
             click.echo(line, err=True)
-    failures = explain.gather(store, sid, codes)
+    runs = store.runs(sid)
+    failures = explain.gather(store, sid, codes, runs)
     if failures is not None:
         for line in explain.explain(failures):
             click.echo(line, err=True)
+    if exit_code == 0 and not sup.preempting and not any(run.state == "finished" for run in runs):
+        exit_code = NOTHING_FINISHED  # not interrupted, and nothing to show for it: a script sees it
     sys.exit(exit_code)
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import UserError
 from sweepd.queue.states import STATES
 
-from . import table
 from .kit import redis_option, store_for
+from .parts import table
 
 
 @click.command("runs")
@@ -68,7 +68,7 @@ def command(
     cols = table.columns(config, everything)  # the same columns whatever the filter: scripts rely on them
     runs = table.order(config, cols, table.select(everything, states), sort, reverse=reverse)[:limit]
     if as_json:
-        click.echo(json.dumps([r.to_json() for r in runs], indent=2))
+        click.echo(bounds.dumps([r.to_json() for r in runs], indent=2))
         return
     rows = table.rows(cols, runs)
     if as_csv:

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
+from sweepd.queue import bounds
 from sweepd.queue.reads import Reads
 from sweepd.queue.records import iso
 from sweepd.queue.views import status_json
 
-from . import watch
 from .kit import redis_option, store_for
+from .parts import watch
 
 
 def print_status(reads: Reads, sid: str) -> None:
-    s = status_json(reads, sid)
+    """The status as text; every string of it printable (``watch.printable_status``): names come from users."""
+    s = watch.printable_status(status_json(reads, sid))
     click.echo(f"sweep {s['id']} ({s['name']}): {s['method']}, {s['state']}, {s['runs']} runs")
     click.echo("  " + "  ".join(f"{k}={v}" for k, v in s["counts"].items() if v))
     click.echo(f"  queue: {s['queue_depth']} (head: {s['queue_head'] or '-'}); agents alive: {s['agents_alive']}")
@@ -25,7 +26,7 @@ def print_status(reads: Reads, sid: str) -> None:
         click.echo(f"  {iso(event['at'])}: run {event['run_id']} {event['event']} ({watch.event_detail(event)})")
     best = s["best_run"]
     if best:
-        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {json.dumps(best['params'])}")
+        click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {bounds.dumps(best['params'])}")
 
 
 @click.command("status")
@@ -70,6 +71,6 @@ def command(sweep_id: str, as_json: bool, live: bool, interval: float, redis_url
 
         watch.watch(fetch, interval, tty=sys.stdout.isatty())
     elif as_json:
-        click.echo(json.dumps(status_json(store, sweep_id), indent=2))
+        click.echo(bounds.dumps(status_json(store, sweep_id), indent=2))
     else:
         print_status(store, sweep_id)

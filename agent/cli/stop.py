@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from .kit import run_command
+import click
 
-command = run_command(
-    "stop",
+from .kit import redis_option, store_for
+from .parts.operated import operate
+
+
+@click.command("stop")
+@click.argument("run_id")
+@redis_option
+def command(run_id: str, redis_url: str | None) -> None:
     """Stop RUN_ID: a queued run now, a running one at its agent's next heartbeat; it ends `stopped`.
 
     \b
     Example:
       sweepd stop k3j9x0qa
-    """,
-)
+    """
+    click.echo(operate(store_for(redis_url), run_id, "stop"))

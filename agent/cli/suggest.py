@@ -6,6 +6,8 @@ import json
 
 import click
 
+from sweepd.queue import bounds
+
 from .kit import redis_option, store_for
 
 
@@ -28,7 +30,7 @@ def command(sweep_id: str, count: int, dry_run: bool, as_json: bool, redis_url: 
     store = store_for(redis_url)
     out = store.preview(sweep_id, count)
     if as_json:
-        click.echo(json.dumps(out, indent=2))
+        click.echo(bounds.dumps(out, indent=2))
         return
     for i, params in enumerate(out):
         click.echo(f"{i + 1}: {json.dumps(params)}")

@@ -7,16 +7,19 @@ should not read unasked. The server is uvicorn, imported only here: the core ins
 
 from __future__ import annotations
 
-import ipaddress
+import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
 from sweepd.queue.errors import UserError
 
+from ..daemon import secrets
+from ..ui.hosts import is_loopback, weak_token
 from .kit import redis_option, store_for
 
 ENV_TOKEN = "SWEEPD_UI_TOKEN"
@@ -24,20 +27,18 @@ DEFAULT_PORT = 8765
 INSTALL = 'the dashboard needs its extra: pip install "sweepd[ui]"'
 
 
-def is_loopback(host: str) -> bool:
-    """Only this machine can reach ``host``: ``localhost`` or a loopback address."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def check_exposure(host: str, token: str | None) -> None:
-    """Refuse to serve beyond this machine without a token."""
-    if not is_loopback(host) and not token:
+    """Refuse to serve beyond this machine without a token, or with one a guess could find."""
+    if is_loopback(host):
+        return
+    if not token:
         raise UserError(f"--host {host} is reachable from other machines: give --token or ${ENV_TOKEN}")
+    weak = weak_token(token)
+    if weak:
+        raise UserError(
+            f"--token {weak}: --host {host} is reachable from other machines "
+            "(`python -c 'import secrets; print(secrets.token_urlsafe(24))'` makes one)"
+        )
 
 
 def url(host: str, port: int, path: str = "/") -> str:
@@ -71,7 +72,7 @@ def command(host: str, port: int, token: str | None, redis_url: str | None) -> N
         from ..ui.app import build
     except ImportError:
         raise UserError(INSTALL) from None
-    store = store_for(redis_url)
+    store = store_for(secrets.take_inherited_url() or redis_url)
     app = build(store, token or None)
     click.echo(f"sweepd ui: {url(host, port)}" + (" (token required)" if token else ""), err=True)
     config = uvicorn.Config(
@@ -90,18 +91,23 @@ def _free(port: int) -> int:
         return int(s.getsockname()[1])
 
 
-def beside(sid: str, env: dict[str, str]) -> tuple[subprocess.Popen[Any], str]:
+def beside(sid: str, env: Mapping[str, str], redis_url: str) -> tuple[subprocess.Popen[Any], str]:
     """``sweepd run --ui``: the dashboard in a child process on 127.0.0.1 (port 8765 when free), and
-    the URL of the sweep's page. The caller ends it when the sweep is over."""
+    the URL of the sweep's page. The Redis URL reaches it through a pipe, never its environment
+    (secrets.py). The caller ends it when the sweep is over."""
     port = _free(DEFAULT_PORT)
-    child_env = {k: v for k, v in env.items() if k != ENV_TOKEN}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweepd.agent", "ui", "--host", "127.0.0.1", "--port", str(port)],
-        env=child_env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    child_env, fd = secrets.hand_over(redis_url, {k: v for k, v in env.items() if k != ENV_TOKEN})
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "sweepd.agent", "ui", "--host", "127.0.0.1", "--port", str(port)],
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(fd,),
+        )
+    finally:
+        os.close(fd)
     return proc, url("127.0.0.1", port, f"/sweeps/{sid}")
 
 

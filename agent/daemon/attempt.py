@@ -16,20 +16,22 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.store import LOG_CAP, Store
 
-from . import launch, logs, wandb_env, wandb_follow
+from . import launch, logs, slurm_steps, wandb_env, wandb_follow
 from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
 from .hold import FLUSH_EVERY, Ending, Hold
 from .metrics import Metrics
 from .options import Options
+from .output import Kept
 from .preemption import Preemption
-from .process import Child, Kept
+from .process import Child
 from .sdnotify import Notifier
 from .signals import Waker
 from .watchdog import Watchdog
@@ -89,6 +91,7 @@ class Attempt:
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.early = EarlyStop(agent.store, config, claim.sweep_id, claim.run_id)
         self.child: Child | None = None
+        self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
         self.channel: Channel | None = None
         self.wandb: wandb_follow.Follower | None = None  # the script's W&B run, read as it is written
         #: The attempt's output, bounded in lines and bytes (process.py), written here rather than
@@ -99,7 +102,10 @@ class Attempt:
 
     def kill(self) -> None:
         if self.child is not None:
+            sruns = self.slurm.sruns() if self.slurm is not None else set()
             self.child.kill_tree(self._spare())
+            if self.slurm is not None:  # after the tree: the kill comes first, SLURM's commands take time
+                self.slurm.end(sruns)
         self.agent.waker.wake()
 
     def _spare(self) -> set[int]:
@@ -119,8 +125,8 @@ class Attempt:
             self.channel.accept()  # a script that has just connected is told too
             self.channel.send({"op": "preempting", "reason": reason, "grace": grace})
         signum = wandb_follow.child_signal(self.wandb, agent.opts.child_signal, agent.opts.wandb_signal)
-        if self.child is not None:
-            self.child.signal(signum)
+        if self.child is not None and (self.slurm is None or not self.slurm.tell(signum)):
+            self.child.signal(signum)  # a run with SLURM steps: their tasks got it through SLURM
         log.warning(
             "stopping run" if ending == "stop" else "preempting run",
             reason=reason,
@@ -145,7 +151,7 @@ class Attempt:
             agent.store.requeue(claim, reason="agent-config")
             log.error("cannot build the run's command", error=str(exc))
             return Result(stop=2)
-        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message)
+        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message, self.hold.cut)
         on_stdout = self._on_stdout if self.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
@@ -156,8 +162,8 @@ class Attempt:
                 claim.last_step,
                 env,
                 self.workdir,
-                on_rows=self.hold.rows.add,
-                on_summary=self.hold.summary.add,
+                on_rows=self.hold.add_rows,
+                on_summary=self.hold.add_summary,
                 on_found=self.api.set,  # printed lines are no longer read for metrics
                 on_preempting=lambda: self._on_message({"op": "preempting"}),
             )
@@ -168,6 +174,7 @@ class Attempt:
             log.error("cannot start the run's command", argv=argv, error=str(exc))
             return self._record(127 if isinstance(exc, FileNotFoundError) else 126, 0.0)
         log.info("run started", argv=argv, params=claim.params, pid=child.pid)  # after the spawn: off its path
+        self.slurm = slurm_steps.Steps(child.pid)
         agent.metrics.run_started()
         follower.follow(child.pid)  # its thread starts in _supervise, once the run has lived a little
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
@@ -176,7 +183,7 @@ class Attempt:
         except BaseException:
             # We can no longer supervise it, so it must not run on: no training process ever
             # outlives its supervision (its lease would expire while it still ran).
-            child.kill_tree(self._spare())
+            self.kill()
             child.wait(None)
             raise
         finally:
@@ -220,6 +227,8 @@ class Attempt:
                 hold.kill_at = min(hold.kill_at, agent.preemption.kill_at())  # a repeat cut the grace
             if hold.kill_at is not None and now >= hold.kill_at:
                 log.warning("grace period over: killing the process tree", reason=hold.reason)
+                if self.slurm is not None:
+                    self.slurm.end()  # the run's SLURM steps first, on every node, then its tree
                 child.kill_tree()
                 return child.wait(None)
             if now >= hold.next_renew:
@@ -228,6 +237,8 @@ class Attempt:
                 last_flush = now
                 logged = len(hold.rows) > 0
                 hold.flush_quietly()
+                if hold.refused is not None and hold.ending is None:  # a poison run: ended, failed
+                    hold.end("stop", "refused", now + agent.opts.grace)
                 self._flush_output(quietly=True)
                 if logged:  # hyperband judges a curve when it reaches a bracket, not a heartbeat later
                     self._judge(now, new_bracket_only=True)
@@ -288,7 +299,16 @@ class Attempt:
         if agent.preemption.requested:
             hold.note_preempting(agent.preemption.reason or "signal")
         hold.persist(self._flush_output)
-        done = hold.record(returncode, retries=agent.opts.max_retries)
+        # The script marked the run preempting with no signal or notice here, and exited non-zero
+        # at once: counted, so that a run doing it again and again fails (bounds.QUICK_MARKS).
+        quick = (
+            self.child_marked.is_set()
+            and not agent.preemption.requested
+            and hold.ending is None
+            and returncode != 0
+            and seconds < bounds.QUICK_SECONDS
+        )
+        done = hold.record(returncode, retries=agent.opts.max_retries, quick_mark=quick)
         if done is None:
             return Result()
         if done.how == "retry":
@@ -328,7 +348,10 @@ class Attempt:
         the API's hello (once answered, printed lines are no longer read for metrics)."""
         op = message.get("op")
         if op == "log" and isinstance(message.get("row"), dict):
-            self.hold.rows.add([message["row"]])
+            self.hold.add_rows([message["row"]])
+            cut = message.get("cut")  # what the script's API cut already (bounds.py)
+            if isinstance(cut, int) and 0 < cut <= bounds.LINE_BYTES:
+                self.hold.cut("cut by the script's API", count=cut)
         elif op == "preempting":
             self.child_marked.set()
             self.agent.waker.wake()
@@ -349,6 +372,9 @@ class Attempt:
             if not metrics:
                 continue
             given = metrics.pop(STEP, None)
+            if given is not None and not 0 <= given < bounds.MAX_STEP:  # no step: the series goes on
+                self.hold.cut("row with a bad _step")
+                continue
             step = self.steps.assign(int(given) if given is not None else None)
             if step is not None and metrics:
-                self.hold.rows.add([{**metrics, STEP: step}])
+                self.hold.add_rows([{**metrics, STEP: step}])

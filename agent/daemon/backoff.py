@@ -10,6 +10,16 @@ import redis
 REDIS_DOWN: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
 
 
+def refused(exc: BaseException) -> bool:
+    """Redis answered a write with an error that trying again will not mend (a script's error, a
+    key of the wrong type), as opposed to one that passes (a replica during a failover, memory full)."""
+    return (
+        isinstance(exc, redis.ResponseError)
+        and not isinstance(exc, redis.ReadOnlyError)
+        and not str(exc).startswith(("OOM", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN"))
+    )
+
+
 class Backoff:
     """Delays that double from ``base`` up to ``cap``, each drawn at random below that bound ("full
     jitter"), so that agents that lost Redis together do not all come back at the same instant."""

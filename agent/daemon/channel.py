@@ -6,6 +6,10 @@ password. Messages from the script: ``{"op": "hello"}`` (the API says it is ther
 ``{"op": "preempting"}``. Messages to the script: ``{"op": "preempting"}`` when preemption is coming.
 Handlers run on the channel's threads; they must be quick and must not raise; what a handler returns
 (a dict) is sent back on the connection the message came from.
+
+A line is read up to ``bounds.LINE_BYTES``: a longer one is read on in pieces of that size and
+dropped, so no script can grow the agent by sending a line without end. A line that is not a JSON
+object (or nests deeper than Python parses) is dropped too; each drop is told to ``on_dropped``.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
+
+from sweepd.queue.bounds import LINE_BYTES
 
 BACKLOG = 64  # connections waiting for the loop to accept them (every rank of a run may connect)
 
@@ -31,9 +37,10 @@ class Channel:
     for each run cost a run of `true` about half a millisecond. Each connection is served on a
     thread of its own, so a script's lines are read whatever the loop is doing."""
 
-    def __init__(self, path: str, handler: Handler) -> None:
+    def __init__(self, path: str, handler: Handler, on_dropped: Callable[[str], None] = lambda what: None) -> None:
         self.path = path
         self._handler = handler
+        self._dropped = on_dropped
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(path)
         os.chmod(path, 0o600)
@@ -63,16 +70,23 @@ class Channel:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as lines:
-            for line in lines:
+            while line := lines.readline(LINE_BYTES + 1):
+                if len(line) > LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := lines.readline(LINE_BYTES)) and not rest.endswith(b"\n"):
+                        pass  # the rest of the line, read and let go piece by piece
+                    self._dropped("socket line too long")
+                    continue
                 try:
                     message = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
+                    message = None
+                if not isinstance(message, dict):
+                    self._dropped("socket line not a JSON object")
                     continue
-                if isinstance(message, dict):
-                    reply = self._handler(message)
-                    if reply is not None:
-                        with self._lock, contextlib.suppress(OSError):  # one writer at a time per socket
-                            conn.sendall((json.dumps(reply) + "\n").encode())
+                reply = self._handler(message)
+                if reply is not None:
+                    with self._lock, contextlib.suppress(OSError):  # one writer at a time per socket
+                        conn.sendall((json.dumps(reply) + "\n").encode())
 
     def send(self, message: dict[str, Any]) -> None:
         """Send ``message`` to every connected script (best effort: a script may have gone)."""

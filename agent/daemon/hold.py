@@ -27,13 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from sweepd.queue import states
+from sweepd.queue import bounds, states
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Renewal, Store
 
 from .backoff import REDIS_DOWN, Backoff
-from .buffer import Buffer, Latest
 from .guard import GUARD
+from .reports import Reports
 from .watchdog import Watchdog
 
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
@@ -76,7 +76,7 @@ class Recorded:
     failed: bool
 
 
-class Hold:
+class Hold(Reports):
     """One run held for one process: ``heartbeat`` and ``grace`` in seconds, ``taken_at`` the moment
     (monotonic) before the request that took the lease was sent."""
 
@@ -102,8 +102,7 @@ class Hold:
         #: Our own, conservative view of the lease's end: measured from before each renewal was sent.
         self.lease_until = taken_at + self.lease
         self.next_renew = taken_at + heartbeat
-        self.rows = Buffer()  # metric rows waiting to be written
-        self.summary = Latest()  # summary values set without a row (a W&B script's run.summary)
+        self.init_reports()
         self.preempting = False  # decided here or said by the script, whether or not Redis heard it
         self.marked = False  # the run is `preempting` in Redis
         self.ending: Ending | None = None  # why the run is being ended early, once decided
@@ -250,34 +249,16 @@ class Hold:
         if self.marked:
             self.say("warning", "run marked preempting", reason=reason)
 
-    # what the run reports -----------------------------------------------------------------------
-
-    def flush(self) -> bool:
-        """Write the buffered rows (log.lua is fenced by the token). On a Redis error they go back to
-        their buffer (bounded) and the error is raised. (An attempt's output is its own: attempt.py.)"""
-        rows, summary = self.rows.take(), self.summary.take()
-        try:
-            if (rows or summary) and not self.store.log_metrics(self.claim, rows, summary=summary):
-                self.say("warning", "metrics refused: the run is no longer ours", rows=len(rows))
-            rows, summary = [], {}
-        finally:
-            self.rows.put_back(rows)
-            self.summary.put_back(summary)
-        return True
-
-    def flush_quietly(self) -> None:
-        """A periodic flush: when Redis is away, what is buffered waits for the next one."""
-        try:
-            self.flush()
-        except REDIS_DOWN:
-            self.on_redis_error()
-
     # the end ------------------------------------------------------------------------------------
 
-    def record(self, exit_code: int, *, retries: int = 0) -> Recorded | None:
+    def record(self, exit_code: int, *, retries: int = 0, quick_mark: bool = False) -> Recorded | None:
         """Apply the exit-status table once, as the holder, and write it: a failed run with
         ``retries`` left is requeued for another try, a requeue goes to the front with its event,
-        else the run ends. None when it was recorded already."""
+        else the run ends. ``quick_mark``: the run marked itself preempting and exited non-zero at
+        once with no trigger at its holder; the ``bounds.QUICK_MARKS``-th such attempt in a row
+        ends the run ``failed`` (``preempt-loop``): it would be requeued for ever. A run whose rows
+        Redis refused (``refused``) ends ``failed`` with that reason. None when it was recorded
+        already."""
         with self._record_lock:
             if self._recorded:
                 return None
@@ -287,16 +268,36 @@ class Hold:
         end = states.outcome(exit_code, preempting=self.preempting, stopping=self.ending == "stop")
         reason = self.reason or end.reason
         failed = end.state in (states.FAILED, states.CRASHED)
+        quick_mark = quick_mark and end.requeue
+        if self.refused is not None:  # what the run sent could not be stored: a poison run fails
+            reason = self.refused
+            done = self.persist(lambda: store.complete(claim, states.FAILED, exit_code, reason))
+            return Recorded("ended" if done else "lost", states.FAILED, reason, True)
+        if quick_mark and self._quick_marks() + 1 >= bounds.QUICK_MARKS:
+            reason = "preempt-loop"
+            self.say(
+                "error",
+                "the run marks itself preempting and exits at once, attempt after attempt: failed",
+                attempts=bounds.QUICK_MARKS,
+            )
+            done = self.persist(lambda: store.complete(claim, states.FAILED, exit_code, reason))
+            return Recorded("ended" if done else "lost", states.FAILED, reason, True)
         if failed and claim.attempt <= retries:
             how: Literal["retry", "requeued", "ended"] = "retry"
             done = self.persist(lambda: store.requeue(claim, reason="retry"))
         elif end.requeue:
             how = "requeued"
-            done = self.persist(lambda: store.requeue(claim, reason=reason, event=True))
+            done = self.persist(lambda: store.requeue(claim, reason=reason, event=True, quick_mark=quick_mark))
         else:
             how = "ended"
             done = self.persist(lambda: store.complete(claim, end.state, exit_code, reason))
         return Recorded(how if done else "lost", end.state, reason, failed)
+
+    def _quick_marks(self) -> int:
+        try:
+            return self.store.quick_marks(self.claim.run_id)
+        except REDIS_DOWN:
+            return 0  # counted at the requeue all the same
 
     def persist(self, write: Callable[[], bool]) -> bool:
         """Do a fenced write, retrying while Redis is away and the lease may still hold. False when

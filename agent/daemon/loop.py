@@ -173,7 +173,7 @@ class Agent:
         return "ran" if code is None else code
 
     def _start(self) -> None:
-        signums = {signal.SIGTERM, signal.SIGINT, *self.opts.notice_signals}
+        signums = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *self.opts.notice_signals}  # HUP: a lost terminal
         self.flags.install(signums, self.waker)
         self.watchers = make_watchers(self.opts.notices, self.opts.notice_interval)
         for watcher in self.watchers:

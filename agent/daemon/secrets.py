@@ -13,22 +13,14 @@ from __future__ import annotations
 
 import os
 import sys
-from urllib.parse import urlsplit
+from collections.abc import Mapping
 
 from sweepd.queue import sentinel
 from sweepd.queue.command import AGENT_ONLY_ENV
-from sweepd.queue.connections import ENV_URL, ENV_URL_FILE
+from sweepd.queue.connections import ENV_URL, ENV_URL_FILE, has_password
 from sweepd.queue.sentinel import ENV_SENTINEL_PASSWORD
 
 ENV_URL_FD = "SWEEPD_REDIS_URL_FD"
-
-
-def has_secret(url: str) -> bool:
-    """The URL carries a password (``redis://:pw@host``, ``redis://user:pw@host``)."""
-    try:
-        return urlsplit(url).password is not None
-    except ValueError:
-        return False
 
 
 def take_inherited_url() -> str | None:
@@ -44,6 +36,18 @@ def take_inherited_url() -> str | None:
         return None
 
 
+def hand_over(url: str, environ: Mapping[str, str]) -> tuple[dict[str, str], int]:
+    """An environment for a child: ``environ`` without the URL's variables, and ``SWEEPD_REDIS_URL_FD``
+    naming an inheritable pipe that holds the URL (returned too, to pass on and then close)."""
+    read, write = os.pipe()
+    os.write(write, url.encode())  # far below a pipe's buffer: never blocks
+    os.close(write)
+    os.set_inheritable(read, True)
+    env = {k: v for k, v in environ.items() if k not in AGENT_ONLY_ENV}
+    env[ENV_URL_FD] = str(read)
+    return env, read
+
+
 def hide_and_reexec(url: str) -> None:
     """Replace this process with the same command, the URL in a pipe instead of the environment.
     Returns only when there is nothing to hide (no password, or the URL is not in the environment,
@@ -51,15 +55,10 @@ def hide_and_reexec(url: str) -> None:
     sentinel_password = os.environ.get(ENV_SENTINEL_PASSWORD)
     if sentinel_password and sentinel.is_sentinel(url):  # one string carries both passwords
         url = sentinel.with_sentinel_password(url, sentinel_password)
-    in_env = has_secret(url) and any(os.environ.get(name) for name in (ENV_URL, ENV_URL_FILE))
+    in_env = has_password(url) and any(os.environ.get(name) for name in (ENV_URL, ENV_URL_FILE))
     if not in_env and not sentinel_password:
         return
-    read, write = os.pipe()
-    os.write(write, url.encode())  # far below a pipe's buffer: never blocks
-    os.close(write)
-    os.set_inheritable(read, True)
-    env = {k: v for k, v in os.environ.items() if k not in AGENT_ONLY_ENV}
-    env[ENV_URL_FD] = str(read)
+    env, _ = hand_over(url, os.environ)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, [sys.executable, "-m", "sweepd.agent", *sys.argv[1:]], env)

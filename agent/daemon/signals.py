@@ -96,10 +96,6 @@ class SignalFlags:
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
 
-    @property
-    def first(self) -> int | None:
-        return self.received[0] if self.received else None
-
 
 def parse_signal(name: str) -> signal.Signals:
     """``USR2``, ``SIGUSR2`` or ``12`` -> ``signal.SIGUSR2``; ValueError for anything else."""

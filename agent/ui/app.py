@@ -25,13 +25,14 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import InvalidId, NotFound, RedisUnavailable, SweepdError, UserError
 from sweepd.queue.ids import check_id
 from sweepd.queue.reads import Reads
 from sweepd.queue.views import status_and_runs, status_json
 
 from ..daemon.backoff import REDIS_DOWN
-from . import data, importance, pools
+from . import data, hosts, importance, pools
 from .live import Hub, Source
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -63,6 +64,11 @@ def _list_source(reads: Reads) -> Source:
 
 def _json_bytes(version: int, payload: bytes) -> Response:
     return Response(payload, media_type="application/json", headers={"X-Snapshot-Version": str(version)})
+
+
+def _json(content: Any) -> Response:
+    """Strict JSON whatever a value is (bounds.dumps: no NaN or Infinity token, which pages cannot parse)."""
+    return Response(bounds.dumps(content), media_type="application/json")
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -102,7 +108,7 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
             )
             cached = (version, result)
             importance_cache[key] = cached
-        return JSONResponse(cached[1])
+        return _json(cached[1])
 
     async def history(request: Request) -> Response:
         sid = check_id(request.path_params["sid"], "sweep id")
@@ -113,7 +119,7 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
                 raise NotFound(f"no run {rid!r} in sweep {sid!r}")
             return data.history_json(rid, reads.history(rid))
 
-        return JSONResponse(await run_in_threadpool(read))
+        return _json(await run_in_threadpool(read))
 
     def events(key: str, source: Callable[[], Source]) -> Response:
         return StreamingResponse(
@@ -171,7 +177,24 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
         },
         lifespan=lifespan,
     )
-    return TokenGate(app, token) if token else app
+    return TokenGate(app, token) if token else LoopbackOnly(app)
+
+
+class LoopbackOnly:
+    """Without a token: only requests that name this machine by a loopback name (hosts.py), so a
+    page of another site whose name was rebound to 127.0.0.1 reads nothing; else 421."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host")
+            if not hosts.loopback_host(None if host is None else host.decode("latin-1")):
+                body = json.dumps({"error": "this dashboard answers only to 127.0.0.1, localhost or [::1]"})
+                await Response(body, status_code=421, media_type="application/json")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class TokenGate:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from sweepd.queue import bounds
 from sweepd.queue.records import RunRecord
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.summary import metric_value
 
-from ..cli.table import columns, flatten
+from ..cli.parts.table import columns, flatten
 
 #: The fields of each run row, in order (the page reads rows by these names).
 RUN_FIELDS = ("id", "state", "attempt", "requeues", "host", "agent_id", "value", "created_at", "ended_at", "params")
@@ -62,7 +63,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, (int, float)):
-        return value if math.isfinite(value) else None
+        return value if bounds.finite(value) is not None else None
     return str(value)
 
 
@@ -140,7 +141,7 @@ def history_json(rid: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in row.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
-                out[key] = value if math.isfinite(value) else None
+                out[key] = value if bounds.finite(value) is not None else None
                 if key != "_step":
                     metrics[key] = None
         clean.append(out)

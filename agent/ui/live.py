@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import UserError
 
 #: Seconds between looks at the change marker (8 commands, plus 4 per held run): a run's change
@@ -84,7 +85,7 @@ class Hub:
         if channel.version == 0:
             # The first load failed: read again here so the caller gets the error itself.
             loaded = await asyncio.to_thread(channel.source.load)
-            return 0, json.dumps(loaded).encode()
+            return 0, bounds.dumps(loaded).encode()
         return channel.version, channel.payload
 
     async def stream(self, key: str, source: Callable[[], Source]) -> AsyncIterator[bytes]:
@@ -156,7 +157,7 @@ class Hub:
 def _load(source: Source) -> tuple[dict[str, Any], bytes]:
     """The snapshot and its JSON, made on a worker thread (10,000 runs take tens of milliseconds)."""
     snapshot = source.load()
-    return snapshot, json.dumps(snapshot).encode()
+    return snapshot, bounds.dumps(snapshot).encode()
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:

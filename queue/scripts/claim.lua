@@ -15,7 +15,8 @@ ARGV[4]  attempt token, fresh from the caller
 ARGV[5]  lease length in ms
 
 Writes sweepd:run:<rid> (state running, attempt + 1, token, agent_id, started_at, cleared
-exit_code/ended_at/interrupted_at) and rq:job:<rid> (status started).
+exit_code/ended_at/interrupted_at) and rq:job:<rid> (status started); DELs
+sweepd:run:<rid>:log:<attempt - KEPT_ATTEMPTS>, an older attempt's output (prelude's next_attempt).
 Returns {run id, attempt, recovery ms, params (JSON), last step}, or false when nothing is queued or
 the sweep is not running. The last step is the summary's `_step` (sweepd:run:<rid>:summary, false if
 the run never logged): the attempt's history continues from it. Returning params and step here

@@ -1,6 +1,7 @@
 --[[ complete: record the end of an attempt, checked against the holder's token, in one atomic step.
 
-KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state, exit_code, ended_at, reason
+KEYS[1]  sweepd:run:<rid>          HASH  read token, state; write state, exit_code, ended_at, reason;
+                                         clear token, the requests, quick_marks
 KEYS[2]  sweepd:sweep:<sid>:held   ZSET  ZREM the run: nobody holds it any more
 KEYS[3]  rq:job:<rid>              HASH  status finished / failed / stopped
 KEYS[4]  sweepd:sweep:<sid>:wake   LIST  when nothing is left held or queued: a token for every agent
@@ -25,7 +26,7 @@ redis.call('HSET', KEYS[1], 'state', ARGV[3], 'ended_at', now, 'reason', ARGV[5]
 if ARGV[4] ~= '' then
   redis.call('HSET', KEYS[1], 'exit_code', ARGV[4])
 end
-redis.call('HDEL', KEYS[1], 'token', 'stop_requested', 'requeue_requested')
+redis.call('HDEL', KEYS[1], 'token', 'stop_requested', 'requeue_requested', 'quick_marks')
 redis.call('ZREM', KEYS[2], ARGV[1])
 local rq_status = 'failed'
 if ARGV[3] == 'finished' then

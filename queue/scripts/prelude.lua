@@ -38,6 +38,12 @@ table_row(run, sweep_id, if_exists, if_missing)
                        `sweep_id`, ...: the refusal ({'exists'}, {'missing'}, {'other-sweep', sid})
                        or nil, and whether the run exists
 set_job(job, first)    HSET the rq job hash from ARGV[first..] (field/value pairs made by rq), if any
+next_attempt(key)      HINCRBY a run's `attempt` (key: sweepd:run:<rid>) and return it, deleting the
+                       output of the attempt KEPT_ATTEMPTS before it (sweepd:run:<rid>:log:<n>):
+                       a run keeps its newest attempts' output only (queue/bounds.py). Every attempt
+                       number is made here (claim.lua, resume.lua; create.lua's is 1), one at a time,
+                       so no older one is ever left. KEPT_ATTEMPTS is put in front of this file
+                       from bounds.py by the loader.
 claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
                        claim.lua's step, for claim_pool.lua too: LPOP the queue's head (k.queue) and
                        hold it (k.held: deadline now + lease_ms), a `resumed` event (k.events) when
@@ -159,6 +165,14 @@ local function set_job(job, first)
   end
 end
 
+local function next_attempt(key)
+  local attempt = redis.call('HINCRBY', key, 'attempt', 1)
+  if attempt > KEPT_ATTEMPTS then
+    redis.call('DEL', key .. ':log:' .. (attempt - KEPT_ATTEMPTS))
+  end
+  return attempt
+end
+
 local function claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
   local now = now_ms()
   while true do
@@ -168,7 +182,7 @@ local function claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
     end
     local rkey = run_prefix .. rid
     if redis.call('HGET', rkey, 'state') == 'queued' then
-      local attempt = redis.call('HINCRBY', rkey, 'attempt', 1)
+      local attempt = next_attempt(rkey)
       local before = redis.call('HMGET', rkey, 'interrupted_at', 'reason')
       local interrupted = tonumber(before[1])
       redis.call('HSET', rkey, 'state', 'running', 'token', token, 'agent_id', agent,

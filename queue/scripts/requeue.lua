@@ -19,6 +19,9 @@ ARGV[2]  attempt token of the holder
 ARGV[3]  reason
 ARGV[4]  '1' for the front of the queue, '0' for the back
 ARGV[5]  '1' to write the `requeued` event in this same step, '0' (or absent) not to
+ARGV[6]  '1' when the run marked itself preempting and exited at once, its agent having seen no
+         signal or notice: KEYS[1]'s `quick_marks` + 1 (the holder ends the run `failed` instead
+         once they reach bounds.QUICK_MARKS); any other requeue clears `quick_marks`
 
 Returns 1 when requeued, 0 when refused (stale token, or no such run), 2 when already queued.
 ]]
@@ -39,6 +42,11 @@ if cur[2] == 'preempting' then
 end
 requeue_run({key = KEYS[1], id = ARGV[1], queue = KEYS[3], job = KEYS[4], reason = ARGV[3],
   front = ARGV[4] == '1', held = KEYS[2], interrupted_at = interrupted})
+if ARGV[6] == '1' then
+  redis.call('HINCRBY', KEYS[1], 'quick_marks', 1)
+else
+  redis.call('HDEL', KEYS[1], 'quick_marks')
+end
 redis.call('SADD', KEYS[6], KEYS[3])
 wake(KEYS[5])
 if ARGV[5] == '1' then

@@ -9,6 +9,8 @@ run is taken off its queue; a terminal run is requeued and claimed in the same s
 way out of a terminal state is still an explicit requeue (invariant 6).
 
 KEYS[1]   sweepd:run:<rid>           HASH    read state, sweep_id, token; write the holder's fields
+                                             (and DEL sweepd:run:<rid>:log:<attempt - KEPT_ATTEMPTS>,
+                                             an older attempt's output: prelude's next_attempt)
 KEYS[2]   sweepd:run:<rid>:summary   HASH    read `_step`: the last step the run logged
 KEYS[3]   sweepd:sweep:<sid>         HASH    read state; created from ARGV[9] when missing (manual)
 KEYS[4]   sweepd:sweep:<sid>:runs    ZSET    ZADD a new run -> creation order
@@ -76,7 +78,7 @@ elseif state == 'queued' then
 else
   redis.call('HINCRBY', KEYS[1], 'requeues', 1)  -- a terminal run: requeued by this explicit resume
 end
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
+local attempt = next_attempt(KEYS[1])
 redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[7], 'agent_id', ARGV[6], 'started_at', now)
 redis.call('HDEL', KEYS[1], 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested')
 redis.call('ZADD', KEYS[5], lease_until, ARGV[1])

@@ -19,6 +19,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from sweepd.queue import bounds
 from sweepd.queue.errors import UserError
 from sweepd.queue.records import RunRecord
 from sweepd.queue.space import Metric, Param, SweepConfig
@@ -275,9 +276,7 @@ def _log_ticks(lo: float, hi: float) -> list[float]:
 
 
 def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return bounds.finite(value)
 
 
 def _key(value: Any) -> str:

@@ -21,34 +21,49 @@ from typing import IO, Literal
 
 import psutil
 
-from ..daemon.signals import SignalFlags, Waker
+from ...daemon import secrets
+from ...daemon.signals import SignalFlags, Waker
 
 #: What a turn of the wait saw the user ask for.
 Move = Literal["preempt", "kill"]
 
 
 class LocalAgents:
-    """``n`` processes of ``sweepd agent SID *extra``; with ``log_dir``, each one's output (its log lines and
-    its runs' output) goes to ``agent-<i>.log`` there instead of this process's stdout and stderr."""
+    """``n`` processes of ``sweepd agent SID *extra``, each handed ``redis_url`` by a pipe, never its
+    environment (secrets.py); with ``log_dir``, each one's output (its log lines and its runs' output)
+    goes to ``agent-<i>.log`` there instead of this process's stdout and stderr."""
 
     def __init__(
-        self, n: int, sid: str, env: Mapping[str, str], log_dir: Path | None = None, extra: Sequence[str] = ()
+        self,
+        n: int,
+        sid: str,
+        env: Mapping[str, str],
+        redis_url: str,
+        log_dir: Path | None = None,
+        extra: Sequence[str] = (),
     ) -> None:
         self.files: list[IO[bytes]] = []
         if log_dir is not None:
             log_dir.mkdir(parents=True, exist_ok=True)
             self.files = [open(log_dir / f"agent-{i + 1}.log", "ab") for i in range(n)]  # noqa: SIM115
-        self.procs = [
-            subprocess.Popen(
+        self.procs = [self._start(i, sid, env, redis_url, extra) for i in range(n)]
+
+    def _start(
+        self, i: int, sid: str, env: Mapping[str, str], redis_url: str, extra: Sequence[str]
+    ) -> subprocess.Popen[bytes]:
+        child_env, fd = secrets.hand_over(redis_url, env)
+        try:
+            return subprocess.Popen(
                 [sys.executable, "-m", "sweepd.agent", "agent", sid, *extra],
-                env=dict(env),
+                env=child_env,
                 stdin=subprocess.DEVNULL if self.files else None,
                 stdout=self.files[i] if self.files else None,
                 stderr=subprocess.STDOUT if self.files else None,
                 start_new_session=True,  # the terminal's Ctrl-C is for `sweepd run`, which passes it on once
+                pass_fds=(fd,),
             )
-            for i in range(n)
-        ]
+        finally:
+            os.close(fd)
 
     @property
     def pids(self) -> set[int]:

@@ -22,6 +22,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from .table import printable
+
 #: How many of the sweep's newest requeue and resume events the view shows.
 EVENTS_SHOWN = 8
 BAR_WIDTH = 40
@@ -116,8 +118,30 @@ def _queue(status: dict[str, Any]) -> Text:
     return text
 
 
-def _table(title: str) -> Table:
-    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+def _table(title: str, columns: list[str], **column: Any) -> Table:
+    """A table whose title and headers are plain text: rich reads markup (``[bold]``) in a string."""
+    table = Table(title=Text(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for name in columns:
+        table.add_column(Text(name), **column)
+    return table
+
+
+def _row(table: Table, *cells: str | Text) -> None:
+    """A row of plain text (no markup read in a value: a host, a reason, params are anyone's)."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in cells))
+
+
+def printable_status(value: Any) -> Any:
+    """``value`` with every string in it, keys too, through ``table.printable``: a sweep's name, a
+    metric's, a reason, a parameter come from users, and ESC, BEL or a bidi override in one must
+    not reach the terminal raw."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): printable_status(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable_status(v) for v in value]
+    return value
 
 
 def _agents(status: dict[str, Any], now_ms: int) -> RenderableType:
@@ -128,9 +152,7 @@ def _agents(status: dict[str, Any], now_ms: int) -> RenderableType:
     silent = [h for aid, h in held.items() if aid not in {a["id"] for a in agents}]
     if not agents and not silent:
         return Text("Agents: none alive", "dim")
-    table = _table(f"Agents ({len(agents)} alive)")
-    for column in ("agent", "host", "pid", "run", "attempt", "heartbeat"):
-        table.add_column(column)
+    table = _table(f"Agents ({len(agents)} alive)", ["agent", "host", "pid", "run", "attempt", "heartbeat"])
     for a in agents:
         beat = int(a.get("heartbeat_at") or 0)
         ago = f"{max(0.0, (now_ms - beat) / 1000):.1f}s ago" if beat else "-"
@@ -140,9 +162,9 @@ def _agents(status: dict[str, Any], now_ms: int) -> RenderableType:
         h = held.get(a["id"])
         run = h["id"] if h else a.get("run_id") or a.get("run") or ""
         attempt = str(h["attempt"]) if h else ""
-        table.add_row(a["id"], a.get("host", ""), a.get("pid", ""), run or Text("idle", "dim"), attempt, ago)
+        _row(table, a["id"], str(a.get("host", "")), str(a.get("pid", "")), run or Text("idle", "dim"), attempt, ago)
     for h in silent:
-        table.add_row(h["agent_id"], "-", "-", h["id"], str(h["attempt"]), Text("none recent", "yellow"))
+        _row(table, h["agent_id"], "-", "-", h["id"], str(h["attempt"]), Text("none recent", "yellow"))
     return table
 
 
@@ -153,21 +175,20 @@ def _slot_rows(table: Table, agent: dict[str, Any], status: dict[str, Any], ago:
         name = f"{agent['id']} slot {slot.get('slot')} [{','.join(slot.get('gpus', []))}]"
         rid = slot.get("run_id") or ""
         run: str | Text = rid or Text("idle", "dim")
-        table.add_row(name, agent.get("host", ""), agent.get("pid", ""), run, attempts.get(rid, ""), ago)
+        _row(table, name, str(agent.get("host", "")), str(agent.get("pid", "")), run, attempts.get(rid, ""), ago)
 
 
 def _events(status: dict[str, Any], now_ms: int) -> RenderableType:
     events = status["recent_events"][:EVENTS_SHOWN]
     if not events:
         return Text("Preemptions and recoveries: none", "dim")
-    table = _table("Preemptions and recoveries (newest first)")
-    for column in ("at", "ago", "run", "event", "attempt", "detail"):
-        table.add_column(column)
+    table = _table("Preemptions and recoveries (newest first)", ["at", "ago", "run", "event", "attempt", "detail"])
     for e in events:
         at = int(e.get("at") or 0)
         kind = str(e.get("event", "?"))
         style = {"requeued": "yellow", "resumed": "green"}.get(kind, "")
-        table.add_row(
+        _row(
+            table,
             clock(at) if at else "-",
             duration((now_ms - at) / 1000) if at else "-",
             str(e.get("run_id", "")),
@@ -184,17 +205,19 @@ def _best(status: dict[str, Any]) -> RenderableType:
         return Text("Best runs: the sweep has no metric", "dim")
     if not best:
         return Text(f"Best runs: no run has reported {metric['name']} yet", "dim")
-    table = _table(f"Best runs by {metric['name']} ({metric['goal']})")
-    for column in ("#", "run", metric["name"], "params"):
-        table.add_column(column, overflow="fold")
+    table = _table(
+        f"Best runs by {metric['name']} ({metric['goal']})", ["#", "run", metric["name"], "params"], overflow="fold"
+    )
     for i, b in enumerate(best, 1):
-        table.add_row(str(i), b["id"], f"{b['value']:.6g}", json.dumps(b["params"], separators=(",", ":")))
+        _row(table, str(i), b["id"], f"{b['value']:.6g}", json.dumps(b["params"], separators=(",", ":")))
     return table
 
 
 def render(status: dict[str, Any], now_ms: int, note: str | None = None) -> RenderableType:
     """One frame of the view, from ``status_json``'s dict read at ``now_ms`` (Redis clock).
-    ``note``: a line to show above the rest (Redis unreachable: the frame is the last one read)."""
+    ``note``: a line to show above the rest (Redis unreachable: the frame is the last one read).
+    Every string of the status is made printable first (``printable_status``)."""
+    status = printable_status(status)
     parts: list[RenderableType] = []
     if note:
         parts.append(Text(note, "bold red"))

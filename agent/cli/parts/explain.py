@@ -1,8 +1,9 @@
-"""Why `sweepd run`'s agents stopped when its runs kept failing, said in plain words.
+"""Why `sweepd run`'s runs failed, said in plain words, whenever some did.
 
 An agent stops when its runs fail fast or keep failing (W&B's crash guards, ``Agent._failing``),
 and what it logs then ("stopping: runs fail fast") leaves the user to dig the cause out of
-scrolled-away output. ``explain`` turns what Redis holds of the failed runs into the last lines
+scrolled-away output; a small sweep may also complete before any guard trips, every run failed.
+Either way ``explain`` turns what Redis holds of the failed runs into the last lines
 `sweepd run` prints: how many failed and how fast, the first one's id and last output line, and
 how to see the rest. A program that could not import a module also gets the interpreter that ran
 it and the two ways out. ``explain`` is pure (tested without Redis); ``gather`` reads its input.
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 
 from sweepd.queue.command import DEFAULT_COMMAND
 from sweepd.queue.reads import Reads
+from sweepd.queue.records import RunRecord
 
-from ..daemon import launch
+from ...daemon import launch
+from .table import printable
 from .watch import duration
 
 FAILED = ("failed", "crashed")
@@ -42,6 +45,8 @@ class Failures:
     command: tuple[str, ...]  # the sweep's command, macros unexpanded
     interpreter: str  # ${interpreter} as this machine resolves it: a full path where it can be found
     own_python: str  # the Python sweepd runs on: one that can import sweepd
+    stopped: bool = True  # the agents stopped on the failures (else the sweep ended with them)
+    finished: int = 0  # runs of the sweep that finished
 
 
 def missing_module(line: str | None) -> str | None:
@@ -71,10 +76,14 @@ def explain(f: Failures) -> list[str]:
     if f.slowest_seconds is not None:
         how_fast = f", {'' if f.count == 1 else 'each '}within {_seconds(f.slowest_seconds)} of its start"
     plural = "run" if f.count == 1 else "runs"
-    lines = [f"sweepd: the agents stopped because runs fail: {f.count} {plural} failed{how_fast}"]
+    if f.stopped:
+        lines = [f"sweepd: the agents stopped because runs fail: {f.count} {plural} failed{how_fast}"]
+    else:
+        done = "no run finished" if not f.finished else f"{f.finished} finished"
+        lines = [f"sweepd: {f.count} {plural} failed{how_fast}; {done}"]
     code = "" if f.first_exit_code is None else f" (exit code {f.first_exit_code})"
     lines.append(f"  first failed run: {f.first_run_id}{code}")
-    lines.append(f"  its last error line: {f.last_line}" if f.last_line else "  it printed nothing")
+    lines.append(f"  its last error line: {printable(f.last_line)}" if f.last_line else "  it printed nothing")
     lines.append(f"  all of its output: sweepd logs {f.first_run_id}")
     module = missing_module(f.last_line)
     if module is None:
@@ -114,12 +123,10 @@ def resolved_interpreter() -> str:
     return shutil.which(name) or name
 
 
-def gather(reads: Reads, sid: str, codes: Sequence[int]) -> Failures | None:
-    """The sweep's failures when an agent stopped on them (exit code 1, the sweep not complete,
-    and failed runs to show); None otherwise."""
-    if 1 not in codes or reads.is_complete(sid):
-        return None
-    failed = [run for run in reads.runs(sid) if run.state in FAILED]
+def gather(reads: Reads, sid: str, codes: Sequence[int], runs: Sequence[RunRecord]) -> Failures | None:
+    """The sweep's failures (of ``runs``, the sweep's) whenever a run failed, and whether an agent
+    stopped on them (exit code 1, the sweep not complete); None when no run failed."""
+    failed = [run for run in runs if run.state in FAILED]
     if not failed:
         return None
     first = min(failed, key=lambda run: (run.started_at or 0, run.created_at or 0))
@@ -134,4 +141,6 @@ def gather(reads: Reads, sid: str, codes: Sequence[int]) -> Failures | None:
         command=tuple(reads.config(sid).command or DEFAULT_COMMAND),
         interpreter=resolved_interpreter(),
         own_python=sys.executable,
+        stopped=1 in codes and not reads.is_complete(sid),
+        finished=sum(run.state == "finished" for run in runs),
     )
