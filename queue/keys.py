@@ -37,6 +37,7 @@ key                                         type    holds
                                                     the recovery)
 ``sweepd:pools``                            SET     every pool name a sweep was put in
                                                     (``sweep create --pool``, ``sweep set --pool``)
+                                                    or a pool agent started on
 ``sweepd:pool:<pool>``                      SET     the ids of the pool's sweeps (a sweep is in at
                                                     most one pool: its hash's ``pool``)
 ``sweepd:pool:<pool>:wake``                 LIST    tokens that wake the pool's idle agents: the

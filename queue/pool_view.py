@@ -18,7 +18,9 @@ from . import keys, search
 from .errors import NotFound
 from .pools import check_pool
 from .reads import Reads, strs
+from .records import iso
 from .space import SweepConfig
+from .views import with_slots
 
 
 def left(config: SweepConfig, next_index: int, runs_made: int, target_reached: bool) -> int | None:
@@ -101,3 +103,25 @@ def pool_status(reads: Reads, name: str) -> dict[str, Any]:
 
 def pool_names(reads: Reads) -> list[str]:
     return sorted(strs(reads.r.smembers(keys.POOLS)))
+
+
+def pool_agent_rows(reads: Reads, names: list[str]) -> list[dict[str, Any]]:
+    """``sweepd agents``' rows of the pools' agents: live ones (their record has not expired) and
+    silent ones, each with its ``pool`` (its ``sweep_id`` is empty)."""
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        got: Any = reads.r.zrange(keys.pool_agents(name), 0, -1, withscores=True)
+        seen = [(aid.decode(), int(score)) for aid, score in got]
+        with reads.r.pipeline(transaction=False) as pipe:
+            for aid, _ in seen:
+                pipe.hgetall(keys.agent(aid))
+            raw = pipe.execute()
+        for (aid, beat), record in zip(seen, raw, strict=True):
+            row: dict[str, Any] = {"id": aid, "sweep_id": "", "pool": name, "last_heartbeat": iso(beat)}
+            if record:
+                fields = {k.decode(): v.decode() for k, v in record.items()}
+                row = {**with_slots(fields), **row, "heartbeat_at": str(beat), "alive": True}
+            else:
+                row["alive"] = False
+            rows.append(row)
+    return rows

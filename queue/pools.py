@@ -194,8 +194,10 @@ class Pools:
         return PoolLeases(int(got[0]), earliest, int(got[2]), [sid.decode() for sid in got[3:]])
 
     def pool_record(self, pool: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
-        """Write a pool agent's record and its heartbeat in the pool's ``:agents``."""
+        """Write a pool agent's record and its heartbeat in the pool's ``:agents``; the pool is
+        listed (``pool list``) from its first agent on, sweeps or not."""
         self._record(keys.pool_agents(pool), aid, info, ttl_s)
+        self.r.sadd(keys.POOLS, pool)
 
     def pool_agent_gone(self, pool: str, aid: str) -> None:
         with self.r.pipeline(transaction=True) as pipe:

@@ -195,6 +195,9 @@ def test_a_sweep_created_while_pool_agents_idle_is_picked_up_at_once_without_pol
     time.sleep(3.0)
     idle = (commands(r) - before) / (time.monotonic() - t0)
     assert idle < 2 * 0.5, f"idle pool agents cost {idle:.2f} commands/s"
+    listed = subprocess.run(sweepd_cmd("agents", "--json"), env=pool.env, capture_output=True, text=True, timeout=60)
+    rows = json.loads(listed.stdout)
+    assert sorted((a["pool"], a["alive"], int(a["pid"])) for a in rows) == sorted(("p", True, a.pid) for a in agents)
     sid = pool.sweep(2)
     created = pool.store.now_ms()
     wait_until(lambda: len(pool.notes("start")) == 2, timeout=30)
