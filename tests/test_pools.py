@@ -195,6 +195,8 @@ def test_an_agent_needs_a_sweep_or_a_pool(cli_env: dict[str, str]) -> None:
     for args in ([], ["abc", "--pool", "p"], ["--pool", "a:b"]):
         done = run_sweepd("agent", *args, env=cli_env)
         assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, (args, done.stderr)
+    done = run_sweepd("agent", env={**cli_env, "SWEEPD_POOL": "a:b"})  # the variable as the flag
+    assert done.returncode == 2 and "pool name 'a:b'" in done.stderr
 
 
 @pytest.mark.parametrize("name", ["", "x" * 65])
