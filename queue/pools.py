@@ -69,8 +69,8 @@ def bounds(config: SweepConfig) -> tuple[str, int]:
 @dataclass(frozen=True)
 class PoolBeat:
     """What a pool agent's heartbeat learnt: whether its record was still there, whether a pool
-    agent has been silent for a lease (its runs may lapse: read the leases), Redis's clock when
-    asked for (else None)."""
+    agent has been silent (its runs may lapse: read the leases), Redis's clock when asked for
+    (else None)."""
 
     recorded: bool
     silent: bool
@@ -165,30 +165,32 @@ class Pools:
             recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
         )
 
-    def pool_beat(self, pool: str, aid: str, lease_s: float, *, clock: bool = False) -> PoolBeat:
+    def pool_beat(self, pool: str, aid: str, lease_s: float, silent_s: float, *, clock: bool = False) -> PoolBeat:
         """A pool agent's heartbeat, one round trip of three commands whatever the number of sweeps
-        (as ``idle_beat``): its score in the pool's ``:agents`` (its clock), its record's TTL, and
-        whether any pool agent has been silent for a lease. ``clock``: Redis's ``TIME`` too."""
+        (as ``idle_beat``): its score in the pool's ``:agents`` (its clock), its record's TTL (a
+        lease), and whether any pool agent has not beaten for ``silent_s`` (the caller says how
+        long that is: a lease less a heartbeat, so that its runs are read before they can lapse
+        by more than a heartbeat). ``clock``: Redis's ``TIME`` too."""
         now_ms = int(time.time() * 1000)
-        lease_ms = max(1000, int(lease_s * 1000))
         with self.r.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.pool_agents(pool), {aid: now_ms})
-            pipe.pexpire(keys.agent(aid), lease_ms)
-            pipe.zrangebyscore(keys.pool_agents(pool), "-inf", f"({now_ms - lease_ms}", start=0, num=1)
+            pipe.pexpire(keys.agent(aid), max(1000, int(lease_s * 1000)))
+            pipe.zrangebyscore(keys.pool_agents(pool), "-inf", f"({now_ms - int(silent_s * 1000)}", start=0, num=1)
             if clock:
                 pipe.time()
             got = pipe.execute()
         redis_ms = int(got[3][0]) * 1000 + int(got[3][1]) // 1000 if clock else None
         return PoolBeat(recorded=bool(got[1]), silent=bool(got[2]), now_ms=redis_ms)
 
-    def pool_leases(self, pool: str, lease_s: float) -> PoolLeases:
+    def pool_leases(self, pool: str, lease_s: float, silent_s: float) -> PoolLeases:
         """Every sweep of the pool's earliest lease (pool_leases.lua: one command, a read per sweep
-        inside Redis), and the sweeps whose lease lapsed; forgets agents silent for two leases."""
-        now_ms, lease_ms = int(time.time() * 1000), max(1000, int(lease_s * 1000))
+        inside Redis), and the sweeps whose lease lapsed; counts the agents silent for
+        ``silent_s``, forgets those silent for two leases."""
+        now_ms = int(time.time() * 1000)
         got = self._run_script(
             "pool_leases",
             [keys.pool(pool), keys.pool_agents(pool)],
-            [keys.PREFIX, now_ms - lease_ms, now_ms - 2 * lease_ms],
+            [keys.PREFIX, now_ms - int(silent_s * 1000), now_ms - 2 * int(lease_s * 1000)],
         )
         earliest = None if got[1] is None else int(got[1])
         return PoolLeases(int(got[0]), earliest, int(got[2]), [sid.decode() for sid in got[3:]])

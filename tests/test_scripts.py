@@ -90,7 +90,7 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert started.created
     assert store.set_pool(sid, pool="p", priority=1) == "p"  # pool_set: wake_all_list
     assert isinstance(store.pool_claim("p", "ag3", 30), Claim)  # claim_pool: claim_head (a queued run)
-    assert store.pool_leases("p", 30).earliest is not None  # pool_leases
+    assert store.pool_leases("p", 30, 20).earliest is not None  # pool_leases
     assert store.control(sid, "paused") == "running"  # wake_all
     assert set(ran) == set(NAMES)
     assert r.llen(keys.sweep_wake(sid)) <= 128  # wake_all: one per agent seen (at least 64), + 64

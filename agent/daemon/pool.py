@@ -9,7 +9,7 @@ What differs from a sweep's agent is only where it works (loop.py's ``Agent`` as
 - it is never complete: a pool has no end, sweeps come and go (preemption still ends it, 0);
 - it waits on the pool's wake list, which the scripts push to for every sweep of the pool;
 - its heartbeat (``Store.pool_beat``) costs three commands whatever the number of sweeps, and asks
-  only whether a pool agent has gone silent for a lease: then (and every ``SCAN_EVERY`` heartbeats)
+  only whether a pool agent has gone silent (a lease less a heartbeat): then (and every ``SCAN_EVERY`` heartbeats)
   it reads every sweep's leases in one script (``pool_leases.lua``) and reaps the lapsed ones, so a
   dead pool agent's runs come back within a lease and a heartbeat, as a sweep's;
 - its record and heartbeat are in the pool's ``:agents``, its record names the pool.
@@ -41,6 +41,9 @@ class PoolAgent(Agent):
         self.pool = options.pool
         self._beats = 0
         self._scan_due = True  # a first look at the pool's leases
+        #: A pool agent not heard of for a lease less a heartbeat may be dead: its runs are read then,
+        #: before their leases (renewed up to a heartbeat after its last beat) can have lapsed.
+        self.silent_s = options.lease - options.heartbeat
 
     def next_claim(self) -> Claim | None:
         """The pool's order: a queued run of the highest priority first, else a new run of the
@@ -73,7 +76,7 @@ class PoolAgent(Agent):
         """Reap the pool's sweeps with a lapsed lease (one script finds them). While a pool agent is
         silent, its runs' deadlines are what to sleep until; else nothing needs watching."""
         self._scan_due = False
-        seen = self.store.pool_leases(self.pool, self.opts.lease)
+        seen = self.store.pool_leases(self.pool, self.opts.lease, self.silent_s)
         requeued: list[str] = []
         deadlines = [seen.earliest] if seen.earliest is not None else []
         for sid in seen.lapsed:
@@ -86,7 +89,7 @@ class PoolAgent(Agent):
     def idle_beat(self, clock: bool = False) -> Beat:
         """The pool's heartbeat: three commands. A silent pool agent, or every ``SCAN_EVERY``
         heartbeats, makes a reap due now (earliest 0: long past)."""
-        seen = self.store.pool_beat(self.pool, self.id, self.opts.lease, clock=clock)
+        seen = self.store.pool_beat(self.pool, self.id, self.opts.lease, self.silent_s, clock=clock)
         self._beats += 1
         if seen.silent or self._beats % SCAN_EVERY == 0:
             self._scan_due = True

@@ -1,8 +1,8 @@
 --[[ pool_leases: every sweep of a pool's earliest lease, read in one step: what a pool agent reaps.
 
 A pool agent does not read every sweep's leases at each heartbeat (that is a command per sweep):
-its heartbeat (Pools.pool_beat, a pipeline) only asks whether a pool agent went silent for a lease,
-and this script runs when one did (its runs may lapse), and every few heartbeats in any case (a
+its heartbeat (Pools.pool_beat, a pipeline) only asks whether a pool agent went silent (a lease
+less a heartbeat), and this script runs when one did (its runs may lapse), and every few heartbeats in any case (a
 holder that is no pool agent: a sweep's own agent, a script run by hand). It also forgets the pool
 agents silent for two leases: their runs have lapsed and been seen here.
 
@@ -10,7 +10,7 @@ KEYS[1]  sweepd:pool:<pool>           SET   SMEMBERS: the pool's sweeps
 KEYS[2]  sweepd:pool:<pool>:agents    ZSET  ZCOUNT the silent (score < ARGV[2]); ZREMRANGEBYSCORE
                                             the long gone (score < ARGV[3])
 ARGV[1]  key prefix                   ("sweepd:")
-ARGV[2]  silent before (ms, the agents' clock: the caller's now - a lease)
+ARGV[2]  silent before (ms, the agents' clock: the caller's now - a lease + a heartbeat)
 ARGV[3]  gone before (ms: now - two leases)
 
 Reads sweepd:sweep:<sid>:held (ZRANGE 0 0) of each sweep of the pool.
