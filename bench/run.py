@@ -27,6 +27,7 @@ import failover
 import handoff
 import idle
 import pickup
+import pools
 import recovery
 import scale
 import search
@@ -43,6 +44,7 @@ ORDER = (
     "handoff",
     "recovery",
     "idle",
+    "pools",
     "scale",
     "search",
     "watchdog",
@@ -58,6 +60,7 @@ COMMANDS = {
     "handoff": "python bench/handoff.py",
     "recovery": "python bench/recovery.py",
     "idle": "python bench/idle.py",
+    "pools": "python bench/pools.py",
     "scale": "python bench/scale.py",
     "search": "python bench/search.py",
     "watchdog": "python bench/watchdog.py",
@@ -95,6 +98,7 @@ def main() -> None:
         "handoff": lambda: handoff.measure(quick),
         "recovery": lambda: recovery.measure(quick),
         "idle": lambda: idle.measure(quick),
+        "pools": lambda: pools.measure(quick),
         "scale": lambda: scale.measure(quick),
         "search": lambda: search.measure(quick),
         "watchdog": lambda: watchdog.measure(quick),

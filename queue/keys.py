@@ -15,7 +15,10 @@ key                                         type    holds
                                                     (running, paused, stopped, cancelled),
                                                     ``next_index`` (next search point),
                                                     ``created_at``, ``target_reached`` (``1`` once
-                                                    an accepted log reached ``metric.target``)
+                                                    an accepted log reached ``metric.target``);
+                                                    in a pool (pools.py): ``pool``, ``priority``,
+                                                    ``weight``, ``points`` (a grid's size, else
+                                                    empty), ``run_cap`` (0: none)
 ``sweepd:sweep:<sid>:runs``                 ZSET    run id -> creation order (the sweep's runs)
 ``sweepd:sweep:<sid>:held``                 ZSET    run id -> lease deadline (ms, Redis clock):
                                                     the runs an agent holds (running, preempting)
@@ -40,13 +43,24 @@ key                                         type    holds
                                                     leases: run, attempt, reason) and ``resumed``
                                                     (run, attempt, agent, reason, ``after_ms``:
                                                     the recovery)
+``sweepd:pools``                            SET     every pool name a sweep was put in
+                                                    (``sweep create --pool``, ``sweep set --pool``)
+                                                    or a pool agent started on
+``sweepd:pool:<pool>``                      SET     the ids of the pool's sweeps (a sweep is in at
+                                                    most one pool: its hash's ``pool``)
+``sweepd:pool:<pool>:wake``                 LIST    tokens that wake the pool's idle agents: the
+                                                    prelude's ``wake``/``wake_all`` push here too
+                                                    when the sweep's hash names a pool
+``sweepd:pool:<pool>:agents``               ZSET    pool agent id -> last heartbeat (ms, the
+                                                    agent's clock), as a sweep's ``:agents``
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
                                                     take the ``:agents`` score);
                                                     a GPU agent's ``slots`` (JSON: a list of
                                                     ``{slot, gpus, run_id}``) and ``run_id`` its runs,
-                                                    comma-joined; written when a field changes,
+                                                    comma-joined; a pool agent's ``pool`` (its
+                                                    ``sweep_id`` empty); written when a field changes,
                                                     its TTL (a lease) pushed on every heartbeat:
                                                     expires when the agent goes silent
 ``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
@@ -110,6 +124,7 @@ RQ_JOB_PREFIX = "rq:job:"
 RQ_QUEUES = "rq:queues"
 
 SWEEPS = PREFIX + "sweeps"
+POOLS = PREFIX + "pools"
 
 
 def sweep(sid: str) -> str:
@@ -146,6 +161,18 @@ def sweep_seq(sid: str) -> str:
 
 def sweep_events(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:events"
+
+
+def pool(name: str) -> str:
+    return f"{PREFIX}pool:{name}"
+
+
+def pool_wake(name: str) -> str:
+    return f"{PREFIX}pool:{name}:wake"
+
+
+def pool_agents(name: str) -> str:
+    return f"{PREFIX}pool:{name}:agents"
 
 
 def agent(aid: str) -> str:

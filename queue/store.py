@@ -31,6 +31,8 @@ from . import bounds, keys, replication, search
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
+from .pools import SCRIPTS as POOL_SCRIPTS
+from .pools import Pools
 from .presence import Presence, up_ttl_ms
 from .reads import SWEEP_STATES
 from .records import Claim
@@ -84,7 +86,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts, Presence):
+class Store(RunStarts, Presence, Pools):
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -106,7 +108,7 @@ class Store(RunStarts, Presence):
             "resume",
             "enqueue",
         )  # the last two start runs by name (runs.py)
-        self._scripts = {name: _script(client, name) for name in names}
+        self._scripts = {name: _script(client, name) for name in (*names, *POOL_SCRIPTS)}  # pools.py's too
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
 

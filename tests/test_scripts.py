@@ -88,11 +88,14 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.enqueue(sid, "new1", Rule("refuse", "create"), {"a": 0}, front=False, spelled="x").result == "created"
     started = store.begin("hand1", runs.MANUAL_SWEEP, Rule("resume", "create"), {}, "me", "t1", 30, spelled="x")
     assert started.created
+    assert store.set_pool(sid, pool="p", priority=1) == "p"  # pool_set: wake_all_list
+    assert isinstance(store.pool_claim("p", "ag3", 30), Claim)  # claim_pool: claim_head (a queued run)
+    assert store.pool_leases("p", 30, 20).earliest is not None  # pool_leases
     assert store.control(sid, "paused") == "running"  # wake_all
     assert set(ran) == set(NAMES)
     assert r.llen(keys.sweep_wake(sid)) <= 128  # wake_all: one per agent seen (at least 64), + 64
     kinds = [(e["event"], e["run_id"]) for e in events(r, sid)]
-    assert kinds == [("requeued", b.run_id), ("resumed", a.run_id), ("requeued", a.run_id)]
+    assert kinds == [("resumed", b.run_id), ("requeued", b.run_id), ("resumed", a.run_id), ("requeued", a.run_id)]
 
 
 # requeue's event ----------------------------------------------------------------------------------

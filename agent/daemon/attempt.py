@@ -20,7 +20,6 @@ from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
-from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import LOG_CAP, Store
 
 from . import launch, logs, slurm_steps, wandb_env, wandb_follow
@@ -46,7 +45,6 @@ class Host(Protocol):
     """What an attempt needs of the agent running it (loop.py's ``Agent``)."""
 
     store: Store
-    config: SweepConfig
     opts: Options
     sid: str
     preemption: Preemption
@@ -86,11 +84,13 @@ class Attempt:
         #: A process of the attempt uses the Python API: it reports metrics through it, so printed
         #: lines are no longer read for metrics (nothing is counted twice).
         self.api = threading.Event()
-        pattern = agent.config.stdout_metrics
+        #: The claim's sweep's config (a pool agent's runs come from many sweeps).
+        self.config = config = agent.store.config(claim.sweep_id)
+        pattern = config.stdout_metrics
         self.pattern = compile_pattern(pattern) if pattern else None  # checked at create: it compiles
         self.steps = Steps(claim.last_step)  # printed rows continue the run's history
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
-        self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
+        self.early = EarlyStop(agent.store, config, claim.sweep_id, claim.run_id)
         self.child: Child | None = None
         self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
         self.channel: Channel | None = None
@@ -153,7 +153,7 @@ class Attempt:
             log.error("cannot write the run's parameters", error=str(exc))
             return self._record(126, 0.0)
         try:
-            argv = launch.argv(agent.config, claim, params_file)
+            argv = launch.argv(self.config, claim, params_file)
         except ConfigError as exc:
             # This machine cannot build the run's command: give the run back untouched and say why.
             agent.store.requeue(claim, reason="agent-config")

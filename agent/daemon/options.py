@@ -41,6 +41,8 @@ class Options:
     metrics_addr: str = "0.0.0.0"
     #: ``--gpus``/``--gpus-per-run``: each slot's devices (gpus.py); empty: one run at a time.
     slots: tuple[tuple[str, ...], ...] = ()
+    #: ``--pool``: work every sweep of this pool (pool.py) instead of ``sweep_id`` ('').
+    pool: str = ""
 
     @property
     def lease(self) -> float:
