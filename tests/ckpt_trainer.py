@@ -4,7 +4,8 @@ written once and never changed) and notes, in ``OUT_DIR/<run>.jsonl``, the SHA-2
 it found at its start and left at its end. On SIGTERM it saves the step it is at and exits 1.
 
 Parameters: ``steps`` (default 100000), ``delay`` (seconds a step takes, 0.05), ``size`` (bytes of
-``weights.bin``, 65536), ``frozen`` (bytes of ``frozen.bin``, 1 MiB).
+``weights.bin``, 65536), ``frozen`` (bytes of ``frozen.bin``, 1 MiB), ``linger`` (seconds it waits
+after saving at the signal, before it exits: what is left of the grace for the upload shrinks).
 """
 
 import hashlib
@@ -21,6 +22,7 @@ steps = int(run.params.get("steps", 100000))
 delay = float(run.params.get("delay", 0.05))
 size = int(run.params.get("size", 65536))
 frozen = int(run.params.get("frozen", 1 << 20))
+linger = float(run.params.get("linger", 0))
 stop = []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 
@@ -67,6 +69,7 @@ for step in range(start, steps):
     save(step)
     if stop or run.preempting:
         note(event="preempted", step=step, files=files())
+        time.sleep(linger)
         sys.exit(1)
     time.sleep(delay)
 note(event="done", step=steps, files=files())

@@ -91,10 +91,12 @@ def final(sync: Syncer, hold: Hold, deadline: float, keep: int) -> Outcome:
     sync.stop()
     finished, outcome = renewing(hold, lambda: sync.sync(deadline, keep=keep), deadline)
     if not finished or outcome is None:
+        size, started = sync.sending or (0, time.monotonic())
         sync.say(
             "warning",
             "checkpoint not committed: its upload did not finish before the deadline; the previous snapshot stands",
-            seconds_left=round(deadline - time.monotonic(), 3),
+            bytes=size,
+            seconds=round(time.monotonic() - started, 3),
         )
         return "late"
     return outcome
