@@ -4,6 +4,8 @@ a stale holder's upload never committed and never read."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import redis
@@ -99,3 +101,30 @@ def test_a_syncer_restores_dedupes_keeps_k_and_never_reads_a_stale_upload(
     assert b.sync() == "committed"
     names = sorted(p.stem for p in (run_dir / "snapshots").iterdir())
     assert all(mf.attempt_of(n) == 2 or n in {s.snapshot for s in store.checkpoints(first.run_id)} for n in names)
+
+
+def test_a_script_run_by_hand_takes_the_same_root(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    """``init()`` without an agent, an object-store root: its checkpoint directory is a working copy
+    restored from the run's latest committed snapshot, and its end is snapshotted and committed."""
+    script = (
+        "import os, sys\n"
+        "from sweepd.agent import run\n"
+        "r = run.init(id='byhand', resume='allow')\n"
+        "p = os.path.join(r.checkpoint_dir, 'n')\n"
+        "n = int(open(p).read()) if os.path.exists(p) else 0\n"
+        "print(n)\n"
+        "open(p, 'w').write(str(n + 1))\n"
+        "sys.exit(1)\n"
+    )
+    env = {
+        **cli_env,
+        "SWEEPD_CHECKPOINT_ROOT": (tmp_path / "store").as_uri(),
+        "SWEEPD_CHECKPOINT_SYNC": "0",
+    }
+    seen = []
+    for cache in ("one", "two", "three"):  # three machines, no shared disk
+        env["SWEEPD_CHECKPOINT_CACHE"] = str(tmp_path / cache)
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        seen.append(int(done.stdout))
+    assert seen == [0, 1, 2]
