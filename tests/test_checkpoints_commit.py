@@ -128,3 +128,16 @@ def test_a_script_run_by_hand_takes_the_same_root(tmp_path: Path, cli_env: dict[
         assert done.returncode == 1, done.stderr
         seen.append(int(done.stdout))
     assert seen == [0, 1, 2]
+
+
+def test_a_root_whose_backend_is_not_installed_names_the_extra() -> None:
+    import importlib.util
+
+    import pytest
+
+    from sweepd.queue.errors import UserError
+
+    if importlib.util.find_spec("gcsfs") is not None:
+        pytest.skip("gcsfs is installed here")
+    with pytest.raises(UserError, match=r'gs://.*pip install "sweepd\[gcs\]"'):
+        Remote("gs://bucket/prefix")

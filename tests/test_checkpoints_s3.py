@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import pytest
 
 from fleet import Fleet, resume_elsewhere
 from seaweed import Seaweed, weed_binary
-from support import wait_until
+from support import sweepd_cmd, wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -162,3 +163,16 @@ def test_a_store_that_stops_mid_upload_loses_nothing_committed(fleet: Fleet, tmp
         c["snapshot"] for c in fleet.logged(a, "checkpoint committed")
     }
     assert json.loads(fleet.sweepd("status", fleet.id, "--json"))["queue_head"] == rid  # at the front
+
+
+def test_a_store_that_cannot_be_written_is_one_line_at_agent_start(tmp_path: Path, env: dict[str, str]) -> None:
+    """A bucket that does not exist: the probe write fails, exit 2 with one line, nothing claimed."""
+    fleet = Fleet(tmp_path, env, "s3://no-such-bucket/sweeps")
+    done = subprocess.run(
+        sweepd_cmd("agent", fleet.id, "--notices", "none"), env=fleet.env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "s3://no-such-bucket/sweeps" in line and "cannot write there" in line
+    assert "sweepd-test-secret" not in done.stderr  # no credential is ever printed
+    assert json.loads(fleet.sweepd("runs", fleet.id, "--json")) == []
