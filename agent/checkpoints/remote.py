@@ -1,8 +1,9 @@
 """The object store a checkpoint root names, through fsspec and the store's maintained backend
 (s3fs, gcsfs, adlfs; ``file://`` is fsspec's own). Credentials and endpoints are the backend's
 standard configuration (for S3: the AWS variables and files, ``AWS_ENDPOINT_URL``): sweepd passes
-none, stores none and prints none. Transfers run on a few threads at once and are bound by a
-deadline: past it the caller stops waiting (what is in flight finishes on its own, uncommitted).
+none, stores none and prints none. Transfers are one batched call of the backend (s3fs, gcsfs and
+adlfs send the files concurrently), bound by a deadline: past it the caller stops waiting (what is
+in flight finishes on its own, uncommitted).
 """
 
 from __future__ import annotations
@@ -73,24 +74,32 @@ class Remote:
     # transfers ----------------------------------------------------------------------------------
 
     def put_files(self, pairs: Sequence[tuple[str, str]], deadline: float | None) -> bool:
-        """Upload (local, remote) pairs in parallel; False when the deadline passed first."""
-        return parallel(lambda pair: self.fs.put_file(pair[0], pair[1]), pairs, deadline)
+        """Upload (local, remote) pairs, as one batched call of the backend (s3fs sends them
+        concurrently); False when the deadline passed first."""
+        if not pairs:
+            return True
+        local, remote = [p[0] for p in pairs], [p[1] for p in pairs]
+        return in_time(lambda: self.fs.put(local, remote), deadline)
 
     def get_files(self, pairs: Sequence[tuple[str, str]], deadline: float | None) -> bool:
-        """Download (remote, local) pairs in parallel, each to a temporary name renamed into place."""
-
-        def get(pair: tuple[str, str]) -> None:
-            remote, local = pair
+        """Download (remote, local) pairs as one batched call, each to a temporary name renamed
+        into place once all are down."""
+        if not pairs:
+            return True
+        partials = []
+        for _, local in pairs:
             os.makedirs(os.path.dirname(local), exist_ok=True)
-            partial = os.path.join(os.path.dirname(local), f".sweepd-part-{uuid.uuid4().hex}")
-            try:
-                self.fs.get_file(remote, partial)
+            partials.append(os.path.join(os.path.dirname(local), f".sweepd-part-{uuid.uuid4().hex}"))
+        try:
+            if not in_time(lambda: self.fs.get([p[0] for p in pairs], partials), deadline):
+                return False
+            for partial, (_, local) in zip(partials, pairs, strict=True):
                 os.replace(partial, local)
-            finally:
+            return True
+        finally:
+            for partial in partials:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(partial)
-
-        return parallel(get, pairs, deadline)
 
     def write(self, path: str, data: bytes) -> None:
         self.fs.pipe_file(path, data)
@@ -113,6 +122,28 @@ class Remote:
         if paths:
             with contextlib.suppress(FileNotFoundError):
                 self.fs.rm(list(paths))
+
+
+def in_time(call: Callable[[], Any], deadline: float | None) -> bool:
+    """``call`` on a daemon thread; True once it returned, False when the deadline (monotonic) came
+    first (it is left to finish in the background). Its error is raised."""
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="sweepd-transfer", daemon=True).start()
+    if not done.wait(None if deadline is None else max(0.0, deadline - time.monotonic())):
+        return False
+    if errors:
+        raise errors[0]
+    return True
 
 
 def parallel(work: Callable[[T], None], items: Sequence[T], deadline: float | None, workers: int = WORKERS) -> bool:
