@@ -63,7 +63,7 @@ class Checkpoints(Reads):
         got = self._run_script(
             "checkpoint",
             [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.run_checkpoints(claim.run_id)],
-            [claim.run_id, claim.token, record, max(1, keep)],
+            [claim.run_id, claim.token, record, max(1, keep), snapshot],
         )
         if not isinstance(got, list):
             return None

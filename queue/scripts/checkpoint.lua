@@ -11,9 +11,10 @@ KEYS[2]  sweepd:sweep:<sid>:held        ZSET  ZSCORE: the run is held
 KEYS[3]  sweepd:run:<rid>:checkpoints   LIST  LPUSH the record (newest first), LTRIM to ARGV[4]
 ARGV[1]  run id
 ARGV[2]  attempt token of the caller
-ARGV[3]  the snapshot's record (JSON: snapshot, attempt, files, bytes); committed_at (ms, Redis
-         clock) is added here
+ARGV[3]  the snapshot's record (a JSON object: snapshot, attempt, files, bytes); committed_at (ms,
+         Redis clock) is added here as its last field
 ARGV[4]  how many committed snapshots to keep (at least 1)
+ARGV[5]  the snapshot's id (as in the record)
 
 Returns 0 when the caller no longer holds the run (nothing written); else {'ok', dropped...}: the
 records (JSON) trimmed off the list, whose objects the caller deletes. A retried commit of the
@@ -26,13 +27,11 @@ end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then
   return 0
 end
-local record = cjson.decode(ARGV[3])
 local head = redis.call('LINDEX', KEYS[3], 0)
-if head and cjson.decode(head)['snapshot'] == record['snapshot'] then
+if head and cjson.decode(head)['snapshot'] == ARGV[5] then
   return {'ok'}
 end
-record['committed_at'] = now_ms()
-redis.call('LPUSH', KEYS[3], cjson.encode(record))
+redis.call('LPUSH', KEYS[3], string.sub(ARGV[3], 1, -2) .. ', "committed_at": ' .. now_ms() .. '}')
 local keep = math.max(1, tonumber(ARGV[4]))
 local dropped = redis.call('LRANGE', KEYS[3], keep, -1)
 redis.call('LTRIM', KEYS[3], 0, keep - 1)
