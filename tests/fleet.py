@@ -90,7 +90,7 @@ def resume_elsewhere(fleet: Fleet, tmp_path: Path) -> None:
     cache_a, cache_b = tmp_path / "cache-a", tmp_path / "cache-b"
     a = fleet.agent(cache_a, "--heartbeat", "1", "--grace", "20", "--checkpoint-sync", "0")
     rid = fleet.rid()
-    wait_until(lambda: len(fleet.events(rid)) >= 1 and (cache_a / fleet.id / rid / "step.json").exists())
+    wait_until(lambda: step_of(cache_a / fleet.id / rid / "step.json") >= 2)  # part-way through
     a.send_signal(signal.SIGTERM)
     assert a.wait(60) == 0
     saved = fleet.event(rid, "preempted", 1)
@@ -112,3 +112,11 @@ def resume_elsewhere(fleet: Fleet, tmp_path: Path) -> None:
         "bytes",
         "committed_at",
     }
+
+
+def step_of(path: Path) -> int:
+    """The step a trainer's checkpoint holds (-1 before the first)."""
+    try:
+        return int(json.loads(path.read_text())["step"])
+    except (OSError, ValueError):
+        return -1

@@ -141,3 +141,24 @@ def test_a_root_whose_backend_is_not_installed_names_the_extra() -> None:
         pytest.skip("gcsfs is installed here")
     with pytest.raises(UserError, match=r'gs://.*pip install "sweepd\[gcs\]"'):
         Remote("gs://bucket/prefix")
+
+
+def test_transfers_are_counted_in_the_agents_metrics(store: Store, tmp_path: Path) -> None:
+    from sweepd.agent.daemon.metrics import Metrics
+
+    sid = store.create_sweep(validate(ONE))
+    claim = store.create_next(sid, "a", 30)
+    assert isinstance(claim, Claim)
+    metrics = Metrics(sid)
+    sync = Syncer(Remote((tmp_path / "s").as_uri()), store, claim, tmp_path / "w", keep=2, say=say, counts=metrics)
+    sync.restore()
+    (tmp_path / "w" / "f").write_bytes(b"x" * 5000)
+    assert sync.sync() == "committed"
+
+    def value(name: str, **labels: str) -> float:
+        got = metrics.registry.get_sample_value(name, {"sweep": sid, **labels})
+        return got or 0.0
+
+    assert value("sweepd_checkpoint_bytes_total", direction="upload") > 5000
+    assert value("sweepd_checkpoint_seconds_total", direction="upload") > 0
+    assert value("sweepd_checkpoint_snapshots_total", outcome="committed") == 1
