@@ -5,7 +5,8 @@ it found at its start and left at its end. On SIGTERM it saves the step it is at
 
 Parameters: ``steps`` (default 100000), ``delay`` (seconds a step takes, 0.05), ``size`` (bytes of
 ``weights.bin``, 65536), ``frozen`` (bytes of ``frozen.bin``, 1 MiB), ``linger`` (seconds it waits
-after saving at the signal, before it exits: what is left of the grace for the upload shrinks).
+after saving at the signal, before it exits: what is left of the grace for the upload shrinks),
+``parting`` (bytes of ``parting.bin``, written only at the signal: a last snapshot that must send them).
 """
 
 import hashlib
@@ -23,6 +24,7 @@ delay = float(run.params.get("delay", 0.05))
 size = int(run.params.get("size", 65536))
 frozen = int(run.params.get("frozen", 1 << 20))
 linger = float(run.params.get("linger", 0))
+parting = int(run.params.get("parting", 0))
 stop = []
 signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
 
@@ -68,6 +70,8 @@ with open(os.path.join(out, f"{run.run_id}.ready"), "w") as fh:
 for step in range(start, steps):
     save(step)
     if stop or run.preempting:
+        if parting:
+            write("parting.bin", os.urandom(parting))
         note(event="preempted", step=step, files=files())
         time.sleep(linger)
         sys.exit(1)

@@ -123,9 +123,9 @@ def test_a_frozen_agent_can_never_commit(fleet: Fleet, tmp_path: Path) -> None:
 
 
 def test_a_deadline_too_short_leaves_the_previous_snapshot(tmp_path: Path, env: dict[str, str]) -> None:
-    """At the signal the trainer saves a new 16 MiB file and lingers until 0.2 s of a 2 s grace are
+    """At the signal the trainer saves a new 64 MiB file and lingers until 0.1 s of a 2 s grace are
     left: the snapshot cannot be up in time, so it is not committed and the previous one stands."""
-    fleet = make(tmp_path, env, "  size: {value: 16777216}\n  linger: {value: 1.8}\n  delay: {value: 0.2}\n")
+    fleet = make(tmp_path, env, "  parting: {value: 67108864}\n  linger: {value: 1.9}\n")
     try:
         a = fleet.agent(tmp_path / "cache", "--heartbeat", "1", "--grace", "2", "--checkpoint-sync", "0.5")
         rid = fleet.rid()
