@@ -9,24 +9,8 @@ from __future__ import annotations
 
 import click
 
-from . import (
-    agent,
-    agents,
-    check,
-    checkpoints,
-    enqueue,
-    logs,
-    plot,
-    reap,
-    requeue,
-    run,
-    runs,
-    status,
-    stop,
-    suggest,
-    sweep,
-    ui,
-)
+from . import agent, agents, check, enqueue, logs, plot, reap, requeue, run, runs, status, stop, suggest, sweep, ui
+from .checkpoints import command as checkpoints_command
 from .kit import Group
 
 
@@ -44,4 +28,4 @@ def main() -> None:
 main.add_command(sweep.group)
 for _module in (run, agent, status, runs, logs, suggest, plot, enqueue, requeue, stop, reap, agents, check, ui):
     main.add_command(_module.command)
-main.add_command(checkpoints.command)
+main.add_command(checkpoints_command)
