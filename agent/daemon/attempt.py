@@ -220,6 +220,7 @@ class Attempt:
         """By when the last snapshot must be committed: what is left of a preemption's grace (a
         notice's deadline less its margin), or of an ending's, else a grace period from now."""
         agent, hold = self.agent, self.hold
+        agent.intake()  # a signal that came as the process exited still counts
         if agent.preemption.requested:
             return agent.preemption.kill_at()
         if hold.kill_at is not None:
