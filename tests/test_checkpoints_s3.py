@@ -126,10 +126,11 @@ def test_a_frozen_agent_can_never_commit(fleet: Fleet, tmp_path: Path) -> None:
 
 def test_a_deadline_too_short_leaves_the_previous_snapshot(tmp_path: Path, env: dict[str, str]) -> None:
     """At the signal the trainer saves a new 64 MiB file and lingers until 0.1 s of a 2 s grace are
-    left: the snapshot cannot be up in time, so it is not committed and the previous one stands."""
+    left: the snapshot cannot be up in time, so it is not committed and the previous one stands. (The
+    signal follows the first periodic snapshot; the next would come after the grace.)"""
     fleet = make(tmp_path, env, "  parting: {value: 67108864}\n  linger: {value: 1.9}\n")
     try:
-        a = fleet.agent(tmp_path / "cache", "--heartbeat", "1", "--grace", "2", "--checkpoint-sync", "0.5")
+        a = fleet.agent(tmp_path / "cache", "--heartbeat", "1", "--grace", "2", "--checkpoint-sync", "3")
         rid = fleet.rid()
         before = wait_until(lambda: fleet.checkpoints(rid), timeout=60)
         a.send_signal(signal.SIGTERM)

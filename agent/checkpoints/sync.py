@@ -30,6 +30,7 @@ from .remote import Remote, first_line, parallel
 
 Outcome = Literal["committed", "unchanged", "fenced", "late", "failed"]
 CHUNK = 1 << 20
+LATE = "checkpoint not committed: its upload did not finish before the deadline; the previous snapshot stands"
 
 
 class Commits(Protocol):
@@ -181,9 +182,10 @@ class Syncer:
 
     def sync(self, deadline: float | None = None, keep: int | None = None) -> Outcome:
         """Snapshot the working copy and commit it (``deadline``: monotonic, for the whole of it)."""
-        left = None if deadline is None else deadline - time.monotonic()
-        if not self._lock.acquire(timeout=-1 if left is None else max(0.0, left)):
-            self.say("warning", "checkpoint not committed: an earlier upload still ran at the deadline")
+        called = time.monotonic()
+        left = None if deadline is None else deadline - called
+        if not self._lock.acquire(timeout=-1 if left is None else max(0.0, left)):  # an earlier one still runs
+            self._late(self.sending[0] if self.sending else 0, called)
             return self._counted("late")
         try:
             return self._counted(self._sync(deadline, self.keep if keep is None else keep))
@@ -256,12 +258,7 @@ class Syncer:
         return str(linked) if linked.exists() else str(self.workdir / rel)
 
     def _late(self, sent: int, started: float) -> None:
-        self.say(
-            "warning",
-            "checkpoint not committed: its upload did not finish before the deadline; the previous snapshot stands",
-            bytes=sent,
-            seconds=round(time.monotonic() - started, 3),
-        )
+        self.say("warning", LATE, bytes=sent, seconds=round(time.monotonic() - started, 3))
 
     # retention ----------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
 from ..checkpoints.remote import Remote
-from ..checkpoints.sync import Counts, Outcome, Say, Syncer
+from ..checkpoints.sync import LATE, Counts, Outcome, Say, Syncer
 from .hold import Hold
 from .options import Options
 
@@ -92,12 +92,7 @@ def final(sync: Syncer, hold: Hold, deadline: float, keep: int) -> Outcome:
     finished, outcome = renewing(hold, lambda: sync.sync(deadline, keep=keep), deadline)
     if not finished or outcome is None:
         size, started = sync.sending or (0, time.monotonic())
-        sync.say(
-            "warning",
-            "checkpoint not committed: its upload did not finish before the deadline; the previous snapshot stands",
-            bytes=size,
-            seconds=round(time.monotonic() - started, 3),
-        )
+        sync.say("warning", LATE, bytes=size, seconds=round(time.monotonic() - started, 3))
         return "late"
     return outcome
 
