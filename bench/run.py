@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import baselines
+import checkpoints
 import dispatch
 import failover
 import handoff
@@ -51,6 +52,7 @@ ORDER = (
     "failover",
     "wandb_read",
     "ui",
+    "checkpoints",
     "baselines",
 )
 COMMANDS = {
@@ -67,6 +69,7 @@ COMMANDS = {
     "failover": "python bench/failover.py",
     "wandb_read": "python bench/wandb_read.py",
     "ui": "python bench/ui.py",
+    "checkpoints": "python bench/checkpoints.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -105,6 +108,7 @@ def main() -> None:
         "failover": lambda: failover.measure(quick),
         "wandb_read": lambda: wandb_read.measure(quick),
         "ui": lambda: ui.measure(quick),
+        "checkpoints": lambda: checkpoints.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),

@@ -95,6 +95,13 @@ key                                         type    holds
 ``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped at 10,000
                                                     lines, 4 MiB); only the newest 3 attempts'
                                                     are kept (claim.lua, resume.lua)
+``sweepd:run:<rid>:checkpoints``            LIST    the run's committed checkpoint snapshots as
+                                                    JSON (``snapshot``, ``attempt``, ``files``,
+                                                    ``bytes``, ``committed_at`` ms), newest first:
+                                                    the head is the latest, the one a resuming
+                                                    attempt downloads; only ``checkpoint.lua``
+                                                    (fenced by the holder's token) pushes, and
+                                                    trims it to the snapshots kept
 ==========================================  ======  ==============================================
 
 One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts
@@ -197,6 +204,10 @@ def run_history(rid: str) -> str:
 
 def run_log(rid: str, attempt: int) -> str:
     return f"{PREFIX}run:{rid}:log:{attempt}"
+
+
+def run_checkpoints(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:checkpoints"
 
 
 def rq_queue_name(sid: str) -> str:

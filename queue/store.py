@@ -2,7 +2,7 @@
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
 renew, preempt, reap, operate, control, log, create_sweep; resume and enqueue, whose callers are in
-runs.py), and says so. Every script is registered behind
+runs.py; checkpoint, in checkpoints.py), and says so. Every script is registered behind
 ``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
 that step is written once and each script is still one EVAL. Everything that belongs to a move (its
 event, the sweep's ``target_reached``) is written by that move's script. This is the only module
@@ -28,6 +28,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from . import bounds, keys, replication, search
+from .checkpoints import Checkpoints
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
@@ -86,7 +87,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts, Presence, Pools):
+class Store(RunStarts, Presence, Checkpoints, Pools):  # Pools last: its stubs name what the others have
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -107,7 +108,8 @@ class Store(RunStarts, Presence, Pools):
             "log",
             "resume",
             "enqueue",
-        )  # the last two start runs by name (runs.py)
+            "checkpoint",
+        )  # resume and enqueue start runs by name (runs.py); checkpoint commits a snapshot (checkpoints.py)
         self._scripts = {name: _script(client, name) for name in (*names, *POOL_SCRIPTS)}  # pools.py's too
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint

@@ -27,6 +27,7 @@ COMMANDS = _commands(main)
 MISSING = [
     ("status", "nosuch"),
     ("runs", "nosuch"),
+    ("checkpoints", "nosuch"),
     ("logs", "nosuch"),
     ("suggest", "nosuch", "--dry-run"),
     ("plot", "nosuch", "-o", "out.png"),

@@ -76,6 +76,7 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     sid = store.create_sweep(validate(GRID))
     a, b = held(store, sid), held(store, sid)  # create: now_ms
     assert store.renew(a, 30) == "ok"
+    assert store.commit_checkpoint(a, "s1", 1, 1, keep=2) == []  # checkpoint: now_ms
     assert store.log_metrics(a, [{"loss": 1.0}])
     assert store.mark_preempting(a, "signal")
     assert store.requeue(a, reason="signal", event=True)  # requeue_run (held), wake, add_event

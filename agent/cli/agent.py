@@ -18,7 +18,7 @@ from sweepd.queue.errors import UserError
 from sweepd.queue.pools import check_pool
 from sweepd.queue.store import Store
 
-from ..daemon import gpus, logs
+from ..daemon import gpus, logs, travel
 from ..daemon.loop import Agent
 from ..daemon.options import Options, check_writable
 from ..daemon.pool import PoolAgent
@@ -117,7 +117,35 @@ def agent_options(f: Any) -> Any:
             envvar="SWEEPD_CHECKPOINT_ROOT",
             default=None,
             help="Where runs' checkpoint directories live (SWEEPD_CHECKPOINT_DIR = ROOT/SWEEP/RUN); "
-            "shared storage lets any machine resume any run.",
+            "shared storage lets any machine resume any run. An object store (s3://BUCKET/PREFIX, gs://, "
+            "az://, file:///PATH) makes checkpoints travel: snapshots uploaded, the latest restored on any machine.",
+        ),
+        click.option(
+            "--checkpoint-cache",
+            envvar="SWEEPD_CHECKPOINT_CACHE",
+            default=None,
+            metavar="DIR",
+            help="With an object-store root: where runs' local working copies live "
+            "(default: checkpoint-cache under SWEEPD_HOME).",
+        ),
+        click.option(
+            "--checkpoint-sync",
+            envvar="SWEEPD_CHECKPOINT_SYNC",
+            type=click.FloatRange(min=0),
+            default=Options.checkpoint_sync,
+            show_default=True,
+            metavar="SECONDS",
+            help="With an object-store root: snapshot a run's checkpoints this often in the background "
+            "(0: only when an attempt ends).",
+        ),
+        click.option(
+            "--keep-checkpoints",
+            envvar="SWEEPD_KEEP_CHECKPOINTS",
+            type=click.IntRange(min=1),
+            default=Options.keep_checkpoints,
+            show_default=True,
+            metavar="K",
+            help="With an object-store root: committed snapshots kept per run (a finished run keeps its last).",
         ),
         click.option(
             "--metrics-port",
@@ -207,7 +235,9 @@ def command(
     if click.get_current_context().get_parameter_source("child_signal") is not ParameterSource.DEFAULT:
         kw["wandb_signal"] = None  # the signal asked for goes to every script, W&B's too
     options = Options(sweep_id=sweep_id or "", slots=slots, pool=pool or "", **kw)
-    check_writable(options.checkpoints)  # before any run is claimed
+    # Before any run is claimed: the checkpoint root (with an object store: the local cache).
+    check_writable(options.checkpoints, "--checkpoint-cache" if options.checkpoint_url else "--checkpoint-root")
+    travel.check_root(options)  # the store's backend is installed and the store takes a write
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
     # much, and the idle wait (a blocking BLPOP) stays shorter than it.
     store = Store(connect(url, timeout=min(10.0, max(1.0, options.heartbeat))))

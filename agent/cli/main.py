@@ -13,6 +13,7 @@ from . import (
     agent,
     agents,
     check,
+    checkpoints,
     enqueue,
     logs,
     plot,
@@ -43,5 +44,22 @@ def main() -> None:
 
 main.add_command(sweep.group)
 main.add_command(pool.group)
-for _module in (run, agent, status, runs, logs, suggest, plot, enqueue, requeue, stop, reap, agents, check, ui):
+_COMMANDS = (
+    run,
+    agent,
+    status,
+    runs,
+    logs,
+    suggest,
+    plot,
+    enqueue,
+    requeue,
+    stop,
+    reap,
+    agents,
+    check,
+    checkpoints,
+    ui,
+)
+for _module in _COMMANDS:
     main.add_command(_module.command)

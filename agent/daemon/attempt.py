@@ -22,7 +22,9 @@ from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.store import LOG_CAP, Store
 
-from . import launch, logs, slurm_steps, wandb_env, wandb_follow
+from ..checkpoints.remote import first_line
+from ..checkpoints.sync import Syncer
+from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
 from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
@@ -98,6 +100,7 @@ class Attempt:
         #: The attempt's output, bounded in lines and bytes (process.py), written here rather than
         #: by the hold: the store is told how many lines to keep.
         self.output = Kept(LOG_CAP)
+        self.sync: Syncer | None = None  # the run's checkpoints, with an object-store root (travel.py)
 
     # the process, as the hold reaches it ---------------------------------------------------------
 
@@ -147,6 +150,16 @@ class Attempt:
     def run(self) -> Result:
         """Run the attempt to its end and record it."""
         agent, claim = self.agent, self.claim
+        self.sync = sync = travel.syncer(agent.opts, agent.store, claim, self.hold, say, agent.metrics)
+        if sync is not None:  # the working copy is the latest committed snapshot, or empty
+            try:
+                restored, _ = travel.renewing(self.hold, sync.restore, None)
+            except Exception as exc:  # the store is away: the run goes back untouched, counted as a failure
+                log.error("cannot restore the run's checkpoint: run requeued", error=first_line(exc))
+                agent.store.requeue(claim, reason="checkpoint-restore")
+                return Result(failed=True)
+            if not restored:
+                return Result()  # no longer ours: the reaper or the next holder has it
         try:
             params_file = launch.write_params(claim, str(agent.opts.checkpoints))
         except OSError as exc:
@@ -185,6 +198,8 @@ class Attempt:
         self.slurm = slurm_steps.Steps(child.pid)
         agent.metrics.run_started()
         follower.follow(child.pid)  # its thread starts in _supervise, once the run has lived a little
+        if sync is not None:
+            sync.start(agent.opts.checkpoint_sync)
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
         try:
             returncode = self._supervise(child)
@@ -198,6 +213,8 @@ class Attempt:
             # However it ended, nothing it started outlives the attempt (it would overlap the next
             # one); and the output is what the pipes hold now, not what a leftover might still write.
             child.end(self._spare())
+            if sync is not None:
+                sync.stop()
             follower.finish()  # what the W&B run logged up to its end, before the end is recorded
             self.hold.release()
             agent.metrics.run_exited()
@@ -205,7 +222,25 @@ class Attempt:
             channel.close()
         if returncode is None:
             return Result()
-        return self._record(returncode, time.monotonic() - child.started)
+        seconds = time.monotonic() - child.started
+        if sync is None:
+            return self._record(returncode, seconds)
+        # The snapshot that matters most: what the process saved at the signal, before the run goes back.
+        outcome = travel.final(sync, self.hold, self._sync_deadline(), keep=1 if returncode == 0 else sync.keep)
+        result = self._record(returncode, seconds)
+        travel.forget(sync, outcome)
+        return result
+
+    def _sync_deadline(self) -> float:
+        """By when the last snapshot must be committed: what is left of a preemption's grace (a
+        notice's deadline less its margin), or of an ending's, else a grace period from now."""
+        agent, hold = self.agent, self.hold
+        agent.intake()  # a signal that came as the process exited still counts
+        if agent.preemption.requested:
+            return agent.preemption.kill_at()
+        if hold.kill_at is not None:
+            return hold.kill_at
+        return time.monotonic() + agent.opts.grace
 
     # supervising --------------------------------------------------------------------------------
 
