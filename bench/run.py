@@ -22,11 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import baselines
+import checkpoints
 import dispatch
 import failover
 import handoff
 import idle
 import pickup
+import pools
 import recovery
 import scale
 import search
@@ -43,12 +45,14 @@ ORDER = (
     "handoff",
     "recovery",
     "idle",
+    "pools",
     "scale",
     "search",
     "watchdog",
     "failover",
     "wandb_read",
     "ui",
+    "checkpoints",
     "baselines",
 )
 COMMANDS = {
@@ -58,12 +62,14 @@ COMMANDS = {
     "handoff": "python bench/handoff.py",
     "recovery": "python bench/recovery.py",
     "idle": "python bench/idle.py",
+    "pools": "python bench/pools.py",
     "scale": "python bench/scale.py",
     "search": "python bench/search.py",
     "watchdog": "python bench/watchdog.py",
     "failover": "python bench/failover.py",
     "wandb_read": "python bench/wandb_read.py",
     "ui": "python bench/ui.py",
+    "checkpoints": "python bench/checkpoints.py",
     "baselines": "python bench/baselines.py",
 }
 
@@ -95,12 +101,14 @@ def main() -> None:
         "handoff": lambda: handoff.measure(quick),
         "recovery": lambda: recovery.measure(quick),
         "idle": lambda: idle.measure(quick),
+        "pools": lambda: pools.measure(quick),
         "scale": lambda: scale.measure(quick),
         "search": lambda: search.measure(quick),
         "watchdog": lambda: watchdog.measure(quick),
         "failover": lambda: failover.measure(quick),
         "wandb_read": lambda: wandb_read.measure(quick),
         "ui": lambda: ui.measure(quick),
+        "checkpoints": lambda: checkpoints.measure(quick),
         "baselines": lambda: baselines.measure(
             quick, handoff_ms=done["handoff"].values.get("p50_ms") if "handoff" in done else None
         ),

@@ -15,7 +15,10 @@ key                                         type    holds
                                                     (running, paused, stopped, cancelled),
                                                     ``next_index`` (next search point),
                                                     ``created_at``, ``target_reached`` (``1`` once
-                                                    an accepted log reached ``metric.target``)
+                                                    an accepted log reached ``metric.target``);
+                                                    in a pool (pools.py): ``pool``, ``priority``,
+                                                    ``weight``, ``points`` (a grid's size, else
+                                                    empty), ``run_cap`` (0: none)
 ``sweepd:sweep:<sid>:runs``                 ZSET    run id -> creation order (the sweep's runs)
 ``sweepd:sweep:<sid>:held``                 ZSET    run id -> lease deadline (ms, Redis clock):
                                                     the runs an agent holds (running, preempting)
@@ -40,6 +43,16 @@ key                                         type    holds
                                                     leases: run, attempt, reason) and ``resumed``
                                                     (run, attempt, agent, reason, ``after_ms``:
                                                     the recovery)
+``sweepd:pools``                            SET     every pool name a sweep was put in
+                                                    (``sweep create --pool``, ``sweep set --pool``)
+                                                    or a pool agent started on
+``sweepd:pool:<pool>``                      SET     the ids of the pool's sweeps (a sweep is in at
+                                                    most one pool: its hash's ``pool``)
+``sweepd:pool:<pool>:wake``                 LIST    tokens that wake the pool's idle agents: the
+                                                    prelude's ``wake``/``wake_all`` push here too
+                                                    when the sweep's hash names a pool
+``sweepd:pool:<pool>:agents``               ZSET    pool agent id -> last heartbeat (ms, the
+                                                    agent's clock), as a sweep's ``:agents``
 ``sweepd:sweep:<sid>:pbt``                  HASH    PBT's record (written by pbt_standing.lua and
                                                     pbt_decide.lua): ``s:<step>:<member>`` -> its
                                                     {value, run} (JSON) at that step, once;
@@ -52,7 +65,8 @@ key                                         type    holds
                                                     take the ``:agents`` score);
                                                     a GPU agent's ``slots`` (JSON: a list of
                                                     ``{slot, gpus, run_id}``) and ``run_id`` its runs,
-                                                    comma-joined; written when a field changes,
+                                                    comma-joined; a pool agent's ``pool`` (its
+                                                    ``sweep_id`` empty); written when a field changes,
                                                     its TTL (a lease) pushed on every heartbeat:
                                                     expires when the agent goes silent
 ``sweepd:run:<rid>``                        HASH    the run: ``id``, ``sweep_id``, ``state``,
@@ -90,6 +104,13 @@ key                                         type    holds
 ``sweepd:run:<rid>:log:<attempt>``          LIST    output lines of one attempt (capped at 10,000
                                                     lines, 4 MiB); only the newest 3 attempts'
                                                     are kept (claim.lua, resume.lua)
+``sweepd:run:<rid>:checkpoints``            LIST    the run's committed checkpoint snapshots as
+                                                    JSON (``snapshot``, ``attempt``, ``files``,
+                                                    ``bytes``, ``committed_at`` ms), newest first:
+                                                    the head is the latest, the one a resuming
+                                                    attempt downloads; only ``checkpoint.lua``
+                                                    (fenced by the holder's token) pushes, and
+                                                    trims it to the snapshots kept
 ==========================================  ======  ==============================================
 
 One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts
@@ -119,6 +140,7 @@ RQ_JOB_PREFIX = "rq:job:"
 RQ_QUEUES = "rq:queues"
 
 SWEEPS = PREFIX + "sweeps"
+POOLS = PREFIX + "pools"
 
 
 def sweep(sid: str) -> str:
@@ -157,6 +179,18 @@ def sweep_events(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:events"
 
 
+def pool(name: str) -> str:
+    return f"{PREFIX}pool:{name}"
+
+
+def pool_wake(name: str) -> str:
+    return f"{PREFIX}pool:{name}:wake"
+
+
+def pool_agents(name: str) -> str:
+    return f"{PREFIX}pool:{name}:agents"
+
+
 def sweep_pbt(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:pbt"
 
@@ -183,6 +217,10 @@ def run_history(rid: str) -> str:
 
 def run_log(rid: str, attempt: int) -> str:
     return f"{PREFIX}run:{rid}:log:{attempt}"
+
+
+def run_checkpoints(rid: str) -> str:
+    return f"{PREFIX}run:{rid}:checkpoints"
 
 
 def rq_queue_name(sid: str) -> str:

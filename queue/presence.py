@@ -47,12 +47,18 @@ class Presence(Reads):
 
     def agent_beat(self, sid: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
         """Write the agent's record (its hash expires when the agent goes silent) and its heartbeat."""
+        self._record(keys.sweep_agents(sid), aid, info, ttl_s, up=keys.sweep_up(sid))
+
+    def _record(self, agents: str, aid: str, info: dict[str, Any], ttl_s: float, up: str = "") -> None:
+        """The agent's record and its score in ``agents`` (a sweep's or a pool's), in one MULTI; ``up``:
+        the sweep's word that the store is up, pushed on (a pool has none)."""
         now_ms = int(time.time() * 1000)
         with self.r.pipeline(transaction=True) as pipe:
             pipe.hset(keys.agent(aid), mapping={**{k: str(v) for k, v in info.items()}, "heartbeat_at": now_ms})
             pipe.expire(keys.agent(aid), max(1, int(ttl_s + 0.999)))
-            pipe.zadd(keys.sweep_agents(sid), {aid: now_ms})
-            pipe.pexpire(keys.sweep_up(sid), up_ttl_ms(ttl_s))
+            pipe.zadd(agents, {aid: now_ms})
+            if up:
+                pipe.pexpire(up, up_ttl_ms(ttl_s))  # the store is up (reap.lua)
             pipe.execute()
 
     def idle_beat(self, sid: str, aid: str, ttl_s: float, *, clock: bool = False) -> Beat:
@@ -90,7 +96,10 @@ class Presence(Reads):
         the reply is waited for here, beside ``interrupt_fd``; a BLPOP given up for the caller (or
         unanswered a while after its timeout: Redis is not answering, ``redis.TimeoutError``) costs
         its connection, which the pool opens again."""
-        key = keys.sweep_wake(sid)
+        return self._block(keys.sweep_wake(sid), timeout_s, interrupt_fd)
+
+    def _block(self, key: str, timeout_s: float, interrupt_fd: int | None) -> Woken:
+        """``wait_for_work``'s BLPOP on one wake list (a sweep's or a pool's)."""
         if interrupt_fd is None and timeout_s < self.call_timeout():
             return "token" if self.r.blpop([key], timeout=timeout_s) else "timeout"
         pool = self.r.connection_pool

@@ -35,7 +35,7 @@ WAIT_MS = 1000
 #: How often the number of online replicas is looked up again (and at once when a WAIT falls short).
 RECHECK_S = 1.0
 #: Scripts that are not moves of a run: waited for by nobody.
-UNWAITED = frozenset({"log"})
+UNWAITED = frozenset({"log", "pool_leases"})
 
 
 class NotReplicated(redis.ConnectionError):

@@ -2,7 +2,7 @@
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
 renew, preempt, reap, operate, control, log, create_sweep; resume and enqueue, whose callers are in
-runs.py), and says so. Every script is registered behind
+runs.py; checkpoint, in checkpoints.py), and says so. Every script is registered behind
 ``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
 that step is written once and each script is still one EVAL. Everything that belongs to a move (its
 event, the sweep's ``target_reached``) is written by that move's script. This is the only module
@@ -28,9 +28,12 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from . import bounds, keys, replication, search
+from .checkpoints import Checkpoints
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
+from .pools import SCRIPTS as POOL_SCRIPTS
+from .pools import Pools
 from .population import Population
 from .presence import Presence, up_ttl_ms
 from .reads import SWEEP_STATES
@@ -86,7 +89,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts, Presence, Schedules, Population):
+class Store(RunStarts, Presence, Checkpoints, Schedules, Population, Pools):  # Pools last: its stubs
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -107,12 +110,14 @@ class Store(RunStarts, Presence, Schedules, Population):
             "log",
             "resume",
             "enqueue",
+            "checkpoint",
             "pause",
             "promote",
             "pbt_standing",
             "pbt_decide",
-        )  # resume, enqueue start runs by name (runs.py); pause, promote, pbt_* are schedules.py's
-        self._scripts = {name: _script(client, name) for name in names}
+        )  # resume, enqueue start runs by name (runs.py); checkpoint commits a snapshot (checkpoints.py); pause,
+        # promote are ASHA's (schedules.py), pbt_* PBT's (population.py)
+        self._scripts = {name: _script(client, name) for name in (*names, *POOL_SCRIPTS)}  # pools.py's too
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
 

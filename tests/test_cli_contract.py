@@ -27,6 +27,7 @@ COMMANDS = _commands(main)
 MISSING = [
     ("status", "nosuch"),
     ("runs", "nosuch"),
+    ("checkpoints", "nosuch"),
     ("logs", "nosuch"),
     ("suggest", "nosuch", "--dry-run"),
     ("plot", "nosuch", "-o", "out.png"),
@@ -40,6 +41,8 @@ MISSING = [
     ("sweep", "resume", "nosuch"),
     ("sweep", "stop", "nosuch"),
     ("sweep", "cancel", "nosuch"),
+    ("sweep", "set", "nosuch", "--priority", "1"),
+    ("pool", "status", "nosuch"),
 ]
 
 
@@ -53,8 +56,8 @@ def test_every_command_has_help_with_an_example(path: tuple[str, ...], cmd: clic
 
 def test_every_redis_command_is_covered_here() -> None:
     leaves = {p for p, c in COMMANDS if not isinstance(c, click.Group)}
-    local = {("run",), ("sweep", "create"), ("agents",), ("ui",)}  # create/run validate first; agents, ui take no id
-    assert leaves - local == {m[: 2 if m[0] == "sweep" else 1] for m in MISSING}
+    local = {("run",), ("sweep", "create"), ("agents",), ("ui",), ("pool", "list")}  # no id, or validate first
+    assert leaves - local == {m[: 2 if m[0] in ("sweep", "pool") else 1] for m in MISSING}
 
 
 @pytest.mark.parametrize("args", MISSING, ids=[" ".join(m[:2]) for m in MISSING])

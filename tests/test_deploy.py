@@ -78,7 +78,14 @@ def secret_values() -> dict[str, str]:
 
 def test_every_manifest_parses_and_kustomization_names_them() -> None:
     manifests = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert manifests == ["agents-deployment.yaml", "agents-job.yaml", "redis.yaml", "secret.yaml"]
+    assert manifests == [
+        "agents-deployment.yaml",
+        "agents-job.yaml",
+        "keda-scaledobject.yaml",
+        "redis.yaml",
+        "secret.yaml",
+        "ui.yaml",
+    ]
     for name in manifests:
         for doc in load_yaml(name):
             assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"], name

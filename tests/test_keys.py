@@ -15,7 +15,7 @@ from sweepd.queue.errors import InvalidId
 ROOT = Path(__file__).resolve().parents[1]
 TYPES = ("STRING", "HASH", "LIST", "SET", "ZSET")
 #: The placeholder each key function's parameter stands for in the tables.
-PLACEHOLDERS = {"sid": "<sid>", "rid": "<rid>", "aid": "<aid>", "attempt": "<attempt>"}
+PLACEHOLDERS = {"sid": "<sid>", "rid": "<rid>", "aid": "<aid>", "attempt": "<attempt>", "name": "<pool>"}
 
 
 def table_of_keys_py() -> dict[str, str]:
@@ -35,7 +35,7 @@ def table_of_design() -> dict[str, str]:
 
 def built_by_keys_py() -> set[str]:
     """Every key keys.py's functions and constants make, its parameters as placeholders."""
-    made = {keys.SWEEPS, keys.RQ_QUEUES}
+    made = {keys.SWEEPS, keys.POOLS, keys.RQ_QUEUES}
     for name, fn in vars(keys).items():
         if inspect.isfunction(fn) and fn.__module__ == keys.__name__ and name != "rq_queue_name":
             made.add(fn(*(PLACEHOLDERS[p] for p in inspect.signature(fn).parameters)))

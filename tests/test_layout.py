@@ -132,7 +132,7 @@ def test_agent_reads_redis_only_through_sweepd_queue() -> None:
 
 def test_agent_is_three_rooms() -> None:
     rooms = sorted(p.name for p in (ROOT / "agent").iterdir() if p.is_dir() and p.name != "__pycache__")
-    assert rooms == ["api", "cli", "daemon", "ui"]
+    assert rooms == ["api", "checkpoints", "cli", "daemon", "ui"]
     loose = sorted(p.name for p in (ROOT / "agent").glob("*.py"))
     assert loose == ["__init__.py", "__main__.py"]
 

@@ -77,6 +77,7 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     sid = store.create_sweep(validate(GRID))
     a, b = held(store, sid), held(store, sid)  # create: now_ms
     assert store.renew(a, 30) == "ok"
+    assert store.commit_checkpoint(a, "s1", 1, 1, keep=2) == []  # checkpoint: now_ms
     assert store.log_metrics(a, [{"loss": 1.0}])
     assert store.mark_preempting(a, "signal")
     assert store.requeue(a, reason="signal", event=True)  # requeue_run (held), wake, add_event
@@ -95,6 +96,9 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.enqueue(sid, "new1", Rule("refuse", "create"), {"a": 0}, front=False, spelled="x").result == "created"
     started = store.begin("hand1", runs.MANUAL_SWEEP, Rule("resume", "create"), {}, "me", "t1", 30, spelled="x")
     assert started.created
+    assert store.set_pool(sid, pool="p", priority=1) == "p"  # pool_set: wake_all_list
+    assert isinstance(store.pool_claim("p", "ag3", 30), Claim)  # claim_pool: claim_head (a queued run)
+    assert store.pool_leases("p", 30, 20).earliest is not None  # pool_leases
     d = held(store, sid)
     assert store.standing(d, 0, 10, 0.5, 2) == {0: (0.5, d.run_id)}  # pbt_standing
     nxt = NextRun("pbtnext1", {"a": 1}, {"member": 0, "generation": 1, "parent": d.run_id}, 10)
@@ -105,7 +109,7 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert set(ran) == set(NAMES)
     assert r.llen(keys.sweep_wake(sid)) <= 128  # wake_all: one per agent seen (at least 64), + 64
     kinds = [(e["event"], e["run_id"]) for e in events(r, sid)]
-    assert kinds == [("requeued", b.run_id), ("resumed", a.run_id), ("requeued", a.run_id)]
+    assert kinds == [("resumed", b.run_id), ("requeued", b.run_id), ("resumed", a.run_id), ("requeued", a.run_id)]
 
 
 # requeue's event ----------------------------------------------------------------------------------

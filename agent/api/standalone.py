@@ -38,8 +38,10 @@ from sweepd.queue.resume import TABLE, Mode
 from sweepd.queue.runs import MANUAL_SWEEP
 from sweepd.queue.store import Store
 
+from ..checkpoints.sync import Outcome, Syncer
+from ..daemon import travel
 from ..daemon.hold import FLUSH_EVERY, LEASE_HEARTBEATS, Ending, Hold
-from ..daemon.options import Options, resolve_checkpoint_root
+from ..daemon.options import Options, object_store_root, resolve_checkpoint_cache, resolve_checkpoint_root
 from ..daemon.watchdog import Watchdog
 from .exits import ExitWatch
 from .script import Run
@@ -60,6 +62,15 @@ def seconds(name: str, default: float) -> float:
     if not value > 0:
         raise UserError(f"{name}={text!r} must be more than 0 seconds")
     return value
+
+
+def count(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < 1:
+        raise UserError(f"{name}={text!r} must be a whole number, 1 or more")
+    return int(text)
 
 
 def read_resume_file(path: Path) -> str | None:
@@ -91,6 +102,9 @@ def start(
     rid = check_id(run_id, "run id") if run_id is not None else new_id()
     if sweep is not None:
         check_id(sweep, "sweep id")
+    url = object_store_root(checkpoint_root)
+    if url is not None:  # the backend is installed and the store takes a write, before anything is held
+        travel.remote(url).probe()
     store = Store(connect(None, timeout=min(10.0, max(1.0, heartbeat))))
     rule = TABLE[mode]
     owner = store.sweep_of(rid)
@@ -105,7 +119,8 @@ def start(
         rid, sid, rule, dict(params or {}), holder.name, uuid.uuid4().hex, heartbeat * LEASE_HEARTBEATS, spelled=spelled
     )
     claim = started.claim
-    checkpoint_dir = resolve_checkpoint_root(checkpoint_root) / sid / rid
+    root = resolve_checkpoint_cache(None) if url is not None else resolve_checkpoint_root(checkpoint_root)
+    checkpoint_dir = root / sid / rid
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run = Run(
         run_id=rid,
@@ -118,6 +133,18 @@ def start(
         sink=holder,
     )
     holder.hold_run(claim, run, sent)
+    if url is not None:  # as an agent's attempt: the latest committed snapshot, or empty (travel.py)
+        holder.travel(
+            Syncer(
+                travel.remote(url),
+                store,
+                claim,
+                checkpoint_dir,
+                keep=count("SWEEPD_KEEP_CHECKPOINTS", Options.keep_checkpoints),
+                say=holder._say,
+                holding=holder.holding,
+            )
+        )
     if auto_file is not None:
         auto_file.write_text(rid + "\n", encoding="utf-8")
     return run
@@ -139,6 +166,21 @@ class Holder:
         self.stop = threading.Event()  # the script is ending: the worker stops
         self.exits = ExitWatch(self._at_exit)
         self._worker: threading.Thread | None = None
+        self.sync: Syncer | None = None  # an object-store checkpoint root's snapshots
+
+    def holding(self) -> bool:
+        return self.hold is not None and time.monotonic() < self.hold.lease_until - self.heartbeat
+
+    def travel(self, sync: Syncer) -> None:
+        """Restore the run's latest committed snapshot (the worker renews meanwhile), then snapshot
+        every ``SWEEPD_CHECKPOINT_SYNC`` seconds (default 300; 0: only at the end)."""
+        self.sync = sync
+        sync.restore()
+        every = os.environ.get("SWEEPD_CHECKPOINT_SYNC")
+        try:
+            sync.start(float(every) if every else Options.checkpoint_sync)
+        except ValueError:
+            raise UserError(f"SWEEPD_CHECKPOINT_SYNC={every!r} is not a number of seconds") from None
 
     def hold_run(self, claim: Claim, run: Run, sent: float) -> None:
         """Hold the run (its lease taken at ``sent``, by our clock): guard it, renew it, write its rows."""
@@ -175,14 +217,25 @@ class Holder:
     def close(self, exit_code: int) -> None:
         """The script ends with ``exit_code``: write what is buffered, then apply the exit-status table."""
         self.exits.uninstall()
+        outcome = self._last_snapshot(exit_code)
         self.stop.set()
         if self._worker is not None and threading.current_thread() is not self._worker:
             self._worker.join(self.heartbeat + 1)
         if self.hold is not None:
             self.hold.release()  # the script is ending on its own: the guard has nothing left to stop
         self._record(exit_code)
+        if self.sync is not None and outcome is not None:
+            travel.forget(self.sync, outcome)
         if self.watchdog is not None:
             self.watchdog.close()
+
+    def _last_snapshot(self, exit_code: int) -> Outcome | None:
+        """The script's last snapshot, committed while the worker still renews, within the grace."""
+        if self.sync is None or self.hold is None:
+            return None
+        self.sync.stop()
+        deadline = self.hold.kill_at if self.hold.kill_at is not None else time.monotonic() + self.grace
+        return self.sync.sync(deadline, keep=1 if exit_code == 0 else None)
 
     # the Process interface (hold.py) -----------------------------------------------------------------
 

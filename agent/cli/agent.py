@@ -14,11 +14,14 @@ import click
 from click.core import ParameterSource
 
 from sweepd.queue.connections import connect, resolve_url
+from sweepd.queue.errors import UserError
+from sweepd.queue.pools import check_pool
 from sweepd.queue.store import Store
 
-from ..daemon import gpus, logs
+from ..daemon import gpus, logs, travel
 from ..daemon.loop import Agent
 from ..daemon.options import Options, check_writable
+from ..daemon.pool import PoolAgent
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
 from ..daemon.signals import parse_signal
 from .kit import redis_option
@@ -114,7 +117,35 @@ def agent_options(f: Any) -> Any:
             envvar="SWEEPD_CHECKPOINT_ROOT",
             default=None,
             help="Where runs' checkpoint directories live (SWEEPD_CHECKPOINT_DIR = ROOT/SWEEP/RUN); "
-            "shared storage lets any machine resume any run.",
+            "shared storage lets any machine resume any run. An object store (s3://BUCKET/PREFIX, gs://, "
+            "az://, file:///PATH) makes checkpoints travel: snapshots uploaded, the latest restored on any machine.",
+        ),
+        click.option(
+            "--checkpoint-cache",
+            envvar="SWEEPD_CHECKPOINT_CACHE",
+            default=None,
+            metavar="DIR",
+            help="With an object-store root: where runs' local working copies live "
+            "(default: checkpoint-cache under SWEEPD_HOME).",
+        ),
+        click.option(
+            "--checkpoint-sync",
+            envvar="SWEEPD_CHECKPOINT_SYNC",
+            type=click.FloatRange(min=0),
+            default=Options.checkpoint_sync,
+            show_default=True,
+            metavar="SECONDS",
+            help="With an object-store root: snapshot a run's checkpoints this often in the background "
+            "(0: only when an attempt ends).",
+        ),
+        click.option(
+            "--keep-checkpoints",
+            envvar="SWEEPD_KEEP_CHECKPOINTS",
+            type=click.IntRange(min=1),
+            default=Options.keep_checkpoints,
+            show_default=True,
+            metavar="K",
+            help="With an object-store root: committed snapshots kept per run (a finished run keeps its last).",
         ),
         click.option(
             "--metrics-port",
@@ -162,29 +193,55 @@ def gpu_slots(given: str | None, per_run: str | None) -> tuple[tuple[str, ...], 
 
 
 @click.command("agent")
-@click.argument("sweep_id")
+@click.argument("sweep_id", required=False)
+@click.option(
+    "--pool",
+    envvar="SWEEPD_POOL",
+    default=None,
+    metavar="NAME",
+    help="Work every sweep of pool NAME instead of one SWEEP_ID, in the pool's order; wait for work when it has none.",
+)
 @agent_options
 @gpu_options
 @redis_option
-def command(sweep_id: str, redis_url: str | None, gpus: str | None, gpus_per_run: str | None, **kw: Any) -> None:
-    """Work SWEEP_ID: claim, launch and record runs until the sweep is complete.
+def command(
+    sweep_id: str | None,
+    pool: str | None,
+    redis_url: str | None,
+    gpus: str | None,
+    gpus_per_run: str | None,
+    **kw: Any,
+) -> None:
+    """Work SWEEP_ID: claim, launch and record runs until the sweep is complete; or, with --pool
+    NAME, every sweep of the pool until the machine goes away.
 
     \b
     Examples:
       sweepd agent abc123de --count 10
       sweepd agent abc123de --metrics-port 9464   # Prometheus scrapes :9464/metrics
       sweepd agent abc123de --gpus all --gpus-per-run 2   # 8 GPUs: 4 runs at once, 2 GPUs each
+      sweepd agent --pool lab --gpus all   # every sweep of pool `lab`, a run per GPU
     """
+    if sweep_id is not None and click.get_current_context().get_parameter_source("pool") is ParameterSource.ENVIRONMENT:
+        pool = None  # a SWEEP_ID given beats an inherited SWEEPD_POOL
+    if (sweep_id is None) == (pool is None):
+        raise UserError("give a SWEEP_ID or --pool NAME, not both" if sweep_id else "missing SWEEP_ID (or --pool NAME)")
+    if pool is not None:
+        check_pool(pool)
     slots = gpu_slots(gpus, gpus_per_run)  # before anything else: a bad list stores nothing
     logs.configure()
     url = take_inherited_url() or resolve_url(redis_url)
     hide_and_reexec(url)  # the URL out of this process's environment, before anything reads it
     if click.get_current_context().get_parameter_source("child_signal") is not ParameterSource.DEFAULT:
         kw["wandb_signal"] = None  # the signal asked for goes to every script, W&B's too
-    options = Options(sweep_id=sweep_id, slots=slots, **kw)
-    check_writable(options.checkpoints)  # before any run is claimed
+    options = Options(sweep_id=sweep_id or "", slots=slots, pool=pool or "", **kw)
+    # Before any run is claimed: the checkpoint root (with an object store: the local cache).
+    check_writable(options.checkpoints, "--checkpoint-cache" if options.checkpoint_url else "--checkpoint-root")
+    travel.check_root(options)  # the store's backend is installed and the store takes a write
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
     # much, and the idle wait (a blocking BLPOP) stays shorter than it.
     store = Store(connect(url, timeout=min(10.0, max(1.0, options.heartbeat))))
-    store.sweep(sweep_id)
-    sys.exit(Agent(store, options).run(restore_signals=False))
+    if sweep_id is not None:
+        store.sweep(sweep_id)
+    agent = PoolAgent(store, options) if pool is not None else Agent(store, options)
+    sys.exit(agent.run(restore_signals=False))

@@ -9,7 +9,25 @@ from __future__ import annotations
 
 import click
 
-from . import agent, agents, check, enqueue, logs, plot, reap, requeue, run, runs, status, stop, suggest, sweep, ui
+from . import (
+    agent,
+    agents,
+    check,
+    checkpoints,
+    enqueue,
+    logs,
+    plot,
+    pool,
+    reap,
+    requeue,
+    run,
+    runs,
+    status,
+    stop,
+    suggest,
+    sweep,
+    ui,
+)
 from .kit import Group
 
 
@@ -25,5 +43,23 @@ def main() -> None:
 
 
 main.add_command(sweep.group)
-for _module in (run, agent, status, runs, logs, suggest, plot, enqueue, requeue, stop, reap, agents, check, ui):
+main.add_command(pool.group)
+_COMMANDS = (
+    run,
+    agent,
+    status,
+    runs,
+    logs,
+    suggest,
+    plot,
+    enqueue,
+    requeue,
+    stop,
+    reap,
+    agents,
+    check,
+    checkpoints,
+    ui,
+)
+for _module in _COMMANDS:
     main.add_command(_module.command)

@@ -68,7 +68,9 @@ def command(
     cols = table.columns(config, everything)  # the same columns whatever the filter: scripts rely on them
     runs = table.order(config, cols, table.select(everything, states), sort, reverse=reverse)[:limit]
     if as_json:
-        click.echo(bounds.dumps([r.to_json() for r in runs], indent=2))
+        latest = store.latest_checkpoints([r.id for r in runs])  # the snapshot each would resume from
+        found = [{**r.to_json(), "checkpoint": (c.as_json() if (c := latest[r.id]) else None)} for r in runs]
+        click.echo(bounds.dumps(found, indent=2))
         return
     rows = table.rows(cols, runs)
     if as_csv:

@@ -20,10 +20,11 @@ from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
-from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import LOG_CAP, Store
 
-from . import launch, logs, slurm_steps, wandb_env, wandb_follow
+from ..checkpoints.remote import first_line
+from ..checkpoints.sync import Syncer
+from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
 from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
@@ -48,7 +49,6 @@ class Host(Protocol):
     """What an attempt needs of the agent running it (loop.py's ``Agent``)."""
 
     store: Store
-    config: SweepConfig
     opts: Options
     sid: str
     preemption: Preemption
@@ -88,13 +88,15 @@ class Attempt:
         #: A process of the attempt uses the Python API: it reports metrics through it, so printed
         #: lines are no longer read for metrics (nothing is counted twice).
         self.api = threading.Event()
-        pattern = agent.config.stdout_metrics
+        #: The claim's sweep's config (a pool agent's runs come from many sweeps).
+        self.config = config = agent.store.config(claim.sweep_id)
+        pattern = config.stdout_metrics
         self.pattern = compile_pattern(pattern) if pattern else None  # checked at create: it compiles
         self.steps = Steps(claim.last_step)  # printed rows continue the run's history
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
-        self.early = EarlyStop(agent.store, agent.config, agent.sid, claim.run_id)
-        self.rungs = Rungs(agent.store, agent.config, claim.run_id)  # ASHA's pauses
-        self.member = Member(agent.store, agent.config, claim, str(agent.opts.checkpoints))  # PBT's
+        self.early = EarlyStop(agent.store, config, claim.sweep_id, claim.run_id)
+        self.rungs = Rungs(agent.store, config, claim.run_id)  # ASHA's pauses
+        self.member = Member(agent.store, config, claim, agent.opts)  # PBT's
         self.child: Child | None = None
         self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
         self.channel: Channel | None = None
@@ -102,6 +104,7 @@ class Attempt:
         #: The attempt's output, bounded in lines and bytes (process.py), written here rather than
         #: by the hold: the store is told how many lines to keep.
         self.output = Kept(LOG_CAP)
+        self.sync: Syncer | None = None  # the run's checkpoints, with an object-store root (travel.py)
 
     # the process, as the hold reaches it ---------------------------------------------------------
 
@@ -151,13 +154,23 @@ class Attempt:
     def run(self) -> Result:
         """Run the attempt to its end and record it."""
         agent, claim = self.agent, self.claim
+        self.sync = sync = travel.syncer(agent.opts, agent.store, claim, self.hold, say, agent.metrics)
+        if sync is not None:  # the working copy is the latest committed snapshot, or empty
+            try:
+                restored, _ = travel.renewing(self.hold, sync.restore, None)
+            except Exception as exc:  # the store is away: the run goes back untouched, counted as a failure
+                log.error("cannot restore the run's checkpoint: run requeued", error=first_line(exc))
+                agent.store.requeue(claim, reason="checkpoint-restore")
+                return Result(failed=True)
+            if not restored:
+                return Result()  # no longer ours: the reaper or the next holder has it
         try:
             params_file = launch.write_params(claim, str(agent.opts.checkpoints))
         except OSError as exc:
             log.error("cannot write the run's parameters", error=str(exc))
             return self._record(126, 0.0)
         try:
-            argv = launch.argv(agent.config, claim, params_file)
+            argv = launch.argv(self.config, claim, params_file)
         except ConfigError as exc:
             # This machine cannot build the run's command: give the run back untouched and say why.
             agent.store.requeue(claim, reason="agent-config")
@@ -189,6 +202,8 @@ class Attempt:
         self.slurm = slurm_steps.Steps(child.pid)
         agent.metrics.run_started()
         follower.follow(child.pid)  # its thread starts in _supervise, once the run has lived a little
+        if sync is not None:
+            sync.start(agent.opts.checkpoint_sync)
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
         try:
             returncode = self._supervise(child)
@@ -202,6 +217,8 @@ class Attempt:
             # However it ended, nothing it started outlives the attempt (it would overlap the next
             # one); and the output is what the pipes hold now, not what a leftover might still write.
             child.end(self._spare())
+            if sync is not None:
+                sync.stop()
             follower.finish()  # what the W&B run logged up to its end, before the end is recorded
             self.hold.release()
             agent.metrics.run_exited()
@@ -209,7 +226,25 @@ class Attempt:
             channel.close()
         if returncode is None:
             return Result()
-        return self._record(returncode, time.monotonic() - child.started)
+        seconds = time.monotonic() - child.started
+        if sync is None:
+            return self._record(returncode, seconds)
+        # The snapshot that matters most: what the process saved at the signal, before the run goes back.
+        outcome = travel.final(sync, self.hold, self._sync_deadline(), keep=1 if returncode == 0 else sync.keep)
+        result = self._record(returncode, seconds)
+        travel.forget(sync, outcome)
+        return result
+
+    def _sync_deadline(self) -> float:
+        """By when the last snapshot must be committed: what is left of a preemption's grace (a
+        notice's deadline less its margin), or of an ending's, else a grace period from now."""
+        agent, hold = self.agent, self.hold
+        agent.intake()  # a signal that came as the process exited still counts
+        if agent.preemption.requested:
+            return agent.preemption.kill_at()
+        if hold.kill_at is not None:
+            return hold.kill_at
+        return time.monotonic() + agent.opts.grace
 
     # supervising --------------------------------------------------------------------------------
 

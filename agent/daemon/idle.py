@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from sweepd.queue.store import Store
+from sweepd.queue.presence import Beat, Woken
+from sweepd.queue.store import Reaped
 
 from .options import Options
 from .sdnotify import Notifier
@@ -31,10 +32,7 @@ from .signals import Waker
 class Agent(Protocol):
     """What the idle wait uses of its agent (loop.py's ``Agent``)."""
 
-    store: Store
     opts: Options
-    sid: str
-    id: str
     notifier: Notifier
     waker: Waker
 
@@ -50,6 +48,14 @@ class Agent(Protocol):
     def reap_done(self, now: float) -> None: ...
 
     def reaped(self, run_ids: list[str]) -> None: ...
+
+    # where it waits: its sweep's keys, or its pool's (pool.py)
+
+    def idle_beat(self, clock: bool = False) -> Beat: ...
+
+    def reap_due(self) -> Reaped: ...
+
+    def wait_for_work(self, timeout: float) -> Woken: ...
 
 
 #: Heartbeats between two reads of Redis's clock (``TIME``) while idle: the estimate drifts only as
@@ -123,13 +129,13 @@ class Idle:
                 lapse,
                 now + interval / 2 if interval else None,
             )
-            woken = agent.store.wait_for_work(agent.sid, timeout, agent.waker.readable)
+            woken = agent.wait_for_work(timeout)
             if woken != "timeout":
                 return  # a token: look at the queue; the waker: the loop takes in what woke it
 
     def heartbeat(self, now: float) -> None:
         agent = self.agent
-        beat = agent.store.idle_beat(agent.sid, agent.id, agent.opts.lease, clock=self.beats % CLOCK_EVERY == 0)
+        beat = agent.idle_beat(clock=self.beats % CLOCK_EVERY == 0)
         self.beats += 1
         agent.beat_done(now)
         if not beat.recorded:  # the record expired (Redis was away longer than its TTL): write it
@@ -150,7 +156,7 @@ class Idle:
 
     def reap(self) -> bool:
         agent = self.agent
-        got = agent.store.reap_due(agent.sid, agent.opts.heartbeat)
+        got = agent.reap_due()
         now = time.monotonic()
         self.clock.sync(got.now_ms, time.time())
         self.earliest, self.read_at = got.earliest, now

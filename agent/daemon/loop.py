@@ -20,8 +20,10 @@ from typing import Literal
 import structlog
 
 from sweepd.queue.ids import host_part
+from sweepd.queue.presence import Beat, Woken
 from sweepd.queue.records import Claim
-from sweepd.queue.store import Store
+from sweepd.queue.space import SweepConfig
+from sweepd.queue.store import Reaped, Store
 
 from . import launch, logs
 from .attempt import Attempt, Result
@@ -59,7 +61,8 @@ class Agent:
         self.opts = options
         self.sid = options.sweep_id
         self.id = agent_id or new_agent_id()
-        self.config = store.config(self.sid)
+        #: A pool agent (pool.py) has no sweep of its own: each attempt reads its claim's config.
+        self.config: SweepConfig | None = store.config(self.sid) if self.sid else None
         self.started = time.monotonic()
         self.failures = 0  # consecutive failed or crashed runs
         self.early_failures = 0  # failures within fast_failure_window of the start
@@ -67,7 +70,7 @@ class Agent:
         self.waker = Waker()
         self.flags = SignalFlags()
         self.notifier = Notifier.from_env()
-        self.metrics = Metrics(self.sid, slotted=bool(options.slots))
+        self.metrics = Metrics(self.sid or f"pool:{options.pool}", slotted=bool(options.slots))
         self.watchdog = Watchdog()  # one for every run this agent holds, started with the agent
         self.watchers: list[Watcher] = []
         self._notices: list[Notice] = []
@@ -152,12 +155,12 @@ class Agent:
     def _step(self) -> int | Literal["ran", "idle"]:
         """One turn of the loop: run one attempt, or wait for work; an int ends the agent."""
         if self.failing():
-            return 0 if self.store.is_complete(self.sid) else 1
+            return 0 if self.complete() else 1
         self.maybe_reap()
         taken_at = time.monotonic()  # before the claim is sent: our view of its lease is never too long
         claim = self.next_claim() if self.preemption.may_claim() else None
         if claim is None:
-            if self.store.is_complete(self.sid):
+            if self.complete():
                 log.info("sweep complete, exiting")
                 return 0
             self.idle.wait()
@@ -184,14 +187,14 @@ class Agent:
             log.warning(warning)
         self.watchdog.start()
         self.beat(force=True)
-        self.notifier.ready(f"working sweep {self.sid}")
+        self.notifier.ready(f"working sweep {self.sid}" if self.sid else f"working pool {self.opts.pool}")
 
     def _stop(self) -> None:
         for watcher in self.watchers:
             watcher.stop()
         self.watchdog.close()
         self.scratch.close()
-        self.store.agent_gone(self.sid, self.id)
+        self.gone()
         if self._restore_signals:
             self.flags.uninstall()
         else:
@@ -205,7 +208,8 @@ class Agent:
         is queued ('queued'), so the queue still goes first, and an empty queue costs no claim.lua
         (a round trip of each run's gap)."""
         lease = self.opts.lease
-        asha = self.config.early_terminate is not None and self.config.early_terminate.type == "asha"
+        et = self.config.early_terminate if self.config is not None else None
+        asha = et is not None and et.type == "asha"
         first = self._search_first and not asha  # ASHA: a promotion goes before a new run
         made = self.store.create_next(self.sid, self.id, lease, unless_queued=True) if first else None
         if isinstance(made, Claim):
@@ -282,7 +286,7 @@ class Agent:
         if now - self._last_reap < self.opts.heartbeat:
             return
         self._last_reap = now
-        self.reaped(self.store.reap(self.sid, self.opts.heartbeat))
+        self.reaped(self.reap_due().requeued)
 
     def reap_done(self, now: float) -> None:
         """The idle wait reaped, or saw that no lease can have lapsed yet: no reap is due before
@@ -347,7 +351,29 @@ class Agent:
         }
         if self.slots is not None:
             info.update(self.slots.describe())
-        if info != self._written or not self.store.idle_beat(self.sid, self.id, self.opts.lease).recorded:
-            self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)
+        if info != self._written or not self.idle_beat().recorded:
+            self.write_record(info)
             self._written = info
         self.beat_done(now)
+
+    # where the agent works: its sweep (a pool agent, pool.py, works a pool through the same calls) --
+
+    def complete(self) -> bool:
+        """Nothing more to do: the agent exits 0."""
+        return self.store.is_complete(self.sid)
+
+    def reap_due(self) -> Reaped:
+        return self.store.reap_due(self.sid, self.opts.heartbeat)
+
+    def idle_beat(self, clock: bool = False) -> Beat:
+        return self.store.idle_beat(self.sid, self.id, self.opts.lease, clock=clock)
+
+    def write_record(self, info: dict[str, object]) -> None:
+        self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)
+
+    def wait_for_work(self, timeout: float) -> Woken:
+        """Block until a token on the wake list, a signal (the waker) or ``timeout``."""
+        return self.store.wait_for_work(self.sid, timeout, self.waker.readable)
+
+    def gone(self) -> None:
+        self.store.agent_gone(self.sid, self.id)

@@ -11,6 +11,7 @@ top member's parameters, explored; its checkpoint directory starting as a copy o
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import shutil
 from pathlib import Path
@@ -23,21 +24,39 @@ from sweepd.queue.search import pbt
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Store
 
-from . import launch, logs
+from ..checkpoints import manifest
+from . import launch, logs, travel
+from .options import Options
 from .rungs import Pause
 
 log = logs.get("sweepd.agent")
 
 
-def copy_checkpoint(root: str, sid: str, parent: str, child: str) -> None:
-    """The child's checkpoint directory starts as a copy of the parent's latest checkpoint: on the
-    plain-path root (shared storage), a directory copy, the parent's params file left out. With
-    snapshots in an object store this becomes a reference to the parent's snapshot (no bytes move)."""
-    source, target = Path(root) / sid / parent, Path(root) / sid / child
-    target.mkdir(parents=True, exist_ok=True)
-    if source.is_dir():
-        ignore = shutil.ignore_patterns(launch.PARAMS_NAME + "*")
-        shutil.copytree(source, target, dirs_exist_ok=True, ignore=ignore, copy_function=_copy_present)
+def copy_checkpoint(opts: Options, store: Store, sid: str, parent: str, child: str) -> str:
+    """The child's checkpoint starts as a copy of the parent's latest. On the plain-path root
+    (shared storage): a directory copy, the parent's params file left out; returns "". With an
+    object-store root: the parent's latest committed snapshot (its manifest and blobs) copied into
+    the child's objects by the store itself (no byte passes through the agent); returns the
+    snapshot's record, which pbt_decide.lua commits as the child's first, so its first attempt
+    restores it as any resumed attempt does."""
+    if opts.checkpoint_url is None:
+        source, target = Path(opts.checkpoints) / sid / parent, Path(opts.checkpoints) / sid / child
+        target.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            ignore = shutil.ignore_patterns(launch.PARAMS_NAME + "*")
+            shutil.copytree(source, target, dirs_exist_ok=True, ignore=ignore, copy_function=_copy_present)
+        return ""
+    latest = store.latest_checkpoint(parent)
+    if latest is None:
+        return ""
+    remote = travel.remote(opts.checkpoint_url)
+    src, dst = remote.path(sid, parent), remote.path(sid, child)
+    snapshot = manifest.manifest_path(latest.snapshot)
+    for sha in manifest.Manifest.loads(remote.read(f"{src}/{snapshot}")).blobs():
+        remote.fs.copy(f"{src}/{manifest.blob_path(sha)}", f"{dst}/{manifest.blob_path(sha)}")
+    remote.fs.copy(f"{src}/{snapshot}", f"{dst}/{snapshot}")  # last: a manifest names only what is there
+    record = {"snapshot": latest.snapshot, "attempt": latest.attempt, "files": latest.files, "bytes": latest.size}
+    return json.dumps({**record, "committed_at": latest.committed_at})
 
 
 def _copy_present(src: str, dst: str) -> None:
@@ -47,8 +66,9 @@ def _copy_present(src: str, dst: str) -> None:
 
 
 class Member:
-    def __init__(self, store: Store, config: SweepConfig, claim: Claim, checkpoint_root: str) -> None:
-        self.store, self.config, self.claim, self.root = store, config, claim, checkpoint_root
+    def __init__(self, store: Store, config: SweepConfig, claim: Claim, opts: Options) -> None:
+        self.store, self.config, self.claim, self.opts = store, config, claim, opts
+        self.root = str(opts.checkpoints)
         self.on = config.method == "pbt" and config.pbt is not None and config.metric is not None
         self.info: dict[str, Any] | None = None
         self.decided: int | None = None  # the highest step decided for this member
@@ -105,7 +125,7 @@ class Member:
         child = new_id()
         first_step, _ = store.last_step_and_value(parent, "_step")  # read before the copy: never past it
         try:
-            copy_checkpoint(self.root, claim.sweep_id, parent, child)
+            snapshot = copy_checkpoint(self.opts, store, claim.sweep_id, parent, child)
         except OSError as exc:  # no copy, no exploit: the member goes on as it is
             log.warning("could not copy the top member's checkpoint: the member goes on", error=str(exc))
             shutil.rmtree(Path(self.root) / claim.sweep_id / child, ignore_errors=True)
@@ -117,6 +137,7 @@ class Member:
             choice.params,
             {"member": member, "generation": int(info.get("generation", 0)) + 1, "parent": parent},
             first_step,
+            snapshot,
         )
         decision = {"exploit": True, "parent": parent, "parent_member": choice.parent, "run": child}
         result = store.decide(claim, member, step, decision, nxt)

@@ -19,6 +19,11 @@ and alerts are written against them.
                                                     (healthy: under ``--heartbeat``)
 ``sweepd_redis_errors_total``            counter    Redis calls that failed (the agent retries)
 ``sweepd_agent_busy``                    gauge      1 while a run's process is running
+``sweepd_checkpoint_bytes_total``        counter    checkpoint bytes moved to or from an object store
+                                                    (``direction``: ``upload``, ``download``)
+``sweepd_checkpoint_seconds_total``      counter    seconds those transfers took (``direction``)
+``sweepd_checkpoint_snapshots_total``    counter    snapshots tried (``outcome``: ``committed``,
+                                                    ``fenced``, ``late``, ``failed``)
 =======================================  =========  ===================================================
 
 An agent given ``--gpus`` holds a run per slot: its started, finished, failed, stopped, preempted,
@@ -84,6 +89,15 @@ class Metrics:
             RECOVERY_BUCKETS,
         )
         self._redis_errors = Counter("sweepd_redis_errors", "Redis calls that failed.", s, registry=r).labels(sid)
+        self._ckpt_bytes = Counter(
+            "sweepd_checkpoint_bytes", "Checkpoint bytes to or from an object store.", [*s, "direction"], registry=r
+        )
+        self._ckpt_seconds = Counter(
+            "sweepd_checkpoint_seconds", "Seconds checkpoint transfers took.", [*s, "direction"], registry=r
+        )
+        self._ckpt_outcomes = Counter(
+            "sweepd_checkpoint_snapshots", "Checkpoint snapshots tried, by outcome.", [*s, "outcome"], registry=r
+        )
         self._last_beat = time.monotonic()
         lag = Gauge("sweepd_heartbeat_lag_seconds", "Seconds since Redis last took a heartbeat.", s, registry=r)
         lag.labels(sid).set_function(lambda: time.monotonic() - self._last_beat)
@@ -146,3 +160,11 @@ class Metrics:
 
     def redis_error(self) -> None:
         self._redis_errors.inc()
+
+    def checkpoint_transfer(self, direction: str, size: int, seconds: float) -> None:
+        """A checkpoint upload (a snapshot's new blobs and manifest) or download (a restore)."""
+        self._ckpt_bytes.labels(self.sweep_id, direction).inc(size)
+        self._ckpt_seconds.labels(self.sweep_id, direction).inc(seconds)
+
+    def checkpoint_outcome(self, outcome: str) -> None:
+        self._ckpt_outcomes.labels(self.sweep_id, outcome).inc()

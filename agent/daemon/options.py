@@ -13,6 +13,7 @@ from pathlib import Path
 from sweepd.queue.connections import data_dir
 from sweepd.queue.errors import UserError
 
+from ..checkpoints.remote import is_url
 from .hold import LEASE_HEARTBEATS
 
 
@@ -37,10 +38,16 @@ class Options:
     #: None: ``child_signal`` for every script (``--child-signal`` given).
     wandb_signal: signal.Signals | None = signal.SIGINT
     checkpoint_root: str | None = None  # None: resolve_checkpoint_root() decides
+    #: With an object-store root: where the runs' local working copies live (None: under the data dir).
+    checkpoint_cache: str | None = None
+    checkpoint_sync: float = 300.0  # seconds between background snapshots (0: only at an attempt's end)
+    keep_checkpoints: int = 2  # committed snapshots kept per run
     metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
     metrics_addr: str = "0.0.0.0"
     #: ``--gpus``/``--gpus-per-run``: each slot's devices (gpus.py); empty: one run at a time.
     slots: tuple[tuple[str, ...], ...] = ()
+    #: ``--pool``: work every sweep of this pool (pool.py) instead of ``sweep_id`` ('').
+    pool: str = ""
 
     @property
     def lease(self) -> float:
@@ -48,16 +55,39 @@ class Options:
 
     @property
     def checkpoints(self) -> Path:
+        """Where runs' checkpoint directories are on this machine: the shared root itself, or, with
+        an object-store root, the local working copies (``checkpoint_url``)."""
+        if self.checkpoint_url is not None:
+            return resolve_checkpoint_cache(self.checkpoint_cache)
         return resolve_checkpoint_root(self.checkpoint_root)
+
+    @property
+    def checkpoint_url(self) -> str | None:
+        """The object store runs' snapshots travel through; None: a plain path (shared storage)."""
+        return object_store_root(self.checkpoint_root)
+
+
+def object_store_root(given: str | None) -> str | None:
+    root = given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or ""
+    return root if is_url(root) else None
 
 
 def resolve_checkpoint_root(given: str | None) -> Path:
     """Where runs' checkpoint directories live: as given, else ``SWEEPD_CHECKPOINT_ROOT``, else the
-    data directory's ``checkpoints``."""
-    return Path(given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or data_dir() / "checkpoints")
+    data directory's ``checkpoints``. (An object-store URL: ``resolve_checkpoint_cache``.)"""
+    root = given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or ""
+    if is_url(root):
+        return resolve_checkpoint_cache(None)
+    return Path(root or data_dir() / "checkpoints")
 
 
-def check_writable(root: Path) -> None:
+def resolve_checkpoint_cache(given: str | None) -> Path:
+    """The local working copies of an object-store root: as given, else ``SWEEPD_CHECKPOINT_CACHE``,
+    else the data directory's ``checkpoint-cache``."""
+    return Path(given or os.environ.get("SWEEPD_CHECKPOINT_CACHE") or data_dir() / "checkpoint-cache")
+
+
+def check_writable(root: Path, flag: str = "--checkpoint-root") -> None:
     """Refuse, before any run is claimed, a checkpoint root this agent cannot write: otherwise
     every run it takes would fail to start, burning grid points."""
     try:
@@ -66,6 +96,6 @@ def check_writable(root: Path) -> None:
             pass
     except OSError as exc:
         raise UserError(
-            f"--checkpoint-root {root}: cannot write there ({exc.strerror or exc}); "
-            "give a directory this agent can write, or set SWEEPD_CHECKPOINT_ROOT"
+            f"{flag} {root}: cannot write there ({exc.strerror or exc}); "
+            f"give a directory this agent can write, or set SWEEPD_{flag[2:].replace('-', '_').upper()}"
         ) from None

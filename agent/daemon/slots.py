@@ -52,6 +52,8 @@ class Owner(Host, Protocol):
 
     def failing(self) -> bool: ...
 
+    def complete(self) -> bool: ...
+
     def count_outcome(self, failed: bool) -> None: ...
 
 
@@ -81,7 +83,7 @@ class SlotHost:
 
     def __init__(self, slots: Slots, slot: Slot) -> None:
         agent = slots.agent
-        self.store, self.config, self.opts, self.sid = agent.store, agent.config, agent.opts, agent.sid
+        self.store, self.opts, self.sid = agent.store, agent.opts, agent.sid
         self.preemption, self.notifier, self.watchdog = agent.preemption, agent.notifier, agent.watchdog
         self.waker = slot.waker
         self.metrics = agent.metrics.for_slot(str(slot.index))
@@ -197,7 +199,7 @@ class Slots:
         with self._outcome_lock:
             failing = agent.failing()
         if failing:
-            return 0 if agent.store.is_complete(agent.sid) else 1
+            return 0 if agent.complete() else 1
         return None
 
     def _turn(self) -> int | None:
@@ -219,7 +221,7 @@ class Slots:
         self.beat(force=False)
         agent.notifier.maybe_watchdog()
         if not busy:
-            if agent.store.is_complete(agent.sid):
+            if agent.complete():
                 log.info("sweep complete, exiting")
                 return 0
             agent.idle.wait()  # as a single-run agent: a pushed token, a signal, or what is due

@@ -32,7 +32,7 @@ from sweepd.queue.reads import Reads
 from sweepd.queue.views import status_and_runs, status_json
 
 from ..daemon.backoff import REDIS_DOWN
-from . import data, hosts, importance
+from . import data, hosts, importance, pools
 from .live import Hub, Source
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -165,6 +165,7 @@ def build(reads: Reads, token: str | None = None, hub: Hub | None = None) -> ASG
             Route("/api/sweeps/{sid:str}/live", sweep_live),
             Route("/api/sweeps/{sid:str}/importance", weights),
             Route("/api/sweeps/{sid:str}/runs/{rid:str}/history", history),
+            *pools.routes(reads),  # each pool's demand: JSON (KEDA's metrics-api), and /metrics
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         exception_handlers={

@@ -23,38 +23,12 @@ the run never logged): the attempt's history continues from it. Returning params
 saves the agent a round trip between a run's requeue and its start.
 Recovery is the time since the run was interrupted (`interrupted_at`, written by requeue.lua and
 reap.lua), -1 when it was not (a new run, an operator's or enqueue's requeue of an ended one).
+The claim itself is the prelude's claim_head (claim_pool.lua claims with it too).
 A list entry whose run is not `queued` cannot come from these scripts (an edit by hand could make
 one): it is dropped, so a run is never held twice.
 ]]
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return false
 end
-local now = now_ms()
-while true do
-  local rid = redis.call('LPOP', KEYS[2])
-  if not rid then
-    return false
-  end
-  local rkey = ARGV[1] .. rid
-  if redis.call('HGET', rkey, 'state') == 'queued' then
-    local attempt = next_attempt(rkey)
-    local before = redis.call('HMGET', rkey, 'interrupted_at', 'reason')
-    local interrupted = tonumber(before[1])
-    redis.call('HSET', rkey, 'state', 'running', 'token', ARGV[4], 'agent_id', ARGV[3],
-      'started_at', now, 'renewed_at', now)
-    redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested', 'interrupted_at')
-    redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), rid)
-    redis.call('HSET', ARGV[2] .. rid, 'status', 'started')
-    local recovery = -1
-    if interrupted then
-      recovery = now - interrupted
-      add_event(KEYS[4], {at = now, event = 'resumed', run_id = rid, attempt = attempt, agent_id = ARGV[3],
-        reason = before[2] or '', after_ms = recovery})
-    end
-    if redis.call('LLEN', KEYS[2]) > 0 then
-      wake(KEYS[5])
-    end
-    local step = redis.call('HGET', rkey .. ':summary', '_step')
-    return {rid, attempt, recovery, redis.call('HGET', rkey, 'params') or '{}', step}
-  end
-end
+return claim_head({queue = KEYS[2], held = KEYS[3], events = KEYS[4], wake = KEYS[5]},
+  ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])

@@ -18,6 +18,8 @@ KEYS[8]  sweepd:run:<new>:summary    HASH    `_step`: where its history continue
 KEYS[9]  rq:job:<new>                HASH    rq's job for it, status queued
 KEYS[10] sweepd:sweep:<sid>:wake     LIST    a token: an idle agent takes the new run
 KEYS[11] rq:queues                   SET     SADD the queue key
+KEYS[12] sweepd:run:<new>:checkpoints LIST   LPUSH its first snapshot (an object-store root: the
+                                             parent's latest, copied into the new run's objects)
 ARGV[1]  attempt token
 ARGV[2]  member
 ARGV[3]  step
@@ -27,7 +29,8 @@ ARGV[6]  sweep id
 ARGV[7]  the new run's params (JSON)
 ARGV[8]  its pbt record (JSON: member, generation, parent)
 ARGV[9]  its first step ('' for none)
-ARGV[10..] rq job hash, field/value pairs
+ARGV[10] its first snapshot's record (JSON; '' for none: a plain root, the directory is copied)
+ARGV[11..] rq job hash, field/value pairs
 
 Returns 'ok', 'decided:<decision>' (one stands already, returned: nothing written), 'closed' (the sweep is not
 running: the decision is written, no run made), or 'fenced' (not the holder: nothing written).
@@ -58,7 +61,10 @@ redis.call('HINCRBY', KEYS[3], 'pbt_runs', 1)
 if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[8], '_step', ARGV[9])
 end
-set_job(KEYS[9], 10)
+if ARGV[10] ~= '' then
+  redis.call('LPUSH', KEYS[12], ARGV[10])
+end
+set_job(KEYS[9], 11)
 push_run(KEYS[6], KEYS[9], ARGV[5], true)
 redis.call('SADD', KEYS[11], KEYS[6])
 wake(KEYS[10])

@@ -15,6 +15,9 @@ wake(key, n)           LPUSH n tokens (default 1) on a sweep's wake list, unless
 wake_all(key, agents)  a token for every agent the sweep has seen (ZCARD of sweepd:sweep:<sid>:agents,
                        at least 64), pushed whatever is waiting, the list then trimmed to that many
                        + 64: every idle agent looks again (the sweep may be complete, or running again)
+                       Both also push to the sweep's pool, when its hash (the wake key without
+                       `:wake`) names one: sweepd:pool:<pool>:wake, counted by sweepd:pool:<pool>:agents
+                       for wake_all (queue/pools.py): a pool's idle agents wake for any of its sweeps
 wake_if_done(key, agents, held, queue)
                        wake_all when nothing is held and nothing queued: the sweep may just have
                        become complete, and each idle agent must see it to exit
@@ -49,6 +52,11 @@ came_back(up, seen, ttl, now)
                        silence began after <seen> and the store is back since now ("<now>:0" when
                        there is no `seen`: nothing to come back from). Returns from, back (numbers);
                        `seen` becomes now.
+claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
+                       claim.lua's step, for claim_pool.lua too: LPOP the queue's head (k.queue) and
+                       hold it (k.held: deadline now + lease_ms), a `resumed` event (k.events) when
+                       it was interrupted, a token (k.wake) while runs are left; the caller checked
+                       the sweep is running. Returns claim.lua's answer, or false: nothing queued
 ]]
 local function now_ms()
   local t = redis.call('TIME')
@@ -71,16 +79,44 @@ local function push_tokens(key, n)
   end
 end
 
-local function wake(key, n)
+local function pool_keys(key)
+  local prefix, sid = string.match(key, '^(.*)sweep:([^:]+):wake$')
+  if not prefix then
+    return nil
+  end
+  local pool = redis.call('HGET', prefix .. 'sweep:' .. sid, 'pool')
+  if not pool or pool == '' then
+    return nil
+  end
+  return prefix .. 'pool:' .. pool .. ':wake', prefix .. 'pool:' .. pool .. ':agents'
+end
+
+local function wake_one_list(key, n)
   if redis.call('LLEN', key) < 64 then
     push_tokens(key, n or 1)
   end
 end
 
-local function wake_all(key, agents)
+local function wake_all_list(key, agents)
   local n = math.max(64, redis.call('ZCARD', agents))
   push_tokens(key, n)
   redis.call('LTRIM', key, 0, n + 63)
+end
+
+local function wake(key, n)
+  wake_one_list(key, n)
+  local pool_wake = pool_keys(key)
+  if pool_wake then
+    wake_one_list(pool_wake, n)
+  end
+end
+
+local function wake_all(key, agents)
+  wake_all_list(key, agents)
+  local pool_wake, pool_agents = pool_keys(key)
+  if pool_wake then
+    wake_all_list(pool_wake, pool_agents)
+  end
 end
 
 local function wake_if_done(key, agents, held, queue)
@@ -160,4 +196,36 @@ local function came_back(up, seen, ttl, now)
   end
   redis.call('SET', up, last .. ':' .. now, 'PX', ttl)
   return tonumber(last), now
+end
+
+local function claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
+  local now = now_ms()
+  while true do
+    local rid = redis.call('LPOP', k.queue)
+    if not rid then
+      return false
+    end
+    local rkey = run_prefix .. rid
+    if redis.call('HGET', rkey, 'state') == 'queued' then
+      local attempt = next_attempt(rkey)
+      local before = redis.call('HMGET', rkey, 'interrupted_at', 'reason')
+      local interrupted = tonumber(before[1])
+      redis.call('HSET', rkey, 'state', 'running', 'token', token, 'agent_id', agent,
+        'started_at', now, 'renewed_at', now)
+      redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested', 'interrupted_at')
+      redis.call('ZADD', k.held, now + tonumber(lease_ms), rid)
+      redis.call('HSET', job_prefix .. rid, 'status', 'started')
+      local recovery = -1
+      if interrupted then
+        recovery = now - interrupted
+        add_event(k.events, {at = now, event = 'resumed', run_id = rid, attempt = attempt, agent_id = agent,
+          reason = before[2] or '', after_ms = recovery})
+      end
+      if redis.call('LLEN', k.queue) > 0 then
+        wake(k.wake)
+      end
+      local step = redis.call('HGET', rkey .. ':summary', '_step')
+      return {rid, attempt, recovery, redis.call('HGET', rkey, 'params') or '{}', step}
+    end
+  end
 end

@@ -1,4 +1,4 @@
-// sweepd's dashboard: the sweep list at "/", a sweep's page at "/sweeps/<id>". Read-only: every
+// sweepd's dashboard: the pools and the sweep list at "/", a sweep's page at "/sweeps/<id>". Read-only: every
 // figure comes from the server's JSON; the server's live channel (server-sent events) says when
 // the snapshot changed, and the page fetches it again, keeping its sort, filter, brushes and selection.
 "use strict";
@@ -48,11 +48,18 @@
 
   async function sweepList() {
     $("#crumb").textContent = "sweeps";
-    $("#app").innerHTML = `<section class="card w12 list"><h2>Sweeps <span class="aside" id="nsweeps"></span></h2>
+    $("#app").innerHTML = `<section class="card w12 list" id="pools-card" hidden><h2>Pools <span class="aside">demand: queued + held + what the searches can still create</span></h2>
+      <table id="pools"><thead><tr><th>pool</th><th class=num>agents</th><th class=num>held</th><th class=num>queued</th><th class=num>demand</th>
+      <th>sweeps (priority, weight: held)</th></tr></thead><tbody></tbody></table></section>
+      <section class="card w12 list"><h2>Sweeps <span class="aside" id="nsweeps"></span></h2>
       <table id="sweeps"><thead><tr><th>id</th><th>name</th><th>method</th><th>state</th><th class=num>runs</th>
       <th>by state</th><th>best run</th><th class=num>agents alive</th><th>created</th></tr></thead><tbody></tbody></table></section>`;
     const draw = async () => {
-      const { sweeps } = await getJSON("/api/sweeps");
+      const [{ sweeps }, { pools }] = await Promise.all([getJSON("/api/sweeps"), getJSON("/api/pools")]);
+      $("#pools-card").hidden = !pools.length;
+      $("#pools tbody").innerHTML = pools.map((p) => `<tr data-pool="${esc(p.pool)}"><td>${esc(p.pool)}</td><td class=num>${p.agents}</td>
+        <td class=num>${p.held}</td><td class=num>${p.queued}</td><td class=num>${p.demand}</td>
+        <td>${p.sweeps.map((w) => `<a href="/sweeps/${esc(w.sweep_id)}">${esc(w.sweep_id)}</a> (${w.priority}, ${w.weight}: ${w.held})`).join(", ")}</td></tr>`).join("");
       $("#nsweeps").textContent = `${sweeps.length} sweep(s)`;
       $("#sweeps tbody").innerHTML = sweeps.map((s) => `<tr data-id="${esc(s.id)}"><td><a href="/sweeps/${esc(s.id)}">${esc(s.id)}</a></td>
         <td>${esc(s.name)}</td><td>${esc(s.method)}</td><td><span class="state">${esc(s.state)}</span></td><td class=num>${s.runs}</td>

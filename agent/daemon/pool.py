@@ -1,0 +1,105 @@
+"""A pool agent (``sweepd agent --pool NAME``): the agent's loop, slots and idle wait, over every
+sweep of a pool instead of one.
+
+What differs from a sweep's agent is only where it works (loop.py's ``Agent`` asks these methods):
+
+- the next run is the pool's choice (``Store.pool_claim``: claim_pool.lua's one atomic step): a
+  queued run of the chosen sweep, already held, or the sweep to create a run in, which the agent's
+  search makes as any agent's (``create_next``: create.lua's compare-and-set);
+- it is never complete: a pool has no end, sweeps come and go (preemption still ends it, 0);
+- it waits on the pool's wake list, which the scripts push to for every sweep of the pool;
+- its heartbeat (``Store.pool_beat``) costs three commands whatever the number of sweeps, and asks
+  only whether a pool agent has gone silent (a lease less a heartbeat): then (and every ``SCAN_EVERY`` heartbeats)
+  it reads every sweep's leases in one script (``pool_leases.lua``) and reaps the lapsed ones, so a
+  dead pool agent's runs come back within a lease and a heartbeat, as a sweep's;
+- its record and heartbeat are in the pool's ``:agents``, its record names the pool.
+"""
+
+from __future__ import annotations
+
+from sweepd.queue.presence import Beat, Woken
+from sweepd.queue.records import Claim
+from sweepd.queue.store import Reaped, Store
+
+from . import logs
+from .loop import Agent
+from .options import Options
+
+log = logs.get("sweepd.agent")
+
+#: Heartbeats between two reads of the pool's leases that no silent agent asked for: a run held by
+#: no pool agent (a sweep's own agent, a script run by hand) is reaped within its lease and these.
+SCAN_EVERY = 30
+#: Looks at the pool in one turn: a create can lose to a racing agent (a run was queued meanwhile,
+#: the sweep paused or ran out), and the pool is asked again.
+TRIES = 8
+
+
+class PoolAgent(Agent):
+    def __init__(self, store: Store, options: Options, agent_id: str | None = None) -> None:
+        super().__init__(store, options, agent_id)
+        self.pool = options.pool
+        self._beats = 0
+        self._scan_due = True  # a first look at the pool's leases
+        #: A pool agent not heard of for a lease less a heartbeat may be dead: its runs are read then,
+        #: before their leases (renewed up to a heartbeat after its last beat) can have lapsed.
+        self.silent_s = options.lease - options.heartbeat
+
+    def next_claim(self) -> Claim | None:
+        """The pool's order: a queued run of the highest priority first, else a new run of the
+        sweep the pool names (fewest held runs per weight)."""
+        lease = self.opts.lease
+        for _ in range(TRIES):
+            got = self.store.pool_claim(self.pool, self.id, lease)
+            if got is None:
+                return None
+            if isinstance(got, Claim):
+                if got.recovered_after is not None:
+                    self.metrics.recovered(got.recovered_after)
+                    log.info("resuming an interrupted run", run_id=got.run_id, recovered_after=got.recovered_after)
+                return got
+            made = self.store.create_next(got, self.id, lease, unless_queued=True)
+            if isinstance(made, Claim):
+                return made
+        return None
+
+    def complete(self) -> bool:
+        return False  # a pool never is: the agent waits for the next sweep
+
+    def maybe_reap(self) -> None:
+        """A busy pool agent reaps only when its heartbeat said a lease may lapse (a silent pool
+        agent) or the periodic scan is due: a reap reads every sweep of the pool."""
+        if self._scan_due:
+            super().maybe_reap()
+
+    def reap_due(self) -> Reaped:
+        """Reap the pool's sweeps with a lapsed lease (one script finds them). While a pool agent is
+        silent, its runs' deadlines are what to sleep until; else nothing needs watching."""
+        self._scan_due = False
+        seen = self.store.pool_leases(self.pool, self.opts.lease, self.silent_s)
+        requeued: list[str] = []
+        deadlines = [seen.earliest] if seen.earliest is not None else []
+        for sid in seen.lapsed:
+            got = self.store.reap_due(sid, self.opts.heartbeat)
+            requeued += got.requeued
+            if got.earliest is not None:
+                deadlines.append(got.earliest)
+        return Reaped(requeued, seen.now_ms, min(deadlines, default=None) if seen.silent else None)
+
+    def idle_beat(self, clock: bool = False) -> Beat:
+        """The pool's heartbeat: three commands. A silent pool agent, or every ``SCAN_EVERY``
+        heartbeats, makes a reap due now (earliest 0: long past)."""
+        seen = self.store.pool_beat(self.pool, self.id, self.opts.lease, self.silent_s, clock=clock)
+        self._beats += 1
+        if seen.silent or self._beats % SCAN_EVERY == 0:
+            self._scan_due = True
+        return Beat(earliest=0 if self._scan_due else None, now_ms=seen.now_ms, recorded=seen.recorded)
+
+    def write_record(self, info: dict[str, object]) -> None:
+        self.store.pool_record(self.pool, self.id, {**info, "pool": self.pool}, ttl_s=self.opts.lease)
+
+    def wait_for_work(self, timeout: float) -> Woken:
+        return self.store.wait_for_pool(self.pool, timeout, self.waker.readable)
+
+    def gone(self) -> None:
+        self.store.pool_agent_gone(self.pool, self.id)

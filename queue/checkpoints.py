@@ -1,0 +1,87 @@
+"""A run's committed checkpoint snapshots: the fenced commit (``checkpoint.lua``) and the reads.
+
+The snapshot's bytes live in an object store (the agent's ``sweepd.agent.checkpoints``); Redis holds
+only which snapshots are committed, newest first (``sweepd:run:<rid>:checkpoints``). ``Store``
+(store.py) inherits these methods and registers the script with the others.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from . import keys
+from .reads import Reads
+from .records import Claim, iso
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One committed snapshot as Redis knows it: what ``sweepd checkpoints`` lists and a resuming
+    attempt downloads (the newest)."""
+
+    snapshot: str
+    attempt: int
+    files: int
+    size: int  # bytes
+    committed_at: int  # ms, Redis clock
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> Snapshot:
+        data = json.loads(raw)
+        return cls(
+            str(data["snapshot"]),
+            int(data["attempt"]),
+            int(data["files"]),
+            int(data["bytes"]),
+            int(data.get("committed_at") or 0),
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The contract's shape (``sweepd runs --json``'s ``checkpoint``, ``sweepd checkpoints --json``)."""
+        return {
+            "snapshot": self.snapshot,
+            "attempt": self.attempt,
+            "files": self.files,
+            "bytes": self.size,
+            "committed_at": iso(self.committed_at),
+        }
+
+
+class Checkpoints(Reads):
+    """The commit (needs ``Store``'s scripts) and the reads."""
+
+    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
+        raise NotImplementedError
+
+    def commit_checkpoint(self, claim: Claim, snapshot: str, files: int, size: int, keep: int) -> list[Snapshot] | None:
+        """Make ``snapshot`` (uploaded whole) the run's latest, fenced by the claim's token
+        (checkpoint.lua). None when the claim is stale (nothing written); else the snapshots trimmed
+        off beyond the ``keep`` newest, whose objects the caller deletes."""
+        record = json.dumps({"snapshot": snapshot, "attempt": claim.attempt, "files": files, "bytes": size})
+        got = self._run_script(
+            "checkpoint",
+            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.run_checkpoints(claim.run_id)],
+            [claim.run_id, claim.token, record, max(1, keep), snapshot],
+        )
+        if not isinstance(got, list):
+            return None
+        return [Snapshot.decode(item) for item in got[1:]]
+
+    def checkpoints(self, rid: str) -> list[Snapshot]:
+        """The run's committed snapshots, newest (the latest) first."""
+        keys.check_id(rid, "run id")
+        return [Snapshot.decode(item) for item in self.r.lrange(keys.run_checkpoints(rid), 0, -1)]
+
+    def latest_checkpoint(self, rid: str) -> Snapshot | None:
+        raw = self.r.lindex(keys.run_checkpoints(rid), 0)
+        return Snapshot.decode(raw) if raw is not None else None
+
+    def latest_checkpoints(self, rids: list[str]) -> dict[str, Snapshot | None]:
+        """Each run's latest snapshot, in one round trip (``sweepd runs --json``)."""
+        with self.r.pipeline(transaction=False) as pipe:
+            for rid in rids:
+                pipe.lindex(keys.run_checkpoints(rid), 0)
+            raws = pipe.execute()
+        return {rid: Snapshot.decode(raw) if raw is not None else None for rid, raw in zip(rids, raws, strict=True)}
