@@ -149,3 +149,42 @@ def _alone(h0: float, h1: float, steps: int) -> float:
     for _ in range(steps):
         theta = [theta[0] - 0.02 * h0 * theta[0], theta[1] - 0.02 * h1 * theta[1]]
     return 1.2 - (theta[0] ** 2 + theta[1] ** 2)
+
+
+def test_with_an_object_store_root_the_copy_is_the_parents_committed_snapshot(
+    tmp_path: Path, cli_env: dict[str, str], store: Store
+) -> None:
+    """Checkpoints that travel (``file://``, a cache per agent: machines without shared storage): an
+    exploit's new run starts from the parent's latest committed snapshot, copied by the store into
+    the new run's objects and committed as its first, and PBT still beats the members alone."""
+    root = f"file://{tmp_path / 'store'}"
+    env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": root, "TOY_SLEEP": "0.01", "SWEEPD_CHECKPOINT_SYNC": "0.2"}
+    sid = _sweep(tmp_path, env, population=2, quantile=0.5, resample=0.5)
+    for h0, h1 in ((1, 0), (0, 1)):
+        done = run_sweepd("enqueue", sid, "--param", f"h0={h0}", "--param", f"h1={h1}", env=env)
+        assert done.returncode == 0, done.stderr
+    procs = [
+        subprocess.Popen(
+            sweepd_cmd(
+                "agent", sid, "--notices", "none", "--heartbeat", "0.5", "--grace", "5",
+                "--checkpoint-cache", str(tmp_path / f"cache{i}"),
+            ),
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]  # fmt: skip
+    _finish(procs)
+    seen = _check_members(store, sid, 2)
+    children = [r for r in seen["runs"] if r.pbt and r.pbt["parent"]]
+    assert children
+    started = [r for r in children if store.checkpoints(r.id)]
+    assert started, "no exploit started from a committed snapshot"
+    for run in started:
+        first = store.checkpoints(run.id)[-1].snapshot  # the oldest kept: the copy, or a later own one
+        assert (tmp_path / "store" / sid / run.id / "snapshots" / f"{first}.json").exists()
+        assert any((tmp_path / "store" / sid / run.id / "blobs").rglob("*"))
+    assert _best_q(store, sid) > 1.0
