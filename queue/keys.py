@@ -53,6 +53,12 @@ key                                         type    holds
                                                     when the sweep's hash names a pool
 ``sweepd:pool:<pool>:agents``               ZSET    pool agent id -> last heartbeat (ms, the
                                                     agent's clock), as a sweep's ``:agents``
+``sweepd:sweep:<sid>:pbt``                  HASH    PBT's record (written by pbt_standing.lua and
+                                                    pbt_decide.lua): ``s:<step>:<member>`` -> its
+                                                    {value, run} (JSON) at that step, once;
+                                                    ``d:<member>:<step>`` -> the decision (JSON,
+                                                    written once); ``last:<member>`` -> the
+                                                    highest step decided for it
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
@@ -82,7 +88,10 @@ key                                         type    holds
                                                     bounds.py), ``history_bytes`` (its history's
                                                     size, log.lua), ``quick_marks`` (attempts in a
                                                     row that marked themselves preempting and
-                                                    exited at once)
+                                                    exited at once);
+                                                    ASHA: ``rung`` (the rung it was last paused
+                                                    at), ``paused_at``; PBT: ``pbt`` (JSON:
+                                                    member, generation, parent)
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
                                                     ``_step`` is the last step the run logged,
                                                     where a resumed attempt continues from
@@ -180,6 +189,10 @@ def pool_wake(name: str) -> str:
 
 def pool_agents(name: str) -> str:
     return f"{PREFIX}pool:{name}:agents"
+
+
+def sweep_pbt(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:pbt"
 
 
 def agent(aid: str) -> str:

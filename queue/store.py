@@ -34,10 +34,12 @@ from .ids import new_id as new_id  # store.new_id stays importable; the rule is 
 from .jobs import FUNC_NAME
 from .pools import SCRIPTS as POOL_SCRIPTS
 from .pools import Pools
+from .population import Population
 from .presence import Presence, up_ttl_ms
 from .reads import SWEEP_STATES
 from .records import Claim
 from .runs import RunStarts, step_of
+from .schedules import Schedules
 from .space import SweepConfig
 
 HISTORY_CAP = bounds.HISTORY_ROWS  # metric rows kept per run (and bytes: bounds.HISTORY_BYTES)
@@ -87,7 +89,7 @@ def _script(r: redis.Redis, name: str) -> Script:
     return r.register_script(script_source(name))
 
 
-class Store(RunStarts, Presence, Checkpoints, Pools):  # Pools last: its stubs name what the others have
+class Store(RunStarts, Presence, Checkpoints, Schedules, Population, Pools):  # Pools last: its stubs
     """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
     and each sweep's seed and next search point as this process last saw them (a hint that
     create.lua checks, so a stale one costs a retry, never a wrong run)."""
@@ -109,7 +111,12 @@ class Store(RunStarts, Presence, Checkpoints, Pools):  # Pools last: its stubs n
             "resume",
             "enqueue",
             "checkpoint",
-        )  # resume and enqueue start runs by name (runs.py); checkpoint commits a snapshot (checkpoints.py)
+            "pause",
+            "promote",
+            "pbt_standing",
+            "pbt_decide",
+        )  # resume, enqueue start runs by name (runs.py); checkpoint commits a snapshot (checkpoints.py); pause,
+        # promote are ASHA's (schedules.py), pbt_* PBT's (population.py)
         self._scripts = {name: _script(client, name) for name in (*names, *POOL_SCRIPTS)}  # pools.py's too
         self._replicated = replication.Replicated(client) if replication.wanted(client) else None
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
@@ -213,7 +220,7 @@ class Store(RunStarts, Presence, Checkpoints, Pools):  # Pools last: its stubs n
                     agent_id,
                     token,
                     int(lease_s * 1000),
-                    config.run_cap or 0,
+                    search.cap(config) or 0,
                     sid,
                     *self._rq_job_fields(sid, rid),
                 ],
