@@ -26,10 +26,16 @@ def say(*_: object, **__: object) -> None:
     pass
 
 
-def stored(root: Path) -> tuple[int, int]:
+def stored(remote: Remote) -> tuple[int, int]:
     """(objects, bytes) in the store."""
-    files = [p for p in root.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files)
+    remote.fs.invalidate_cache()
+    found = remote.fs.find(remote.base, detail=True)
+    return len(found), sum(int(info["size"]) for info in found.values())
+
+
+def exists(remote: Remote, *parts: str) -> bool:
+    remote.fs.invalidate_cache()
+    return bool(remote.fs.exists(remote.path(*parts)))
 
 
 def save(sync: Syncer, step: str) -> str:
@@ -55,8 +61,12 @@ def child_syncer(store: Store, remote: Remote, sid: str, rid: str, work: Path) -
 def test_an_exploit_references_the_parents_snapshot_and_retention_keeps_it_while_referenced(
     r: redis.Redis, store: Store, tmp_path: Path
 ) -> None:
-    root = tmp_path / "store"
-    remote = Remote(root.as_uri())
+    exploit_by_reference(r, store, Remote((tmp_path / "store").as_uri()), tmp_path)
+
+
+def exploit_by_reference(r: redis.Redis, store: Store, remote: Remote, tmp_path: Path) -> None:
+    """The whole life of a reference, against ``remote`` (``file://`` here, S3 in test_checkpoints_s3)."""
+    remote.probe()
     sid = store.create_sweep(validate(TWO))
     top, low = store.create_next(sid, "a", 30), store.create_next(sid, "b", 30)
     assert isinstance(top, Claim) and isinstance(low, Claim)
@@ -65,17 +75,18 @@ def test_an_exploit_references_the_parents_snapshot_and_retention_keeps_it_while
     (parent.workdir / "weights.bin").write_bytes(BIG)
     first = save(parent, "5")
 
-    before = stored(root)
+    before = stored(remote)
+    assert before[1] > len(BIG)  # the measure sees the parent's objects
     exploit(store, low, 5, "child1", top.run_id)
-    assert stored(root) == before  # the exploit itself: no object written, no byte moved
-    assert not (root / sid / "child1").exists()
+    assert stored(remote) == before  # the exploit itself: no object written, no byte moved
+    assert not exists(remote, sid, "child1")
     [ref] = store.checkpoints("child1")
     assert (ref.snapshot, ref.run) == (first, top.run_id)
 
     for step in ("6", "7", "8"):  # the parent goes on, keeping 1: the referenced snapshot stays
         save(parent, step)
     assert [s.snapshot for s in store.checkpoints(top.run_id)][1:] == [first]
-    assert (root / sid / top.run_id / mf.manifest_path(first)).exists()
+    assert exists(remote, sid, top.run_id, mf.manifest_path(first))
 
     child = child_syncer(store, remote, sid, "child1", tmp_path / "c1")
     assert (child.workdir / "step").read_text() == "5" and (child.workdir / "weights.bin").read_bytes() == BIG
@@ -98,7 +109,7 @@ def test_an_exploit_references_the_parents_snapshot_and_retention_keeps_it_while
     assert r.hlen(keys.sweep_pins(sid)) == 0
     save(parent, "10")  # nothing references it now: the parent's next retention pass deletes it
     assert first not in [s.snapshot for s in store.checkpoints(top.run_id)]
-    assert not (root / sid / top.run_id / mf.manifest_path(first)).exists()
+    assert not exists(remote, sid, top.run_id, mf.manifest_path(first))
 
     again = Syncer(remote, store, child.claim, tmp_path / "c1-again", keep=1, say=say)
     assert again.restore() is not None  # the child's own objects: the parent's clean-up took nothing of it
