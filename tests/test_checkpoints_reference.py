@@ -81,7 +81,7 @@ def exploit_by_reference(r: redis.Redis, store: Store, remote: Remote, tmp_path:
     assert stored(remote) == before  # the exploit itself: no object written, no byte moved
     assert not exists(remote, sid, "child1")
     [ref] = store.checkpoints("child1")
-    assert (ref.snapshot, ref.run) == (first, top.run_id)
+    assert (ref.snapshot, ref.run) == (first, top.run_id) and ref.as_json()["run"] == top.run_id
 
     for step in ("6", "7", "8"):  # the parent goes on, keeping 1: the referenced snapshot stays
         save(parent, step)
