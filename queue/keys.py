@@ -59,6 +59,12 @@ key                                         type    holds
                                                     ``d:<member>:<step>`` -> the decision (JSON,
                                                     written once); ``last:<member>`` -> the
                                                     highest step decided for it
+``sweepd:sweep:<sid>:pins``                 HASH    run -> ``<run> <snapshot>``: another run's
+                                                    snapshot it started from by reference (a PBT
+                                                    exploit, object-store root); written by
+                                                    pbt_decide.lua, deleted by the run's first own
+                                                    commit (checkpoint.lua), whose trims keep every
+                                                    pinned snapshot
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
@@ -110,7 +116,9 @@ key                                         type    holds
                                                     the head is the latest, the one a resuming
                                                     attempt downloads; only ``checkpoint.lua``
                                                     (fenced by the holder's token) pushes, and
-                                                    trims it to the snapshots kept
+                                                    trims it to the snapshots kept (and pinned);
+                                                    ``pbt_decide.lua`` pushes an exploit's first:
+                                                    a reference, ``run`` naming whose objects
 ==========================================  ======  ==============================================
 
 One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts
@@ -193,6 +201,12 @@ def pool_agents(name: str) -> str:
 
 def sweep_pbt(sid: str) -> str:
     return f"{PREFIX}sweep:{sid}:pbt"
+
+
+def sweep_pins(sid: str) -> str:
+    """HASH run -> "<run> <snapshot>": the snapshot an exploit's new run starts from by reference
+    (another run's objects hold it), until the new run commits its own; trimming keeps it."""
+    return f"{PREFIX}sweep:{sid}:pins"
 
 
 def agent(aid: str) -> str:

@@ -22,7 +22,7 @@ class NextRun:
     params: dict[str, Any]
     pbt: dict[str, Any]  # member, generation, parent
     first_step: int | None  # the copied checkpoint's step: its history continues from there
-    snapshot: str = ""  # its first committed snapshot's record (JSON), with an object-store root
+    reference: str = ""  # object-store root: the run whose latest snapshot it starts from (no copy)
 
 
 class Population(Reads):
@@ -88,6 +88,8 @@ class Population(Reads):
                 keys.sweep_wake(sid),
                 keys.RQ_QUEUES,
                 keys.run_checkpoints(new or claim.run_id),
+                keys.run_checkpoints(nxt.reference if nxt is not None and nxt.reference else claim.run_id),
+                keys.sweep_pins(sid),
             ],
             [
                 claim.token,
@@ -99,7 +101,7 @@ class Population(Reads):
                 json.dumps(nxt.params if nxt else {}),
                 json.dumps(nxt.pbt if nxt else {}),
                 "" if nxt is None or nxt.first_step is None else nxt.first_step,
-                nxt.snapshot if nxt is not None else "",
+                nxt.reference if nxt is not None else "",
                 *(self._rq_job_fields(sid, new) if nxt else []),
             ],
         )

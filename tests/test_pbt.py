@@ -155,8 +155,9 @@ def test_with_an_object_store_root_the_copy_is_the_parents_committed_snapshot(
     tmp_path: Path, cli_env: dict[str, str], store: Store
 ) -> None:
     """Checkpoints that travel (``file://``, a cache per agent: machines without shared storage): an
-    exploit's new run starts from the parent's latest committed snapshot, copied by the store into
-    the new run's objects and committed as its first, and PBT still beats the members alone."""
+    exploit's new run starts from the parent's latest committed snapshot, by reference (committed
+    as its first, read from the parent's objects until it commits its own), and PBT still beats the
+    members alone."""
     root = f"file://{tmp_path / 'store'}"
     env = {**cli_env, "SWEEPD_CHECKPOINT_ROOT": root, "TOY_SLEEP": "0.01", "SWEEPD_CHECKPOINT_SYNC": "0.2"}
     sid = _sweep(tmp_path, env, population=2, quantile=0.5, resample=0.5)
@@ -184,7 +185,8 @@ def test_with_an_object_store_root_the_copy_is_the_parents_committed_snapshot(
     started = [r for r in children if store.checkpoints(r.id)]
     assert started, "no exploit started from a committed snapshot"
     for run in started:
-        first = store.checkpoints(run.id)[-1].snapshot  # the oldest kept: the copy, or a later own one
-        assert (tmp_path / "store" / sid / run.id / "snapshots" / f"{first}.json").exists()
-        assert any((tmp_path / "store" / sid / run.id / "blobs").rglob("*"))
+        kept = store.checkpoints(run.id)[-1]  # the oldest kept: the reference, or a later own one
+        holder = tmp_path / "store" / sid / (kept.run or run.id)
+        assert (holder / "snapshots" / f"{kept.snapshot}.json").exists()  # a live reference: never deleted
+        assert any((holder / "blobs").rglob("*"))
     assert _best_q(store, sid) > 1.0

@@ -4,14 +4,14 @@ Asked as rows arrive and at each renewal: when the run's last logged step crosse
 interval, the member's value there is noted (pbt_standing.lua) and the decision made once for that
 member and step (pbt_decide.lua). In the bottom quantile, the member continues as a new run: the
 top member's parameters, explored; its checkpoint directory starting as a copy of the top member's
-(``copy_checkpoint``); then this run is stopped as at a preemption (child signal, grace) and ends
-``stopped``, reason ``pbt-exploited``. At ``steps`` the run is ended ``finished`` (reason ``pbt-budget``).
+(``copy_checkpoint``; with an object store, a reference to its latest snapshot: no byte moves); then
+this run is stopped as at a preemption (child signal, grace) and ends ``stopped``, reason
+``pbt-exploited``. At ``steps`` the run is ended ``finished`` (reason ``pbt-budget``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import shutil
 from pathlib import Path
@@ -24,39 +24,27 @@ from sweepd.queue.search import pbt
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Store
 
-from ..checkpoints import manifest
-from . import launch, logs, travel
+from . import launch, logs
 from .options import Options
 from .rungs import Pause
 
 log = logs.get("sweepd.agent")
 
 
-def copy_checkpoint(opts: Options, store: Store, sid: str, parent: str, child: str) -> str:
-    """The child's checkpoint starts as a copy of the parent's latest. On the plain-path root
-    (shared storage): a directory copy, the parent's params file left out; returns "". With an
-    object-store root: the parent's latest committed snapshot (its manifest and blobs) copied into
-    the child's objects by the store itself (no byte passes through the agent); returns the
-    snapshot's record, which pbt_decide.lua commits as the child's first, so its first attempt
-    restores it as any resumed attempt does."""
-    if opts.checkpoint_url is None:
-        source, target = Path(opts.checkpoints) / sid / parent, Path(opts.checkpoints) / sid / child
-        target.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            ignore = shutil.ignore_patterns(launch.PARAMS_NAME + "*")
-            shutil.copytree(source, target, dirs_exist_ok=True, ignore=ignore, copy_function=_copy_present)
-        return ""
-    latest = store.latest_checkpoint(parent)
-    if latest is None:
-        return ""
-    remote = travel.remote(opts.checkpoint_url)
-    src, dst = remote.path(sid, parent), remote.path(sid, child)
-    snapshot = manifest.manifest_path(latest.snapshot)
-    for sha in manifest.Manifest.loads(remote.read(f"{src}/{snapshot}")).blobs():
-        remote.fs.copy(f"{src}/{manifest.blob_path(sha)}", f"{dst}/{manifest.blob_path(sha)}")
-    remote.fs.copy(f"{src}/{snapshot}", f"{dst}/{snapshot}")  # last: a manifest names only what is there
-    record = {"snapshot": latest.snapshot, "attempt": latest.attempt, "files": latest.files, "bytes": latest.size}
-    return json.dumps({**record, "committed_at": latest.committed_at})
+def copy_checkpoint(opts: Options, sid: str, parent: str, child: str) -> str:
+    """The child's checkpoint starts as the parent's latest. On the plain-path root (shared
+    storage): a directory copy, the parent's params file left out; returns "". With an object-store
+    root: nothing is copied; returns the parent, whose latest committed snapshot pbt_decide.lua
+    commits as the child's first by reference (pinned against the parent's retention until the
+    child commits its own), so its first attempt restores it as any resumed attempt does."""
+    if opts.checkpoint_url is not None:
+        return parent
+    source, target = Path(opts.checkpoints) / sid / parent, Path(opts.checkpoints) / sid / child
+    target.mkdir(parents=True, exist_ok=True)
+    if source.is_dir():
+        ignore = shutil.ignore_patterns(launch.PARAMS_NAME + "*")
+        shutil.copytree(source, target, dirs_exist_ok=True, ignore=ignore, copy_function=_copy_present)
+    return ""
 
 
 def _copy_present(src: str, dst: str) -> None:
@@ -125,7 +113,7 @@ class Member:
         child = new_id()
         first_step, _ = store.last_step_and_value(parent, "_step")  # read before the copy: never past it
         try:
-            snapshot = copy_checkpoint(self.opts, store, claim.sweep_id, parent, child)
+            reference = copy_checkpoint(self.opts, claim.sweep_id, parent, child)
         except OSError as exc:  # no copy, no exploit: the member goes on as it is
             log.warning("could not copy the top member's checkpoint: the member goes on", error=str(exc))
             shutil.rmtree(Path(self.root) / claim.sweep_id / child, ignore_errors=True)
@@ -137,7 +125,7 @@ class Member:
             choice.params,
             {"member": member, "generation": int(info.get("generation", 0)) + 1, "parent": parent},
             first_step,
-            snapshot,
+            reference,
         )
         decision = {"exploit": True, "parent": parent, "parent_member": choice.parent, "run": child}
         result = store.decide(claim, member, step, decision, nxt)

@@ -18,8 +18,10 @@ KEYS[8]  sweepd:run:<new>:summary    HASH    `_step`: where its history continue
 KEYS[9]  rq:job:<new>                HASH    rq's job for it, status queued
 KEYS[10] sweepd:sweep:<sid>:wake     LIST    a token: an idle agent takes the new run
 KEYS[11] rq:queues                   SET     SADD the queue key
-KEYS[12] sweepd:run:<new>:checkpoints LIST   LPUSH its first snapshot (an object-store root: the
-                                             parent's latest, copied into the new run's objects)
+KEYS[12] sweepd:run:<new>:checkpoints LIST   LPUSH its first snapshot (an object-store root: a
+                                             reference to the parent's latest: no object copied)
+KEYS[13] sweepd:run:<parent>:checkpoints LIST read its head: the snapshot referenced
+KEYS[14] sweepd:sweep:<sid>:pins     HASH    HSET <new> -> "<run> <snapshot>": the referenced one pinned
 ARGV[1]  attempt token
 ARGV[2]  member
 ARGV[3]  step
@@ -29,7 +31,8 @@ ARGV[6]  sweep id
 ARGV[7]  the new run's params (JSON)
 ARGV[8]  its pbt record (JSON: member, generation, parent)
 ARGV[9]  its first step ('' for none)
-ARGV[10] its first snapshot's record (JSON; '' for none: a plain root, the directory is copied)
+ARGV[10] the parent, whose latest committed snapshot the new run starts from by reference ('' for
+         none: a plain root, the directory is copied); read here, so retention cannot race it
 ARGV[11..] rq job hash, field/value pairs
 
 Returns 'ok', 'decided:<decision>' (one stands already, returned: nothing written), 'closed' (the sweep is not
@@ -62,7 +65,16 @@ if ARGV[9] ~= '' then
   redis.call('HSET', KEYS[8], '_step', ARGV[9])
 end
 if ARGV[10] ~= '' then
-  redis.call('LPUSH', KEYS[12], ARGV[10])
+  local head = redis.call('LINDEX', KEYS[13], 0)
+  if head then
+    local record = cjson.decode(head)
+    if not record['run'] then -- else the parent's own reference: the same objects, passed on
+      record['run'] = ARGV[10]
+      head = string.sub(head, 1, -2) .. ', "run": "' .. ARGV[10] .. '"}'
+    end
+    redis.call('LPUSH', KEYS[12], head)
+    redis.call('HSET', KEYS[14], ARGV[5], record['run'] .. ' ' .. record['snapshot'])
+  end
 end
 set_job(KEYS[9], 11)
 push_run(KEYS[6], KEYS[9], ARGV[5], true)
