@@ -16,13 +16,13 @@ from pathlib import Path
 import fsspec
 import pytest
 import redis
-from test_checkpoints_reference import exploit_by_reference
 
 from fleet import Fleet, resume_elsewhere
 from seaweed import Seaweed, weed_binary
 from support import sweepd_cmd, wait_until
 from sweepd.agent.checkpoints.remote import Remote
 from sweepd.queue.store import Store
+from test_checkpoints_reference import exploit_by_reference
 
 pytestmark = [
     pytest.mark.slow,
