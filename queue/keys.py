@@ -53,6 +53,15 @@ key                                         type    holds
                                                     when the sweep's hash names a pool
 ``sweepd:pool:<pool>:agents``               ZSET    pool agent id -> last heartbeat (ms, the
                                                     agent's clock), as a sweep's ``:agents``
+``sweepd:pool:<pool>:held``                 ZSET    sweep id -> its earliest lease deadline (ms,
+                                                    Redis clock), for the pool's sweeps holding
+                                                    runs: kept by every script that writes a
+                                                    sweep's ``:held`` (the prelude's
+                                                    ``index_held``), read by pool_leases.lua
+``sweepd:pool:<pool>:gen``                  STRING  Redis's clock (``sec.usec``) at the pool's last
+                                                    change (a token pushed, a held set written, a
+                                                    target reached): a pool agent's look that found
+                                                    no work is not repeated until it changes
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
@@ -180,6 +189,14 @@ def pool_wake(name: str) -> str:
 
 def pool_agents(name: str) -> str:
     return f"{PREFIX}pool:{name}:agents"
+
+
+def pool_held(name: str) -> str:
+    return f"{PREFIX}pool:{name}:held"
+
+
+def pool_gen(name: str) -> str:
+    return f"{PREFIX}pool:{name}:gen"
 
 
 def agent(aid: str) -> str:
