@@ -10,8 +10,9 @@ time (idle: the same window; pickup: trial by trial in turn).
 
     python bench/pools.py [--sweeps 100] [--seconds 600] [--trials 30]
 
-The idle window is long (600 s, 60 heartbeats): the pool agent's periodic look and lease read come
-every 30 heartbeats, and a shorter window would catch one or none.
+The idle window is long (600 s, 60 heartbeats): the pool agent's periodic look (its pool's ``:gen``)
+and lease read (its pool's ``:held`` index) come every 30 heartbeats, and a shorter window would
+catch one or none.
 
 Targets: idle at most 0.5 Redis commands per second (as a single-sweep idle agent); pickup within
 1.5x of the single-sweep agent's.
