@@ -59,9 +59,10 @@ key                                         type    holds
                                                     sweep's ``:held`` (the prelude's
                                                     ``index_held``), read by pool_leases.lua
 ``sweepd:pool:<pool>:gen``                  STRING  Redis's clock (``sec.usec``) at the pool's last
-                                                    change (a token pushed, a held set written, a
-                                                    target reached): a pool agent's look that found
-                                                    no work is not repeated until it changes
+                                                    change (a token pushed, a run claimed, created
+                                                    or resumed, a target reached): a pool
+                                                    agent's look that found no work is not
+                                                    repeated until it changes
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers

@@ -55,7 +55,7 @@ redis.call('HSET', KEYS[4], 'id', ARGV[2], 'sweep_id', ARGV[8], 'state', 'runnin
   'params', ARGV[3], 'attempt', 1, 'token', ARGV[5], 'agent_id', ARGV[4], 'index', ARGV[1],
   'origin', 'search', 'created_at', now, 'started_at', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[2])
-index_held(KEYS[3])
+index_held(KEYS[3], true)
 set_job(KEYS[5], 9)
 redis.call('HSET', KEYS[5], 'status', 'started')
 return 'ok'

@@ -24,11 +24,12 @@ pool_changed(pool)     SET sweepd:pool:<pool>:gen (pool: sweepd:pool:<pool>) to 
                        last look found no work looks again only once it changed (claim_pool.lua)
 pool_of(key, suffix)   the pool of the sweep whose key is key (sweepd:sweep:<sid> .. suffix): its
                        hash's `pool` as sweepd:pool:<pool>, and the sweep id; nil when in none
-index_held(held)       after a change to a sweep's held set (held: sweepd:sweep:<sid>:held), when its
+index_held(held, took) after a change to a sweep's held set (held: sweepd:sweep:<sid>:held), when its
                        hash names a pool: its earliest lease deadline into sweepd:pool:<pool>:held
                        (sid -> deadline; ZREM when nothing is held), what pool_leases.lua reads
-                       instead of every sweep's held set, and pool_changed. Every script that writes
-                       a held set calls it
+                       instead of every sweep's held set. Every script that writes a held set calls
+                       it; took: the step took work (a claim, a create, a resume): pool_changed too
+                       (a renewal or an end changes no sweep's work; a requeue or reap wakes)
 wake_if_done(key, agents, held, queue)
                        wake_all when nothing is held and nothing queued: the sweep may just have
                        become complete, and each idle agent must see it to exit
@@ -144,12 +145,14 @@ local function wake_all(key, agents)
   end
 end
 
-local function index_held(held)
+local function index_held(held, took)
   local pool, sid = pool_of(held, ':held')
   if not pool then
     return
   end
-  pool_changed(pool)
+  if took then
+    pool_changed(pool)
+  end
   local first = redis.call('ZRANGE', held, 0, 0, 'WITHSCORES')
   if first[2] then
     redis.call('ZADD', pool .. ':held', first[2], sid)
@@ -253,7 +256,7 @@ local function claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
         'started_at', now, 'renewed_at', now)
       redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested', 'interrupted_at')
       redis.call('ZADD', k.held, now + tonumber(lease_ms), rid)
-      index_held(k.held)
+      index_held(k.held, true)
       redis.call('HSET', job_prefix .. rid, 'status', 'started')
       local recovery = -1
       if interrupted then

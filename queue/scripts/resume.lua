@@ -64,7 +64,7 @@ if not exists then
     'created_at', now, 'started_at', now)
   redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[8]), ARGV[1])
   redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
-  index_held(KEYS[5])
+  index_held(KEYS[5], true)
   set_job(KEYS[7], 10)
   redis.call('HSET', KEYS[7], 'status', 'started')
   return {'created', 1, ''}
@@ -85,7 +85,7 @@ local attempt = next_attempt(KEYS[1])
 redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[7], 'agent_id', ARGV[6], 'started_at', now)
 redis.call('HDEL', KEYS[1], 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested')
 redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
-index_held(KEYS[5])
+index_held(KEYS[5], true)
 redis.call('HSET', KEYS[7], 'status', 'started')
 local step = redis.call('HGET', KEYS[2], '_step')
 return {'resumed', attempt, step or ''}
