@@ -61,25 +61,29 @@ class Presence(Reads):
                 pipe.pexpire(up, up_ttl_ms(ttl_s))  # the store is up (reap.lua)
             pipe.execute()
 
-    def idle_beat(self, sid: str, aid: str, ttl_s: float, *, clock: bool = False) -> Beat:
+    def idle_beat(self, sid: str, aid: str, ttl_s: float, *, clock: bool = False, record: bool = True) -> Beat:
         """Say the agent is alive without rewriting its record (its last heartbeat is the sweep's
         ``:agents`` score, its record's TTL is pushed on), and read the sweep's earliest lease
         deadline, so the caller can sleep until the next lease could lapse. ``clock``: Redis's
-        ``TIME`` too (a fourth command), which the caller needs now and then to read deadlines."""
+        ``TIME`` too, which the caller needs now and then to read deadlines. ``record=False`` leaves
+        the record's TTL (a lease) alone: an idle agent pushes it on every other heartbeat, so it
+        still outlives the next push by a heartbeat, and a dead agent's record goes no later than
+        it did (``recorded`` is then True: not looked at)."""
         now_ms = int(time.time() * 1000)
         with self.r.pipeline(transaction=False) as pipe:
             pipe.zadd(keys.sweep_agents(sid), {aid: now_ms})
-            pipe.pexpire(keys.agent(aid), max(1000, int(ttl_s * 1000)))
             pipe.zrange(keys.sweep_held(sid), 0, 0, withscores=True)
             pipe.pexpire(keys.sweep_up(sid), up_ttl_ms(ttl_s))  # the store is up (reap.lua)
+            if record:
+                pipe.pexpire(keys.agent(aid), max(1000, int(ttl_s * 1000)))
             if clock:
                 pipe.time()
             got = pipe.execute()
-        first = got[2]
+        first, now = got[1], got[-1] if clock else None
         return Beat(
             earliest=int(first[0][1]) if first else None,
-            now_ms=int(got[4][0]) * 1000 + int(got[4][1]) // 1000 if clock else None,
-            recorded=bool(got[1]),
+            now_ms=int(now[0]) * 1000 + int(now[1]) // 1000 if now else None,
+            recorded=bool(got[3]) if record else True,
         )
 
     def agent_gone(self, sid: str, aid: str) -> None:

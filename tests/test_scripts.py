@@ -281,3 +281,6 @@ def test_an_idle_beat_reads_the_earliest_lease_and_a_reap_the_next_one(r: redis.
     got = store.reap_due(sid)
     assert got.requeued == [a.run_id] and got.earliest == int(r.zscore(keys.sweep_held(sid), b.run_id) or 0)
     assert not store.idle_beat(sid, "gone", 30).recorded  # no record: the agent writes it again
+    ttl = r.pttl(keys.agent("ag"))
+    assert store.idle_beat(sid, "ag", 30, record=False).recorded  # every other beat: not looked at
+    assert r.pttl(keys.agent("ag")) <= ttl and not r.exists(keys.agent("gone"))  # nor pushed on, nor made

@@ -51,7 +51,7 @@ class Agent(Protocol):
 
     # where it waits: its sweep's keys, or its pool's (pool.py)
 
-    def idle_beat(self, clock: bool = False) -> Beat: ...
+    def idle_beat(self, clock: bool = False, record: bool = True) -> Beat: ...
 
     def reap_due(self) -> Reaped: ...
 
@@ -61,6 +61,9 @@ class Agent(Protocol):
 #: Heartbeats between two reads of Redis's clock (``TIME``) while idle: the estimate drifts only as
 #: the two clocks do, and a reap reads the clock too.
 CLOCK_EVERY = 6
+#: Heartbeats between two pushes of the agent's record's TTL (a lease, three heartbeats) while idle:
+#: every other one keeps it a heartbeat ahead, and an idle heartbeat at four commands, not five.
+RECORD_EVERY = 2
 #: Heartbeats between two looks at the queue that no token asked for: only a lost token needs it.
 LOOK_EVERY = 30
 #: Reap this long after the lease deadline as we estimate it (ms): a little late rather than early.
@@ -135,7 +138,7 @@ class Idle:
 
     def heartbeat(self, now: float) -> None:
         agent = self.agent
-        beat = agent.idle_beat(clock=self.beats % CLOCK_EVERY == 0)
+        beat = agent.idle_beat(clock=self.beats % CLOCK_EVERY == 0, record=self.beats % RECORD_EVERY == 0)
         self.beats += 1
         agent.beat_done(now)
         if not beat.recorded:  # the record expired (Redis was away longer than its TTL): write it

@@ -365,8 +365,8 @@ class Agent:
     def reap_due(self) -> Reaped:
         return self.store.reap_due(self.sid, self.opts.heartbeat)
 
-    def idle_beat(self, clock: bool = False) -> Beat:
-        return self.store.idle_beat(self.sid, self.id, self.opts.lease, clock=clock)
+    def idle_beat(self, clock: bool = False, record: bool = True) -> Beat:
+        return self.store.idle_beat(self.sid, self.id, self.opts.lease, clock=clock, record=record)
 
     def write_record(self, info: dict[str, object]) -> None:
         self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)

@@ -92,7 +92,7 @@ class PoolAgent(Agent):
                 deadlines.append(got.earliest)
         return Reaped(requeued, seen.now_ms, min(deadlines, default=None) if seen.silent else None)
 
-    def idle_beat(self, clock: bool = False) -> Beat:
+    def idle_beat(self, clock: bool = False, record: bool = True) -> Beat:
         """The pool's heartbeat: three commands. A silent pool agent, or every ``SCAN_EVERY``
         heartbeats, makes a reap due now (earliest 0: long past)."""
         seen = self.store.pool_beat(self.pool, self.id, self.opts.lease, self.silent_s, clock=clock)
