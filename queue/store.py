@@ -2,11 +2,10 @@
 
 Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
 renew, preempt, reap, operate, control, log, create_sweep; resume and enqueue, whose callers are in
-runs.py; checkpoint, in checkpoints.py), and says so. Every script is registered behind
-``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
-that step is written once and each script is still one EVAL. Everything that belongs to a move (its
-event, the sweep's ``target_reached``) is written by that move's script. This is the only module
-that imports rq: rq lays out each run's job hash and the queue list; sweepd's scripts move run ids.
+runs.py; checkpoint, in checkpoints.py), and says so; core.py registers them behind the shared
+prelude and runs each as one EVALSHA. Everything that belongs to a move (its event, the sweep's
+``target_reached``) is written by that move's script. This is the only module that imports rq: rq
+lays out each run's job hash and the queue list; sweepd's scripts move run ids.
 """
 
 from __future__ import annotations
@@ -18,21 +17,20 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from functools import cache
-from importlib import resources
 from typing import Any, Literal, cast
 
 import redis
-from redis.commands.core import Script
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import bounds, keys, replication, search
+from . import bounds, keys, search
 from .checkpoints import Checkpoints
+from .core import PRELUDE as PRELUDE  # importable here still; the scripts' rules are in core.py
+from .core import Core
+from .core import script_source as script_source
 from .errors import UserError
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
-from .pools import SCRIPTS as POOL_SCRIPTS
 from .pools import Pools
 from .presence import Presence, up_ttl_ms
 from .reads import SWEEP_STATES
@@ -42,7 +40,6 @@ from .space import SweepConfig
 
 HISTORY_CAP = bounds.HISTORY_ROWS  # metric rows kept per run (and bytes: bounds.HISTORY_BYTES)
 LOG_CAP = 10_000  # output lines kept per attempt
-PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 HEARTBEAT = 10.0  # seconds: a reaper's heartbeat when it names none (the agent's default, options.py)
 
 
@@ -65,26 +62,9 @@ class Reaped:
     spared: int = 0  # lapsed leases given a heartbeat more: the store has just come back (reap.lua)
 
 
-@cache
-def _lua(name: str) -> str:
-    return resources.files("sweepd.queue.scripts").joinpath(f"{name}.lua").read_text()
-
-
-def script_source(name: str) -> str:
-    """The text Redis runs for script ``name``: the shared prelude, then the script itself. The
-    prelude only defines local functions, so the script's own header still says what it touches."""
-    if name == PRELUDE:
-        raise ValueError("the prelude is put in front of the scripts, not run alone")
-    return f"local KEPT_ATTEMPTS = {bounds.KEPT_ATTEMPTS}\n" + _lua(PRELUDE) + "\n" + _lua(name)
-
-
 def _up(sid: str) -> list[str]:
     """The keys by which a sweep's store tells it came back from an outage (the prelude's came_back)."""
     return [keys.sweep_up(sid), keys.sweep_seen(sid)]
-
-
-def _script(r: redis.Redis, name: str) -> Script:
-    return r.register_script(script_source(name))
 
 
 class Store(RunStarts, Presence, Checkpoints, Pools):  # Pools last: its stubs name what the others have
@@ -94,31 +74,13 @@ class Store(RunStarts, Presence, Checkpoints, Pools):  # Pools last: its stubs n
 
     def __init__(self, client: redis.Redis) -> None:
         super().__init__(client)
-        names = (
-            "create_sweep",
-            "claim",
-            "create",
-            "complete",
-            "requeue",
-            "renew",
-            "preempt",
-            "reap",
-            "operate",
-            "control",
-            "log",
-            "resume",
-            "enqueue",
-            "checkpoint",
-        )  # resume and enqueue start runs by name (runs.py); checkpoint commits a snapshot (checkpoints.py)
-        self._scripts = {name: _script(client, name) for name in (*names, *POOL_SCRIPTS)}  # pools.py's too
-        self._replicated = replication.Replicated(client) if replication.wanted(client) else None
+        self._core = core = Core(client)
+        self._scripts = core.scripts  # by name: what tests and replication look at
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
 
     def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        """One script, one EVALSHA; behind Sentinel a move also waits for a replica (replication.py)."""
-        if self._replicated is not None and name not in replication.UNWAITED:
-            return self._replicated.call(name, self._scripts[name], keys_, args)
-        return self._scripts[name](keys=keys_, args=args)
+        """One script, one EVALSHA (core.py): every write of the store goes through here."""
+        return self._core.run(name, keys_, args)
 
     # sweeps -------------------------------------------------------------------------------------
 
