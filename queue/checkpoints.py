@@ -2,7 +2,7 @@
 
 The snapshot's bytes live in an object store (the agent's ``sweepd.agent.checkpoints``); Redis holds
 only which snapshots are committed, newest first (``sweepd:run:<rid>:checkpoints``). ``Store``
-(store.py) inherits these methods and registers the script with the others.
+(store.py) holds this part; core.py registers the script with the others.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
-from .reads import Reads
+from .core import Core
 from .records import Claim, iso
 
 
@@ -49,18 +49,18 @@ class Snapshot:
         }
 
 
-class Checkpoints(Reads):
-    """The commit (needs ``Store``'s scripts) and the reads."""
+class Checkpoints:
+    """The commit and the reads (a part of ``Store``)."""
 
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        raise NotImplementedError
+    def __init__(self, core: Core) -> None:
+        self.core, self.r = core, core.r
 
     def commit_checkpoint(self, claim: Claim, snapshot: str, files: int, size: int, keep: int) -> list[Snapshot] | None:
         """Make ``snapshot`` (uploaded whole) the run's latest, fenced by the claim's token
         (checkpoint.lua). None when the claim is stale (nothing written); else the snapshots trimmed
         off beyond the ``keep`` newest, whose objects the caller deletes."""
         record = json.dumps({"snapshot": snapshot, "attempt": claim.attempt, "files": files, "bytes": size})
-        got = self._run_script(
+        got = self.core.run(
             "checkpoint",
             [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.run_checkpoints(claim.run_id)],
             [claim.run_id, claim.token, record, max(1, keep), snapshot],

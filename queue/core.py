@@ -7,6 +7,7 @@ that step is written once and each script is still one EVAL.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -15,7 +16,6 @@ import redis
 from redis.commands.core import Script
 
 from . import bounds, replication
-from .pools import SCRIPTS as POOL_SCRIPTS
 
 PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
 #: The scripts the store runs: resume and enqueue start runs by name (runs.py); checkpoint commits a
@@ -35,7 +35,9 @@ NAMES = (
     "resume",
     "enqueue",
     "checkpoint",
-    *POOL_SCRIPTS,
+    "claim_pool",
+    "pool_set",
+    "pool_leases",
 )
 
 
@@ -52,11 +54,18 @@ def script_source(name: str) -> str:
     return f"local KEPT_ATTEMPTS = {bounds.KEPT_ATTEMPTS}\n" + _lua(PRELUDE) + "\n" + _lua(name)
 
 
-class Core:
-    """The client and its registered scripts: cheap to make, no state but the scripts' hashes."""
+#: rq's own hash for a run's job as field/value pairs, given (sweep id, run id): store.py lays it out,
+#: the only module that imports rq; a script that makes a run writes it.
+JobFields = Callable[[str, str], list[Any]]
 
-    def __init__(self, client: redis.Redis) -> None:
+
+class Core:
+    """What the store's parts share: the client, its registered scripts, and rq's job layout.
+    Cheap to make, no state but the scripts' hashes."""
+
+    def __init__(self, client: redis.Redis, job_fields: JobFields) -> None:
         self.r = client
+        self.job_fields = job_fields
         self.scripts: dict[str, Script] = {name: client.register_script(script_source(name)) for name in NAMES}
         self.replicated = replication.Replicated(client) if replication.wanted(client) else None
 

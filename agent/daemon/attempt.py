@@ -85,7 +85,7 @@ class Attempt:
         self.config = config = agent.store.config(claim.sweep_id)
         self.heard = Heard(self.hold, claim, config, agent.waker)  # what the training process says
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
-        self.early = EarlyStop(agent.store, config, claim.sweep_id, claim.run_id)
+        self.early = EarlyStop(agent.store.reads, config, claim.sweep_id, claim.run_id)
         self.child: Child | None = None
         self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
         self.channel: Channel | None = None
