@@ -26,11 +26,11 @@ from bare import ARGS, bare
 from common import markdown, new_sweep, private_redis
 
 from sweepd.agent.daemon import attempt, channel, hold, launch, loop, options, process, wandb_env, wandb_follow
-from sweepd.queue import operations, store
+from sweepd.queue import next_run, operations, store
 
 #: (object, attribute, what the line says, whether the bare loop takes the step too)
 STEPS: list[tuple[Any, str, str, bool]] = [
-    (operations.Operations, "create_next", "create.lua: the run made from the search, held (round trip)", False),
+    (next_run.NextRuns, "create_next", "create.lua: the run made from the search, held (round trip)", False),
     (operations.Operations, "claim", "claim.lua: the queue's head (round trip; skipped while the search leads)", False),
     (operations.Operations, "complete", "complete.lua: the exit recorded (round trip)", False),
     (launch, "write_params", "the params file written (mkdir, write, rename)", False),

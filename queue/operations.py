@@ -14,9 +14,9 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from . import bounds, keys, search
+from . import bounds, keys
 from .core import Core
 from .errors import UserError
 from .ids import new_id
@@ -31,7 +31,6 @@ LOG_CAP = 10_000  # output lines kept per attempt
 HEARTBEAT = 10.0  # seconds: a reaper's heartbeat when it names none (the agent's default, options.py)
 
 
-CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
 #: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours:
 #: "fenced" (another attempt or an operator took it) or "gone" (the run no longer exists in Redis,
 #: which lost its data): both mean stop the training process now.
@@ -56,13 +55,10 @@ def _up(sid: str) -> list[str]:
 
 
 class Operations:
-    """The moves (a part of ``Store``). Holds no state but a cache: each sweep's seed and next
-    search point as this process last saw them (a hint that create.lua checks, so a stale one costs
-    a retry, never a wrong run)."""
+    """The moves (a part of ``Store``). No state: each call is one script."""
 
     def __init__(self, core: Core, reads: Reads) -> None:
         self.core, self.reads = core, reads
-        self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
 
     # sweeps -------------------------------------------------------------------------------------
 
@@ -122,60 +118,47 @@ class Operations:
             recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
         )
 
-    def create_next(
-        self, sid: str, agent_id: str, lease_s: float, *, unless_queued: bool = False
-    ) -> Claim | CreateResult:
-        """Create the sweep's next run from its search algorithm, already held (create.lua).
-
-        Agents race here: the script takes a search point only if nobody took it first, so every
-        grid point is created exactly once; the loser computes the next point and tries again.
-        ``unless_queued``: while a run is queued the answer is "queued" (the queue goes first: claim).
-        """
-        config = self.reads.config(sid)
-        seed, index = self._points.pop(sid) if sid in self._points else self._read_point(sid)
-        while True:
-            history = self.reads.observations(sid) if config.method == "bayes" else []  # bayes learns from all
-            params = search.suggest(config, seed, index, history)
-            if params is None:
-                return "exhausted"
-            rid, token = new_id(), uuid.uuid4().hex
-            result = self.core.run(
-                "create",
-                [
-                    keys.sweep(sid),
-                    keys.sweep_runs(sid),
-                    keys.sweep_held(sid),
-                    keys.run(rid),
-                    keys.rq_job(rid),
-                    keys.sweep_seq(sid),
-                    *([keys.rq_queue(sid)] if unless_queued else []),
-                ],
-                [
-                    index,
-                    rid,
-                    json.dumps(params),
-                    agent_id,
-                    token,
-                    int(lease_s * 1000),
-                    config.run_cap or 0,
-                    sid,
-                    *self.core.job_fields(sid, rid),
-                ],
-            ).decode()
-            if result == "ok":
-                self._points[sid] = (seed, index + 1)  # the next call skips reading the sweep
-                return Claim(sid, rid, 1, token, params)
-            if result in ("paused", "queued", "cap", "target"):
-                return cast(CreateResult, result)
-            # 'moved:<next_index>': another agent took that point, compute the one it says is next;
-            # 'exists': that run id was taken, try the same point again under another.
-            kind, _, current = result.partition(":")
-            if kind == "moved":
-                index = int(current)
-
-    def _read_point(self, sid: str) -> tuple[int, int]:
-        sweep = self.reads.sweep(sid)
-        return sweep.seed, sweep.next_index
+    def create(
+        self,
+        sid: str,
+        index: int,
+        params: dict[str, Any],
+        agent_id: str,
+        lease_s: float,
+        run_cap: int,
+        *,
+        unless_queued: bool = False,
+    ) -> Claim | str:
+        """Create run ``index`` of the sweep's search with ``params`` (the caller asked the search:
+        next_run.py), already held (create.lua). Only writes: the script takes the point only if
+        nobody took it first. A Claim, or what the script said: "paused", "queued" (``unless_queued``:
+        a run is queued, the queue goes first), "cap", "target", "moved:<next_index>" (another agent
+        took that point) or "exists" (that run id was taken)."""
+        rid, token = new_id(), uuid.uuid4().hex
+        result: str = self.core.run(
+            "create",
+            [
+                keys.sweep(sid),
+                keys.sweep_runs(sid),
+                keys.sweep_held(sid),
+                keys.run(rid),
+                keys.rq_job(rid),
+                keys.sweep_seq(sid),
+                *([keys.rq_queue(sid)] if unless_queued else []),
+            ],
+            [
+                index,
+                rid,
+                json.dumps(params),
+                agent_id,
+                token,
+                int(lease_s * 1000),
+                run_cap,
+                sid,
+                *self.core.job_fields(sid, rid),
+            ],
+        ).decode()
+        return Claim(sid, rid, 1, token, params) if result == "ok" else result
 
     def complete(self, claim: Claim, state: str, exit_code: int | None, reason: str) -> bool:
         """Record the attempt's end (complete.lua); False when the claim was fenced off."""

@@ -26,10 +26,11 @@ from .core import Core
 from .core import script_source as script_source
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
+from .next_run import CreateResult as CreateResult
+from .next_run import NextRuns
 from .operations import HEARTBEAT as HEARTBEAT
 from .operations import HISTORY_CAP as HISTORY_CAP
 from .operations import LOG_CAP as LOG_CAP
-from .operations import CreateResult as CreateResult
 from .operations import Operations
 from .operations import Reaped as Reaped
 from .operations import Renewal as Renewal
@@ -67,11 +68,11 @@ class Store:
         self.is_complete, self.change_marker = reads.is_complete, reads.change_marker
         self.agents_seen, self.agents = reads.agents_seen, reads.agents
         # operations.py
-        self.create_sweep, self.control, self.claim, self.create_next = (
+        self.create_sweep, self.control, self.claim, self.create = (
             ops.create_sweep,
             ops.control,
             ops.claim,
-            ops.create_next,
+            ops.create,
         )
         self.complete, self.requeue, self.renew, self.mark_preempting = (
             ops.complete,
@@ -90,6 +91,9 @@ class Store:
         self.set_pool, self.pool_settings, self.pool_claim = pools.set_pool, pools.pool_settings, pools.pool_claim
         self.pool_beat, self.pool_leases, self.pool_record = pools.pool_beat, pools.pool_leases, pools.pool_record
         self.pool_agent_gone, self.wait_for_pool = pools.pool_agent_gone, pools.wait_for_pool
+
+        #: The search, then the write (next_run.py), for a caller that keeps no hint of its own.
+        self.create_next = NextRuns(self).create_next
 
 
 def _rq_job_fields(client: redis.Redis, sid: str, rid: str) -> list[Any]:

@@ -20,6 +20,7 @@ from typing import Literal
 import structlog
 
 from sweepd.queue.ids import host_part
+from sweepd.queue.next_run import NextRuns
 from sweepd.queue.presence import Beat, Woken
 from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
@@ -86,6 +87,7 @@ class Agent:
             self.idle_wait = min(self.idle_wait, watchdog / 2)
         self._current: Claim | None = None
         self._search_first = False  # the last run came from the search (next_claim)
+        self.next_runs = NextRuns(store)  # the search asked here; the store's create only writes
         self.scratch = launch.Scratch()  # the attempts' private directories (slots take one each)
         self.idle = Idle(self)
         self._restore_signals = True
@@ -208,7 +210,7 @@ class Agent:
         is queued ('queued'), so the queue still goes first, and an empty queue costs no claim.lua
         (a round trip of each run's gap)."""
         lease = self.opts.lease
-        made = self.store.create_next(self.sid, self.id, lease, unless_queued=True) if self._search_first else None
+        made = self.next_runs.create_next(self.sid, self.id, lease, unless_queued=True) if self._search_first else None
         if isinstance(made, Claim):
             return made
         claim = self.store.claim(self.sid, self.id, lease)
@@ -219,7 +221,7 @@ class Agent:
                 log.info("resuming an interrupted run", run_id=claim.run_id, recovered_after=claim.recovered_after)
             return claim
         if made is None or made == "queued":  # not asked yet, or the queued run went to another agent
-            made = self.store.create_next(self.sid, self.id, lease)
+            made = self.next_runs.create_next(self.sid, self.id, lease)
             if isinstance(made, Claim):
                 self._search_first = True
                 return made
