@@ -25,7 +25,8 @@ import redis
 from bare import ARGS, bare
 from common import markdown, new_sweep, private_redis
 
-from sweepd.agent.daemon import attempt, channel, hold, launch, loop, options, process, wandb_env, wandb_follow
+from sweepd.agent.daemon import attempt, channel, launch, loop, options, process, wandb_env, wandb_follow
+from sweepd.agent.hold import hold
 from sweepd.queue import next_run, operations, store
 
 #: (object, attribute, what the line says, whether the bare loop takes the step too)

@@ -41,9 +41,9 @@ from sweepd.queue.store import Store
 from ..checkpoints import run_dir
 from ..checkpoints.sync import Outcome, Syncer
 from ..daemon import travel
-from ..daemon.hold import FLUSH_EVERY, Ending, Hold, lease_of
 from ..daemon.options import Options, object_store_root, resolve_checkpoint_cache, resolve_checkpoint_root
-from ..daemon.watchdog import Watchdog
+from ..hold.hold import FLUSH_EVERY, Ending, Hold, lease_of
+from ..hold.watchdog import Watchdog
 from .exits import ExitWatch
 from .script import Run
 
@@ -153,7 +153,7 @@ def start(
 
 class Holder:
     """A ``Sink`` (script.py) that holds the run in Redis for this process and writes its rows; to
-    its hold (daemon/hold.py) it is the ``Process``: this very process, killed or told."""
+    its hold (hold/hold.py) it is the ``Process``: this very process, killed or told."""
 
     def __init__(self, store: Store, heartbeat: float, grace: float, auto_file: Path | None) -> None:
         self.store = store

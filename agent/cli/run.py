@@ -18,8 +18,8 @@ from sweepd.queue.config import load_config
 from sweepd.queue.connections import data_dir, resolve_url
 from sweepd.queue.store import Store
 
-from ..daemon.backoff import REDIS_DOWN
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
+from ..hold.backoff import REDIS_DOWN
 from . import ui
 from .agent import gpu_options, gpu_slots
 from .kit import redis_option, store_for

@@ -22,12 +22,13 @@ from sweepd.queue.store import LOG_CAP, Store
 
 from ..checkpoints.remote import first_line
 from ..checkpoints.sync import Syncer
+from ..hold.backoff import REDIS_DOWN
+from ..hold.hold import FLUSH_EVERY, Ending, Hold
+from ..hold.watchdog import Watchdog
 from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
-from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
 from .heard import Heard
-from .hold import FLUSH_EVERY, Ending, Hold
 from .metrics import Metrics
 from .options import Options
 from .output import Kept
@@ -35,7 +36,6 @@ from .preemption import Preemption
 from .process import Child
 from .sdnotify import Notifier
 from .signals import Waker
-from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 

@@ -14,8 +14,8 @@ from sweepd.queue.records import Claim
 from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.space import SweepConfig
 
+from ..hold.hold import Hold
 from . import wandb_follow
-from .hold import Hold
 from .signals import Waker
 
 

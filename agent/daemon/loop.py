@@ -26,9 +26,10 @@ from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Reaped, Store
 
+from ..hold.backoff import REDIS_DOWN, Backoff
+from ..hold.watchdog import Watchdog
 from . import launch, logs
 from .attempt import Attempt, Result
-from .backoff import REDIS_DOWN, Backoff
 from .idle import Idle
 from .metrics import Metrics
 from .notices import Notice, Watcher, make_watchers
@@ -37,7 +38,6 @@ from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import SignalFlags, Waker
 from .slots import Slots
-from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 

@@ -14,7 +14,7 @@ from sweepd.queue.connections import data_dir
 from sweepd.queue.errors import UserError
 
 from ..checkpoints.remote import is_url
-from .hold import lease_of
+from ..hold.hold import lease_of
 
 
 @dataclass(frozen=True)

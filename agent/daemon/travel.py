@@ -19,7 +19,7 @@ from sweepd.queue.store import Store
 from ..checkpoints import run_dir
 from ..checkpoints.remote import Remote
 from ..checkpoints.sync import LATE, Counts, Outcome, Say, Syncer
-from .hold import Hold
+from ..hold.hold import Hold
 from .options import Options
 
 T = TypeVar("T")

@@ -20,7 +20,7 @@ from rich.text import Text
 from sweepd.queue.store import Store
 from sweepd.queue.views import status_json
 
-from ...daemon.backoff import REDIS_DOWN
+from ...hold.backoff import REDIS_DOWN
 from . import watch
 from .run_agents import Supervisor
 
