@@ -9,42 +9,21 @@ them; create.lua checks it, so a stale one costs a retry, never a wrong run.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, cast
+from typing import Literal, cast
 
 from . import search
-from .records import Claim, SweepRecord
-from .space import SweepConfig
+from .operations import Operations
+from .reads import Reads
+from .records import Claim
 
 CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
-
-
-class Makes(Protocol):
-    """What the search's caller needs of the store (``Store``)."""
-
-    def config(self, sid: str) -> SweepConfig: ...
-
-    def sweep(self, sid: str) -> SweepRecord: ...
-
-    def observations(self, sid: str) -> list[search.Observation]: ...
-
-    def create(
-        self,
-        sid: str,
-        index: int,
-        params: dict[str, Any],
-        agent_id: str,
-        lease_s: float,
-        run_cap: int,
-        *,
-        unless_queued: bool = False,
-    ) -> Claim | str: ...
 
 
 class NextRuns:
     """One caller's way to its sweeps' next runs, with its hint of where each sweep's search is."""
 
-    def __init__(self, store: Makes) -> None:
-        self.store = store
+    def __init__(self, reads: Reads, operations: Operations) -> None:
+        self.reads, self.operations = reads, operations
         self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
 
     def create_next(
@@ -52,15 +31,14 @@ class NextRuns:
     ) -> Claim | CreateResult:
         """Create the sweep's next run from its search algorithm, already held (create.lua).
         ``unless_queued``: while a run is queued the answer is "queued" (the queue goes first: claim)."""
-        store = self.store
-        config = store.config(sid)
+        config = self.reads.config(sid)
         seed, index = self._points.pop(sid) if sid in self._points else self._read_point(sid)
         while True:
-            history = store.observations(sid) if config.method == "bayes" else []  # bayes learns from all
+            history = self.reads.observations(sid) if config.method == "bayes" else []  # bayes learns from all
             params = search.suggest(config, seed, index, history)
             if params is None:
                 return "exhausted"
-            result = store.create(
+            result = self.operations.create(
                 sid, index, params, agent_id, lease_s, config.run_cap or 0, unless_queued=unless_queued
             )
             if isinstance(result, Claim):
@@ -75,5 +53,5 @@ class NextRuns:
                 index = int(current)
 
     def _read_point(self, sid: str) -> tuple[int, int]:
-        sweep = self.store.sweep(sid)
+        sweep = self.reads.sweep(sid)
         return sweep.seed, sweep.next_index

@@ -93,7 +93,7 @@ class Store:
         self.pool_agent_gone, self.wait_for_pool = pools.pool_agent_gone, pools.wait_for_pool
 
         #: The search, then the write (next_run.py), for a caller that keeps no hint of its own.
-        self.create_next = NextRuns(self).create_next
+        self.create_next = NextRuns(reads, ops).create_next
 
 
 def _rq_job_fields(client: redis.Redis, sid: str, rid: str) -> list[Any]:

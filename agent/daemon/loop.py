@@ -87,7 +87,7 @@ class Agent:
             self.idle_wait = min(self.idle_wait, watchdog / 2)
         self._current: Claim | None = None
         self._search_first = False  # the last run came from the search (next_claim)
-        self.next_runs = NextRuns(store)  # the search asked here; the store's create only writes
+        self.next_runs = NextRuns(store.reads, store.operations)  # the search is asked here, not in a write
         self.scratch = launch.Scratch()  # the attempts' private directories (slots take one each)
         self.idle = Idle(self)
         self._restore_signals = True
