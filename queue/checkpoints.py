@@ -26,6 +26,7 @@ class Snapshot:
     files: int
     size: int  # bytes
     committed_at: int  # ms, Redis clock
+    run: str = ""  # the run whose objects hold it when not this one (an exploit's start, by reference)
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Snapshot:
@@ -36,17 +37,19 @@ class Snapshot:
             int(data["files"]),
             int(data["bytes"]),
             int(data.get("committed_at") or 0),
+            str(data.get("run") or ""),
         )
 
     def as_json(self) -> dict[str, Any]:
         """The contract's shape (``sweepd runs --json``'s ``checkpoint``, ``sweepd checkpoints --json``)."""
-        return {
+        out = {
             "snapshot": self.snapshot,
             "attempt": self.attempt,
             "files": self.files,
             "bytes": self.size,
             "committed_at": iso(self.committed_at),
         }
+        return {**out, "run": self.run} if self.run else out
 
 
 class Checkpoints:
@@ -58,11 +61,17 @@ class Checkpoints:
     def commit_checkpoint(self, claim: Claim, snapshot: str, files: int, size: int, keep: int) -> list[Snapshot] | None:
         """Make ``snapshot`` (uploaded whole) the run's latest, fenced by the claim's token
         (checkpoint.lua). None when the claim is stale (nothing written); else the snapshots trimmed
-        off beyond the ``keep`` newest, whose objects the caller deletes."""
+        off beyond the ``keep`` newest, whose objects the caller deletes (never one another run's
+        first snapshot references: pinned, it stays in the list)."""
         record = json.dumps({"snapshot": snapshot, "attempt": claim.attempt, "files": files, "bytes": size})
         got = self.core.run(
             "checkpoint",
-            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.run_checkpoints(claim.run_id)],
+            [
+                keys.run(claim.run_id),
+                keys.sweep_held(claim.sweep_id),
+                keys.run_checkpoints(claim.run_id),
+                keys.sweep_pins(claim.sweep_id),
+            ],
             [claim.run_id, claim.token, record, max(1, keep), snapshot],
         )
         if not isinstance(got, list):

@@ -26,13 +26,13 @@ import re
 from collections.abc import Collection
 from typing import Any, Literal
 
-from . import rows
+from . import rows, schedulers
 from .errors import ConfigError
 from .params import KeyPath, Report, did_you_mean, is_number, number, unknown_keys, validate_parameters
 from .parsing import MAX_CONFIG_BYTES, TOO_LARGE
 from .parsing import parse_text as parse_text  # re-exported: callers import it from here
 from .search import hyperband
-from .space import EarlyTerminate, Goal, Method, Metric, SweepConfig
+from .space import EarlyTerminate, Goal, Method, Metric, Pbt, SweepConfig
 
 # fmt: off
 _MACRO_ORDER = ("${env}", "${interpreter}", "${program}", "${args}", "${args_no_equals}",
@@ -62,12 +62,12 @@ def agent_only(name: str) -> str | None:
 #: Anything that looks like a macro; what is neither of the above is refused.
 MACRO = re.compile(r"\$\{[^}]*\}")
 
-_METHODS: dict[str, Method] = {"grid": "grid", "random": "random", "bayes": "bayes"}
+_METHODS: dict[str, Method] = {"grid": "grid", "random": "random", "bayes": "bayes", "pbt": "pbt"}
 _GOALS: dict[str, Goal] = {"minimize": "minimize", "maximize": "maximize"}
 Impute = Literal["worst", "best", "latest"]
 _IMPUTES: dict[str, Impute] = {"worst": "worst", "best": "best", "latest": "latest"}
 _KEYS = ("method", "metric", "parameters", "early_terminate", "run_cap", "command", "program", "name",
-         "description", "stdout_metrics")
+         "description", "stdout_metrics", "pbt")
 # fmt: on
 #: Keys W&B's schema allows that mean nothing to sweepd: accepted, ignored, noted.
 _IGNORED = {
@@ -138,7 +138,8 @@ def validate(raw: dict[str, Any], source: str = "") -> SweepConfig:
     if plain.get("metric") is None and method == "bayes":
         report.problem(("metric",), "missing: bayes needs a metric to optimise")
     if plain.get("metric") is None and early is not None:
-        report.problem(("early_terminate",), "hyperband needs a metric to compare runs: add metric")
+        report.problem(("early_terminate",), f"{early.type} needs a metric to compare runs: add metric")
+    pbt = _pbt(report, plain, method, early)
     run_cap = None
     if "run_cap" in plain:
         cap = number(report, ("run_cap",), plain["run_cap"], integer=True)
@@ -168,7 +169,26 @@ def validate(raw: dict[str, Any], source: str = "") -> SweepConfig:
         description=description,
         stdout_metrics=stdout_metrics,
         notes=tuple(report.notes),
+        pbt=pbt,
     )
+
+
+def _pbt(report: Report, plain: dict[str, Any], method: Method | None, early: EarlyTerminate | None) -> Pbt | None:
+    """``method: pbt`` takes a ``pbt:`` block (schedulers.py), a metric, and no early_terminate."""
+    if method != "pbt":
+        if "pbt" in plain:
+            report.problem(("pbt",), "only with method: pbt")
+        return None
+    if "pbt" not in plain:
+        report.problem(("pbt",), "missing: method pbt needs pbt: {population, interval, steps}")
+        return None
+    if plain.get("metric") is None:
+        report.problem(("metric",), "missing: pbt needs a metric to rank its members")
+    if early is not None:
+        report.problem(("early_terminate",), "does not go with method: pbt (pbt decides at every interval)")
+    if "run_cap" in plain:
+        report.problem(("run_cap",), "does not go with method: pbt (its runs are pbt.population members' generations)")
+    return schedulers.pbt_block(report, plain["pbt"])
 
 
 def _plain(report: Report, path: KeyPath, obj: Any, ancestors: tuple[int, ...]) -> Any:
@@ -225,7 +245,7 @@ def _method(report: Report, raw: dict[str, Any], wrapped: bool) -> Method | None
     else:
         report.problem(
             ("method",),
-            f"{method!r} is not one of grid, random or bayes{did_you_mean(method, ('grid', 'random', 'bayes'))}",
+            f"{method!r} is not one of grid, random, bayes or pbt{did_you_mean(method, tuple(_METHODS))}",
         )
     return None
 
@@ -273,13 +293,15 @@ def _early_terminate(report: Report, spec: Any) -> EarlyTerminate | None:
         report.problem(where, f"expected a mapping such as {{type: hyperband, min_iter: 3}}, got {spec!r}")
         return None
     before = len(report.problems)
+    if spec.get("type") == "asha":
+        return schedulers.asha(report, spec)
     typos = unknown_keys(report, where, spec, _HYPERBAND_KEYS)
     if "type" not in spec:
         report.problem((*where, "type"), "missing (hyperband)")
     elif spec["type"] != "hyperband":
         report.problem(
             (*where, "type"),
-            f"{spec['type']!r} is not supported: sweepd stops runs early with hyperband only",
+            f"{spec['type']!r} is not supported: sweepd stops runs early with hyperband only (or its own asha)",
         )
         return None  # the other keys belong to that other kind
     counts: dict[str, int] = {}

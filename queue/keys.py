@@ -53,6 +53,18 @@ key                                         type    holds
                                                     when the sweep's hash names a pool
 ``sweepd:pool:<pool>:agents``               ZSET    pool agent id -> last heartbeat (ms, the
                                                     agent's clock), as a sweep's ``:agents``
+``sweepd:sweep:<sid>:pbt``                  HASH    PBT's record (written by pbt_standing.lua and
+                                                    pbt_decide.lua): ``s:<step>:<member>`` -> its
+                                                    {value, run} (JSON) at that step, once;
+                                                    ``d:<member>:<step>`` -> the decision (JSON,
+                                                    written once); ``last:<member>`` -> the
+                                                    highest step decided for it
+``sweepd:sweep:<sid>:pins``                 HASH    run -> ``<run> <snapshot>``: another run's
+                                                    snapshot it started from by reference (a PBT
+                                                    exploit, object-store root); written by
+                                                    pbt_decide.lua, deleted by the run's first own
+                                                    commit (checkpoint.lua), whose trims keep every
+                                                    pinned snapshot
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
@@ -82,7 +94,10 @@ key                                         type    holds
                                                     bounds.py), ``history_bytes`` (its history's
                                                     size, log.lua), ``quick_marks`` (attempts in a
                                                     row that marked themselves preempting and
-                                                    exited at once)
+                                                    exited at once);
+                                                    ASHA: ``rung`` (the rung it was last paused
+                                                    at), ``paused_at``; PBT: ``pbt`` (JSON:
+                                                    member, generation, parent)
 ``sweepd:run:<rid>:summary``                HASH    metric name -> its last value (JSON); its
                                                     ``_step`` is the last step the run logged,
                                                     where a resumed attempt continues from
@@ -101,7 +116,9 @@ key                                         type    holds
                                                     the head is the latest, the one a resuming
                                                     attempt downloads; only ``checkpoint.lua``
                                                     (fenced by the holder's token) pushes, and
-                                                    trims it to the snapshots kept
+                                                    trims it to the snapshots kept (and pinned);
+                                                    ``pbt_decide.lua`` pushes an exploit's first:
+                                                    a reference, ``run`` naming whose objects
 ==========================================  ======  ==============================================
 
 One sweep ID is reserved: ``manual`` (``sweepd:sweep:manual`` and its keys) holds the runs scripts
@@ -180,6 +197,16 @@ def pool_wake(name: str) -> str:
 
 def pool_agents(name: str) -> str:
     return f"{PREFIX}pool:{name}:agents"
+
+
+def sweep_pbt(sid: str) -> str:
+    return f"{PREFIX}sweep:{sid}:pbt"
+
+
+def sweep_pins(sid: str) -> str:
+    """HASH run -> "<run> <snapshot>": the snapshot an exploit's new run starts from by reference
+    (another run's objects hold it), until the new run commits its own; trimming keeps it."""
+    return f"{PREFIX}sweep:{sid}:pins"
 
 
 def agent(aid: str) -> str:

@@ -39,7 +39,7 @@ class NextRuns:
             if params is None:
                 return "exhausted"
             result = self.operations.create(
-                sid, index, params, agent_id, lease_s, config.run_cap or 0, unless_queued=unless_queued
+                sid, index, params, agent_id, lease_s, search.cap(config) or 0, unless_queued=unless_queued
             )
             if isinstance(result, Claim):
                 self._points[sid] = (seed, index + 1)  # the next call skips reading the sweep

@@ -10,11 +10,11 @@ from typing import Any
 
 import redis
 
-from . import bounds, keys, search, sentinel
+from . import bounds, keys, lineage, search, sentinel
 from .config import validate
 from .errors import NotFound
 from .records import RunRecord, SweepRecord
-from .search import hyperband
+from .search import asha, hyperband
 from .space import SweepConfig
 from .summary import metric_value
 
@@ -78,8 +78,9 @@ class Reads:
         config, sweep = self.config(sid), self.sweep(sid)
         history = list(self.observations(sid)) if config.method == "bayes" else []
         out: list[dict[str, Any]] = []
+        cap, made = search.cap(config), int(self.r.zcard(keys.sweep_runs(sid))) - sweep.pbt_runs
         for i in range(n):
-            if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) + i >= config.run_cap:
+            if cap is not None and made + i >= cap:
                 break
             params = search.suggest(config, sweep.seed, sweep.next_index + i, history)
             if params is None:
@@ -114,7 +115,8 @@ class Reads:
                 pipe.hgetall(keys.run(rid))
                 pipe.hgetall(keys.run_summary(rid))
             raw = pipe.execute()
-        return [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
+        records = [RunRecord.decode(raw[i], raw[i + 1]) for i in range(0, len(raw), 2) if raw[i]]
+        return lineage.members(records) if self.config(sid).method == "pbt" else records
 
     def curves(self, sid: str, upto: int) -> dict[str, hyperband.RunCurve]:
         """Every run's state and its first ``upto`` values of the sweep's metric: what hyperband
@@ -129,6 +131,11 @@ class Reads:
             rid: hyperband.RunCurve((raw[2 * i] or b"").decode(), [_curve_value(v) for v in raw[2 * i + 1]])
             for i, rid in enumerate(ids)
         }
+
+    def rung_of(self, rid: str) -> int | None:
+        """The ASHA rung a run was last paused at (None: never paused)."""
+        value: Any = self.r.hget(keys.run(rid), "rung")
+        return int(value) if value not in (None, b"") else None
 
     def curve_length(self, rid: str) -> int:
         """How many values of the sweep's metric the run has logged (hyperband's iterations)."""
@@ -174,7 +181,8 @@ class Reads:
         sweep, config = sweep or self.sweep(sid), self.config(sid)
         if sweep.state != "running" or sweep.target_reached:
             return True
-        if config.run_cap is not None and self.r.zcard(keys.sweep_runs(sid)) >= config.run_cap:
+        cap = search.cap(config)
+        if cap is not None and self.r.zcard(keys.sweep_runs(sid)) - sweep.pbt_runs >= cap:
             return True
         return search.exhausted(config, sweep.next_index)
 
@@ -187,7 +195,28 @@ class Reads:
             return False
         if sweep.state in ("stopped", "cancelled"):
             return True
-        return self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid, sweep)
+        done = self.r.llen(keys.rq_queue(sid)) == 0 and self.generation_done(sid, sweep)
+        return done and self.promotable(sid) is None  # a paused run ASHA can still promote is work
+
+    def promotable(self, sid: str) -> tuple[str, int] | None:
+        """The paused run ASHA promotes next and its rung (search/asha.py), or None (also without asha)."""
+        config = self.config(sid)
+        et, metric = config.early_terminate, config.metric
+        if et is None or et.type != "asha" or metric is None:
+            return None
+        ids = strs(self.r.zrange(keys.sweep_runs(sid), 0, -1))
+        with self.r.pipeline(transaction=False) as pipe:
+            for rid in ids:
+                pipe.hmget(keys.run(rid), ["state", "rung"])
+                pipe.lrange(keys.run_curve(rid), 0, int(et.max_iter or 0) - 1)
+            raw = pipe.execute()
+        runs = {}
+        for i, rid in enumerate(ids):
+            state, rung = raw[2 * i]
+            runs[rid] = asha.RunRung(
+                (state or b"").decode(), int(rung) if rung else None, [float(v) for v in raw[2 * i + 1]]
+            )
+        return asha.to_promote(et, metric.goal, runs)
 
     # change markers -----------------------------------------------------------------------------
 

@@ -65,6 +65,7 @@ class SweepRecord:
     created_at: int | None
     target_reached: bool
     config: dict[str, Any]
+    pbt_runs: int = 0  # runs PBT's exploits made (not the search's)
 
     @classmethod
     def decode(cls, raw: dict[Any, Any]) -> SweepRecord:
@@ -77,6 +78,7 @@ class SweepRecord:
             created_at=_int(raw, "created_at"),
             target_reached=_s(raw, "target_reached") == "1",
             config=json.loads(_s(raw, "config", "{}")),
+            pbt_runs=_int(raw, "pbt_runs") or 0,
         )
 
 
@@ -99,6 +101,8 @@ class RunRecord:
     requeues: int = 0
     #: What the bounds cut or dropped of the run's data (bounds.py): metrics, values, rows, lines.
     cut: int = 0
+    rung: int | None = None  # ASHA: the rung it was last paused at
+    pbt: dict[str, Any] | None = None  # PBT: {"member", "generation", "parent"}
 
     @classmethod
     def decode(cls, raw: dict[Any, Any], summary: dict[Any, Any]) -> RunRecord:
@@ -119,6 +123,8 @@ class RunRecord:
             summary={k.decode(errors="replace"): bounds.load(v) for k, v in summary.items()},
             requeues=_int(raw, "requeues") or 0,
             cut=_int(raw, "cut") or 0,
+            rung=_int(raw, "rung"),
+            pbt=json.loads(_s(raw, "pbt")) if raw.get(b"pbt") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -140,4 +146,6 @@ class RunRecord:
             "started_at": iso(self.started_at),
             "ended_at": iso(self.ended_at),
             "cut": self.cut,
+            "rung": self.rung,
+            "pbt": self.pbt,
         }

@@ -13,7 +13,7 @@ from .rows import DEFAULT_PATTERN
 
 Kind = Literal["constant", "categorical", "distribution"]
 Goal = Literal["minimize", "maximize"]
-Method = Literal["grid", "random", "bayes"]
+Method = Literal["grid", "random", "bayes", "pbt"]
 
 #: Every W&B distribution name sweepd accepts (``constant`` and ``categorical`` are kinds, not here).
 DISTRIBUTIONS: tuple[str, ...] = (
@@ -89,14 +89,27 @@ class Metric:
 
 @dataclass(frozen=True)
 class EarlyTerminate:
-    """``early_terminate: {type: hyperband, ...}``, validated; enforced by the hyperband algorithm."""
+    """``early_terminate: {type: hyperband, ...}`` (W&B's, enforced by search/hyperband.py) or
+    ``{type: asha, min_iter, eta, max_iter}`` (sweepd's promotion-based ASHA, search/asha.py), validated."""
 
-    type: Literal["hyperband"]
+    type: Literal["hyperband", "asha"]
     min_iter: int | None = None
     max_iter: int | None = None
     s: int | None = None
     eta: float = 3.0
     strict: bool = False
+
+
+@dataclass(frozen=True)
+class Pbt:
+    """``method: pbt``'s ``pbt:`` block (sweepd's own), validated by schedulers.py; used by search/pbt.py."""
+
+    population: int
+    interval: int
+    steps: int
+    quantile: float = 0.25
+    perturb: tuple[float, ...] = (0.8, 1.2)
+    resample_probability: float = 0.25
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,7 @@ class SweepConfig:
     description: str | None = None
     stdout_metrics: str | None = DEFAULT_PATTERN
     notes: tuple[str, ...] = field(default=())
+    pbt: Pbt | None = None
 
 
 def set_path(params: dict[str, Any], path: tuple[str, ...], value: Any) -> None:

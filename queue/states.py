@@ -1,7 +1,8 @@
 """The run lifecycle as pure logic: the states, the moves between them, and the exit-status table.
 
 A run is in exactly one place at a time (invariant 1 in docs/design.md): the sweep's queue
-(``queued``), held by one agent (``running``, ``preempting``), or a terminal state. The Lua scripts
+(``queued``), held by one agent (``running``, ``preempting``), parked at an ASHA rung (``paused``),
+or a terminal state. The Lua scripts
 in ``scripts/`` are the only writers of ``state``; this module says which moves are legal and what
 an exit status means, so that both the scripts' callers and the tests read one table.
 """
@@ -12,7 +13,7 @@ import signal
 from dataclasses import dataclass
 from typing import Literal
 
-State = Literal["queued", "running", "preempting", "finished", "failed", "crashed", "stopped"]
+State = Literal["queued", "running", "preempting", "finished", "failed", "crashed", "stopped", "paused"]
 
 QUEUED: State = "queued"
 RUNNING: State = "running"
@@ -21,16 +22,19 @@ FINISHED: State = "finished"
 FAILED: State = "failed"
 CRASHED: State = "crashed"
 STOPPED: State = "stopped"
+#: Parked at an ASHA rung (search/asha.py): neither queued nor held nor ended; a promotion holds it again.
+PAUSED: State = "paused"
 
-STATES: tuple[State, ...] = (QUEUED, RUNNING, PREEMPTING, FINISHED, FAILED, CRASHED, STOPPED)
+STATES: tuple[State, ...] = (QUEUED, RUNNING, PREEMPTING, FINISHED, FAILED, CRASHED, STOPPED, PAUSED)
 HELD: frozenset[State] = frozenset({RUNNING, PREEMPTING})
 TERMINAL: frozenset[State] = frozenset({FINISHED, FAILED, CRASHED, STOPPED})
 
 #: Legal moves. Leaving a terminal state needs an explicit operator action (requeue, enqueue).
 MOVES: dict[State, frozenset[State]] = {
     QUEUED: frozenset({RUNNING, STOPPED}),
-    RUNNING: frozenset({PREEMPTING, QUEUED, *TERMINAL}),
-    PREEMPTING: frozenset({QUEUED, *TERMINAL}),
+    RUNNING: frozenset({PREEMPTING, QUEUED, PAUSED, *TERMINAL}),
+    PREEMPTING: frozenset({QUEUED, PAUSED, *TERMINAL}),
+    PAUSED: frozenset({RUNNING}),  # promoted to the next rung (promote.lua), same run id
     FINISHED: frozenset({QUEUED}),
     FAILED: frozenset({QUEUED}),
     CRASHED: frozenset({QUEUED}),

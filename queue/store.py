@@ -35,9 +35,11 @@ from .operations import Operations
 from .operations import Reaped as Reaped
 from .operations import Renewal as Renewal
 from .pools import Pools
+from .population import Population
 from .presence import Presence
 from .reads import Reads
 from .runs import RunStarts
+from .schedules import Schedules
 
 
 class Store:
@@ -54,6 +56,8 @@ class Store:
         self.presence = presence = Presence(core, reads)
         self.snapshots = snapshots = Checkpoints(core)
         self.pools = pools = Pools(core, reads, presence)
+        self.schedules = schedules = Schedules(core, reads)
+        self.population = population = Population(core)
         # reads.py
         self.now_ms, self.call_timeout, self.failover_check = reads.now_ms, reads.call_timeout, reads.failover_check
         self.sweep, self.config, self.sweep_ids, self.events = reads.sweep, reads.config, reads.sweep_ids, reads.events
@@ -67,6 +71,7 @@ class Store:
         )
         self.is_complete, self.change_marker = reads.is_complete, reads.change_marker
         self.agents_seen, self.agents = reads.agents_seen, reads.agents
+        self.rung_of, self.promotable = reads.rung_of, reads.promotable
         # operations.py
         self.create_sweep, self.control, self.claim, self.create = (
             ops.create_sweep,
@@ -91,6 +96,11 @@ class Store:
         self.set_pool, self.pool_settings, self.pool_claim = pools.set_pool, pools.pool_settings, pools.pool_claim
         self.pool_beat, self.pool_leases, self.pool_record = pools.pool_beat, pools.pool_leases, pools.pool_record
         self.pool_agent_gone, self.wait_for_pool = pools.pool_agent_gone, pools.wait_for_pool
+        # schedules.py (ASHA), population.py (PBT)
+        self.pause, self.promote_next, self.promote = schedules.pause, schedules.promote_next, schedules.promote
+        self.pbt_of, self.last_decided, self.standing = population.pbt_of, population.last_decided, population.standing
+        self.decide, self.decisions = population.decide, population.decisions
+        self.last_step_and_value, self.value_at = population.last_step_and_value, population.value_at
 
         #: The search, then the write (next_run.py), for a caller that keeps no hint of its own.
         self.create_next = NextRuns(reads, ops).create_next

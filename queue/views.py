@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from . import summary
+from . import lineage, summary
 from .reads import Reads
 from .records import RunRecord, iso
+from .space import SweepConfig
 from .states import HELD
 
 
@@ -63,7 +64,14 @@ def status_and_runs(reads: Reads, sid: str, now_ms: int | None = None) -> tuple[
             if run.state in HELD
         ],
         "observed_at": iso(now_ms),
+        # added for PBT: the best run and its ancestors, newest first (null for other methods)
+        "lineage": _lineage(config, runs),
     }, runs
+
+
+def _lineage(config: SweepConfig, runs: list[RunRecord]) -> list[dict[str, Any]] | None:
+    best = summary.best_run(config, runs) if config.method == "pbt" else None
+    return lineage.lineage(runs, best[0].id) if best is not None else None
 
 
 def agent_rows(reads: Reads, sweep_ids: list[str]) -> list[dict[str, Any]]:

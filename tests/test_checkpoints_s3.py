@@ -15,10 +15,14 @@ from pathlib import Path
 
 import fsspec
 import pytest
+import redis
 
 from fleet import Fleet, resume_elsewhere
 from seaweed import Seaweed, weed_binary
 from support import sweepd_cmd, wait_until
+from sweepd.agent.checkpoints.remote import Remote
+from sweepd.queue.store import Store
+from test_checkpoints_reference import exploit_by_reference
 
 pytestmark = [
     pytest.mark.slow,
@@ -179,3 +183,11 @@ def test_a_store_that_cannot_be_written_is_one_line_at_agent_start(tmp_path: Pat
     assert "s3://no-such-bucket/sweeps" in line and "cannot write there" in line
     assert "sweepd-test-secret" not in done.stderr  # no credential is ever printed
     assert json.loads(fleet.sweepd("runs", fleet.id, "--json")) == []
+
+
+def test_a_pbt_exploit_moves_no_byte_in_s3_and_the_parents_retention_keeps_what_it_references(
+    s3: Seaweed, r: redis.Redis, store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    exploit_by_reference(r, store, Remote(f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}"), tmp_path)

@@ -193,7 +193,8 @@ def test_runs_on_a_sweep_a_real_agent_ran(tmp_path: Path, cli_env: dict[str, str
     # --json keeps its shape (the public contract) and follows --sort and --limit.
     best = json.loads(runs("--json", "--sort", "metric", "--limit", "4").stdout)
     assert [r["params"]["x"] for r in best] == [3, 4, 2, 1]  # loss 0.4, 0.6, 1.4, 2.4
-    assert list(best[0]) == list(record(0).to_json())
+    assert list(best[0]) == [*record(0).to_json(), "checkpoint"]  # the record, then its latest snapshot
+    assert best[0]["checkpoint"] is None  # a plain checkpoint root keeps no snapshots
     assert best[0] == by_x[3]
     assert json.loads(runs("--json", "--sort-by", "metric", "--limit", "4").stdout) == best  # the alias
 

@@ -13,6 +13,7 @@ import redis
 from sweepd.queue import keys, runs
 from sweepd.queue.bounds import KEPT_ATTEMPTS
 from sweepd.queue.config import validate
+from sweepd.queue.population import NextRun
 from sweepd.queue.records import Claim
 from sweepd.queue.resume import Rule
 from sweepd.queue.store import PRELUDE, Store, script_source
@@ -83,6 +84,12 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     again = store.claim(sid, "ag2", 30)  # claim: add_event (resumed)
     assert again is not None and again.run_id == a.run_id
     assert store.complete(again, "failed", 1, "exit-1")  # complete: wake
+    c = held(store, sid)
+    assert store.pause(c, 0) and store.run(c.run_id).state == "paused"  # pause: wake, wake_if_done
+    assert store.promote(sid, c.run_id, 1, "ag3", 30) is None  # not paused at that rung
+    promoted = store.promote(sid, c.run_id, 0, "ag3", 30)
+    assert store.promote(sid, c.run_id, 0, "ag4", 30) is None  # promoted once, however many agents race
+    assert promoted is not None and promoted.attempt == 2 and store.complete(promoted, "finished", 0, "exit-0")
     assert store.operate(a.run_id, "requeue") == "requeued"  # requeue_run (terminal)
     r.zadd(keys.sweep_held(sid), {b.run_id: 1})
     assert store.reap(sid) == [b.run_id]  # requeue_run (held), add_event, wake
@@ -92,6 +99,12 @@ def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> N
     assert store.set_pool(sid, pool="p", priority=1) == "p"  # pool_set: wake_all_list
     assert isinstance(store.pool_claim("p", "ag3", 30), Claim)  # claim_pool: claim_head (a queued run)
     assert store.pool_leases("p", 30, 20).earliest is not None  # pool_leases
+    d = held(store, sid)
+    assert store.standing(d, 0, 10, 0.5, 2) == {0: (0.5, d.run_id)}  # pbt_standing
+    nxt = NextRun("pbtnext1", {"a": 1}, {"member": 0, "generation": 1, "parent": d.run_id}, 10)
+    assert store.decide(d, 0, 10, {"exploit": True}, nxt) == "ok"  # pbt_decide: push_run, wake
+    assert store.decide(d, 0, 10, {"exploit": False}, None) == 'decided:{"exploit": true}'
+    assert store.run("pbtnext1").state == "queued" and store.sweep(sid).pbt_runs == 1
     assert store.control(sid, "paused") == "running"  # wake_all
     assert set(ran) == set(NAMES)
     assert r.llen(keys.sweep_wake(sid)) <= 128  # wake_all: one per agent seen (at least 64), + 64

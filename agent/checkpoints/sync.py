@@ -1,7 +1,8 @@
 """One attempt's working copy of its run's checkpoints, and its snapshots.
 
 Before the training process starts, ``restore`` makes the working copy exactly the run's latest
-committed snapshot (empty when there is none: a fenced attempt's upload is never read). ``sync``
+committed snapshot (empty when there is none: a fenced attempt's upload is never read; read from
+another run's objects when the snapshot is a reference, a PBT exploit's start). ``sync``
 uploads what changed (content by hash: a file unchanged since a snapshot the store has is not sent
 again), writes the manifest once every blob is up, and commits it through Redis, fenced by the
 attempt's token; then, while the lease is surely ours, deletes what no kept snapshot needs.
@@ -110,14 +111,17 @@ class Syncer:
         if latest is None:
             return Transfer(0, 0, 0.0)
         started = time.monotonic()
-        manifest = self._manifest(latest.snapshot)
-        pairs = [(self._remote(mf.blob_path(e.sha256)), str(self.workdir / path)) for path, e in manifest.files.items()]
+        holder = self.remote.path(self.claim.sweep_id, latest.run) if latest.run else self.run_dir
+        manifest = self._manifest(latest.snapshot, holder)
+        pairs = [(f"{holder}/{mf.blob_path(e.sha256)}", str(self.workdir / path)) for path, e in manifest.files.items()]
         if not self.remote.get_files(pairs, deadline):
             return None
         for path, entry in manifest.files.items():
             st = os.stat(self.workdir / path)
             self._hashes[path] = (st.st_size, st.st_mtime_ns, st.st_ino, entry.sha256)
-        self.committed, self.present = manifest, manifest.blobs()
+        # Another run's snapshot (an exploit's start, by reference): none of its blobs are this run's,
+        # so its first own snapshot sends them all and is then whole in this run's objects.
+        self.committed, self.present = manifest, manifest.blobs() if holder == self.run_dir else set()
         done = Transfer(len(manifest.files), manifest.size, time.monotonic() - started)
         if self.counts is not None:
             self.counts.checkpoint_transfer("download", done.bytes, done.seconds)
@@ -267,7 +271,7 @@ class Syncer:
         no kept snapshot names; only while the lease is surely ours (a later holder's uploads are
         then not yet begun), and a failure here costs nothing but space."""
         try:
-            kept = {s.snapshot for s in self.store.checkpoints(self.claim.run_id)}
+            kept = {s.snapshot for s in self.store.checkpoints(self.claim.run_id) if not s.run}
             if not self.holding():
                 return
             snapshots = self._remote("snapshots")
@@ -303,7 +307,8 @@ class Syncer:
     def _remote(self, relpath: str) -> str:
         return f"{self.run_dir}/{relpath}"
 
-    def _manifest(self, snapshot: str) -> Manifest:
+    def _manifest(self, snapshot: str, holder: str | None = None) -> Manifest:
         if snapshot not in self._manifests:
-            self._manifests[snapshot] = Manifest.loads(self.remote.read(self._remote(mf.manifest_path(snapshot))))
+            path = f"{holder or self.run_dir}/{mf.manifest_path(snapshot)}"
+            self._manifests[snapshot] = Manifest.loads(self.remote.read(path))
         return self._manifests[snapshot]

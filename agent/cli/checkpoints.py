@@ -35,5 +35,5 @@ def command(run_id: str, as_json: bool, redis_url: str | None) -> None:
         return
     click.echo(f"{'snapshot':<28} {'attempt':>7} {'files':>6} {'bytes':>14}  committed")
     for i, s in enumerate(snapshots):
-        mark = "  (latest)" if i == 0 else ""
+        mark = ("  (latest)" if i == 0 else "") + (f"  (a reference: {s.run}'s objects hold it)" if s.run else "")
         click.echo(f"{s.snapshot:<28} {s.attempt:>7} {s.files:>6} {s.size:>14}  {s.as_json()['committed_at']}{mark}")

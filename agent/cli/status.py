@@ -27,6 +27,9 @@ def print_status(reads: Reads, sid: str) -> None:
     best = s["best_run"]
     if best:
         click.echo(f"  best run: {best['id']} {best['metric']}={best['value']} {bounds.dumps(best['params'])}")
+    if s.get("lineage"):
+        chain = " <- ".join(f"{r['id']} (member {r['member']}, gen {r['generation']})" for r in s["lineage"])
+        click.echo(f"  lineage: {chain}")
 
 
 @click.command("status")

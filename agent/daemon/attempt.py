@@ -29,11 +29,13 @@ from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
 from .channel import Channel
 from .early_stop import EarlyStop
 from .heard import Heard
+from .member import Member
 from .metrics import Metrics
 from .options import Options
 from .output import Kept
 from .preemption import Preemption
 from .process import Child
+from .rungs import Rungs
 from .sdnotify import Notifier
 from .signals import Waker
 
@@ -86,6 +88,8 @@ class Attempt:
         self.heard = Heard(self.hold, claim, config, agent.waker)  # what the training process says
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
         self.early = EarlyStop(agent.store.reads, config, claim.sweep_id, claim.run_id)
+        self.rungs = Rungs(agent.store.reads, config, claim.run_id)  # ASHA's pauses
+        self.member = Member(agent.store, config, claim, agent.opts)  # PBT's
         self.child: Child | None = None
         self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
         self.channel: Channel | None = None
@@ -125,7 +129,7 @@ class Attempt:
         if self.child is not None and (self.slurm is None or not self.slurm.tell(signum)):
             self.child.signal(signum)  # a run with SLURM steps: their tasks got it through SLURM
         log.warning(
-            "stopping run" if ending == "stop" else "preempting run",
+            {"stop": "stopping run", "pause": "pausing run at its rung"}.get(ending, "preempting run"),
             reason=reason,
             grace=round(grace, 3),
             signal=signum.name,
@@ -322,6 +326,9 @@ class Attempt:
         try:
             if self.early.should_stop(new_bracket_only):
                 hold.end("stop", "hyperband", now + agent.opts.grace)
+            elif (pause := self.rungs.reached() or self.member.reached()) is not None:
+                hold.rung = pause.rung
+                hold.end(pause.ending, pause.reason, now + agent.opts.grace)
         except REDIS_DOWN:  # judged again at the next rows or heartbeat
             agent.metrics.redis_error()
 
@@ -366,6 +373,9 @@ class Attempt:
                 agent.metrics.preempted(done.reason)
             agent.metrics.requeued(done.reason, took)
             log.warning("run requeued at the front", reason=done.reason, exit_code=returncode, handoff_seconds=took)
+        elif done.how == "paused":
+            agent.metrics.run_ended(done.state, done.reason)
+            log.info("run paused at its rung", rung=hold.rung, exit_code=returncode, seconds=round(seconds, 3))
         elif done.how == "ended":
             agent.metrics.run_ended(done.state, done.reason)
             log.info("run ended", state=done.state, exit_code=returncode, seconds=round(seconds, 3))

@@ -18,7 +18,8 @@ class EarlyStop:
     def __init__(self, store: Reads, config: SweepConfig, sid: str, rid: str) -> None:
         self.store, self.config, self.sid, self.rid = store, config, sid, rid
         et = config.early_terminate
-        self.brackets = hyperband.brackets(et) if et is not None and config.metric is not None else []
+        hb = et is not None and et.type == "hyperband" and config.metric is not None
+        self.brackets = hyperband.brackets(et) if et is not None and hb else []
         self._judged_at = -1  # own curve length at the last check
         self._bracket = -1  # the highest bracket the run had reached then
 

@@ -210,7 +210,10 @@ class Agent:
         is queued ('queued'), so the queue still goes first, and an empty queue costs no claim.lua
         (a round trip of each run's gap)."""
         lease = self.opts.lease
-        made = self.next_runs.create_next(self.sid, self.id, lease, unless_queued=True) if self._search_first else None
+        et = self.config.early_terminate if self.config is not None else None
+        asha = et is not None and et.type == "asha"
+        first = self._search_first and not asha  # ASHA: a promotion goes before a new run
+        made = self.next_runs.create_next(self.sid, self.id, lease, unless_queued=True) if first else None
         if isinstance(made, Claim):
             return made
         claim = self.store.claim(self.sid, self.id, lease)
@@ -220,6 +223,10 @@ class Agent:
                 self.metrics.recovered(claim.recovered_after)
                 log.info("resuming an interrupted run", run_id=claim.run_id, recovered_after=claim.recovered_after)
             return claim
+        promoted = self.store.promote_next(self.sid, self.id, lease) if asha else None
+        if promoted is not None:
+            log.info("promoting a paused run to its next rung", run_id=promoted.run_id)
+            return promoted
         if made is None or made == "queued":  # not asked yet, or the queued run went to another agent
             made = self.next_runs.create_next(self.sid, self.id, lease)
             if isinstance(made, Claim):

@@ -46,7 +46,7 @@ def lease_of(heartbeat: float) -> float:
     return heartbeat * LEASE_HEARTBEATS
 
 
-Ending = Literal["preempt", "stop"]
+Ending = Literal["preempt", "stop", "pause"]
 #: What a renewal can ask of the holder, and the reason the run's record will give.
 ENDINGS: dict[Renewal, tuple[Ending, str]] = {
     "stop": ("stop", "operator-stop"),
@@ -77,7 +77,7 @@ class Recorded:
     ``requeued`` (at the front, for the table or a preemption), ``ended`` (a terminal state), or
     ``lost`` (refused, or Redis away until the lease's end: the reaper requeues it)."""
 
-    how: Literal["retry", "requeued", "ended", "lost"]
+    how: Literal["retry", "requeued", "ended", "paused", "lost"]
     state: str
     reason: str
     failed: bool
@@ -118,6 +118,7 @@ class Hold(Reports):
         self.ending: Ending | None = None  # why the run is being ended early, once decided
         self.reason = ""
         self.kill_at: float | None = None  # when the grace after an early end is over (monotonic)
+        self.rung: int | None = None  # a "pause" ending's ASHA rung (None: max_iter, it finishes)
         self.fenced = threading.Event()  # the guard killed the process: the run is not ours any more
         self._released = threading.Event()
         self._guard_lock = threading.RLock()  # a kill by the guard, against release()
@@ -228,8 +229,9 @@ class Hold(Reports):
     # ending early -------------------------------------------------------------------------------
 
     def end(self, kind: Ending, reason: str, kill_at: float) -> None:
-        """End the run early: a preemption (it goes back to the queue) or a stop (it ends
-        ``stopped``). The process is told, and has until ``kill_at`` (monotonic)."""
+        """End the run early: a preemption (it goes back to the queue), a stop (it ends
+        ``stopped``) or an ASHA pause (it waits ``paused`` at ``self.rung``, or finishes at max_iter).
+        The process is told, and has until ``kill_at`` (monotonic)."""
         self.ending, self.reason, self.kill_at = kind, reason, kill_at
         if kind == "preempt":
             self.preempting = True
@@ -292,6 +294,8 @@ class Hold(Reports):
             )
             done = self.persist(lambda: store.complete(claim, states.FAILED, exit_code, reason))
             return Recorded("ended" if done else "lost", states.FAILED, reason, True)
+        if self.ending == "pause" and exit_code != 0:  # parked at its rung, whatever else happened
+            return self._park(exit_code)
         if failed and claim.attempt <= retries:
             how: Literal["retry", "requeued", "ended"] = "retry"
             done = self.persist(lambda: store.requeue(claim, reason="retry"))
@@ -308,6 +312,15 @@ class Hold(Reports):
             return self.store.quick_marks(self.claim.run_id)
         except REDIS_DOWN:
             return 0  # counted at the requeue all the same
+
+    def _park(self, exit_code: int) -> Recorded:
+        """An ASHA pause: ``paused`` at its rung (pause.lua), or ``finished`` at max_iter."""
+        store, claim, rung = self.store, self.claim, self.rung
+        if rung is None:
+            done = self.persist(lambda: store.complete(claim, states.FINISHED, exit_code, self.reason))
+            return Recorded("ended" if done else "lost", states.FINISHED, self.reason, False)
+        done = self.persist(lambda: store.pause(claim, rung, self.reason))
+        return Recorded("paused" if done else "lost", states.PAUSED, self.reason, False)
 
     def persist(self, write: Callable[[], bool]) -> bool:
         """Do a fenced write once the process has ended, retrying while Redis is away, past the

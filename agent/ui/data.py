@@ -19,7 +19,19 @@ from sweepd.queue.summary import metric_value
 from ..cli.parts.table import columns, flatten
 
 #: The fields of each run row, in order (the page reads rows by these names).
-RUN_FIELDS = ("id", "state", "attempt", "requeues", "host", "agent_id", "value", "created_at", "ended_at", "params")
+RUN_FIELDS = (
+    "id",
+    "state",
+    "attempt",
+    "requeues",
+    "host",
+    "agent_id",
+    "value",
+    "created_at",
+    "ended_at",
+    "params",
+    "rung",  # ASHA's rung (null without asha), after params: the page reads rows by these names
+)
 #: The status fields a sweep's page shows; the rest of ``status --json`` (its run lists) the rows carry.
 STATUS_FIELDS = (
     "id",
@@ -42,6 +54,7 @@ STATUS_FIELDS = (
     "progress",
     "held_runs",
     "observed_at",
+    "lineage",
 )
 
 
@@ -92,6 +105,7 @@ def run_rows(
                 run.created_at,
                 run.ended_at,
                 [plain(flat.get(name)) for name in names],
+                run.rung,
             ]
         )
     return rows

@@ -5,8 +5,8 @@ took that point meanwhile (compare-and-set on next_index), that run_cap and metr
 allow a new run, then creates the run already held by the caller. A crash before or after leaves
 no half-made run and no skipped point.
 
-KEYS[1]  sweepd:sweep:<sid>        HASH    read state, next_index, target_reached; HINCRBY next_index
-KEYS[2]  sweepd:sweep:<sid>:runs   ZSET    ZCARD (run_cap), ZADD run id -> creation order
+KEYS[1]  sweepd:sweep:<sid>        HASH    read state, next_index, target_reached, pbt_runs; HINCRBY next_index
+KEYS[2]  sweepd:sweep:<sid>:runs   ZSET    ZCARD (run_cap: the runs made, less PBT's exploits), ZADD run id
 KEYS[3]  sweepd:sweep:<sid>:held   ZSET    ZADD run id -> lease deadline (ms)
 KEYS[4]  sweepd:run:<rid>          HASH    the new run
 KEYS[5]  rq:job:<rid>              HASH    rq's job for the run (fields made by rq, status started)
@@ -18,7 +18,7 @@ ARGV[3]  params (JSON)
 ARGV[4]  agent id
 ARGV[5]  attempt token
 ARGV[6]  lease length in ms
-ARGV[7]  run_cap (0: none)
+ARGV[7]  run_cap (0: none; pbt: its population)
 ARGV[8]  sweep id
 ARGV[9..] rq job hash, field/value pairs
 
@@ -40,7 +40,8 @@ if sweep[3] == '1' then
   return 'target'
 end
 local cap = tonumber(ARGV[7])
-if cap > 0 and redis.call('ZCARD', KEYS[2]) >= cap then
+local made = redis.call('ZCARD', KEYS[2]) - tonumber(redis.call('HGET', KEYS[1], 'pbt_runs') or '0')
+if cap > 0 and made >= cap then
   return 'cap'
 end
 if redis.call('EXISTS', KEYS[4]) == 1 then

@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..space import SweepConfig
-from . import bayes, grid, random
+from . import bayes, grid, pbt, random
 from .bayes import Observation
 
-__all__ = ["Observation", "bayes", "exhausted", "grid", "random", "suggest"]
+__all__ = ["Observation", "bayes", "cap", "exhausted", "grid", "pbt", "random", "suggest"]
 
 
 def suggest(config: SweepConfig, seed: int, index: int, history: Sequence[Observation] = ()) -> dict[str, Any] | None:
@@ -28,7 +28,16 @@ def suggest(config: SweepConfig, seed: int, index: int, history: Sequence[Observ
         return None if exhausted(config, index) else grid.point(config, index)
     if config.method == "bayes":
         return bayes.suggest(config, seed, index, history)
+    if config.method == "pbt":  # the search makes the first generation (``cap``); exploits the rest
+        return pbt.first_params(config, seed, index)
     return random.point(config, seed, index)
+
+
+def cap(config: SweepConfig) -> int | None:
+    """How many runs the search makes at most: ``run_cap``, or pbt's population (its first generation)."""
+    if config.method == "pbt" and config.pbt is not None:
+        return config.pbt.population
+    return config.run_cap
 
 
 def exhausted(config: SweepConfig, index: int) -> bool:

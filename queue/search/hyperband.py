@@ -97,7 +97,7 @@ def to_stop(config: SweepConfig, histories: Mapping[str, RunCurve]) -> set[str]:
     curves stops the same runs.
     """
     et, metric = config.early_terminate, config.metric
-    if et is None or metric is None:
+    if et is None or metric is None or et.type != "hyperband":
         return set()
     sign = -1.0 if metric.goal == "maximize" else 1.0  # after this, lower is better
     curves = {rid: _valid(curve.values, sign) for rid, curve in histories.items()}

@@ -83,6 +83,8 @@ def columns(config: SweepConfig, runs: list[RunRecord]) -> list[Column]:
     if config.metric is not None:
         metric_names = [config.metric.name, *(m for m in metric_names if m != config.metric.name)]
     out = [Column("run", attr, header, title) for header, title, attr in RUN_COLUMNS]
+    if any(run.rung is not None for run in runs):  # ASHA: the rung each run was last paused at
+        out.append(Column("run", "rung", "rung", "rung"))
     taken = {c.header for c in out} | {CREATED, METRIC}
     groups: tuple[tuple[ColumnKind, list[str], str], ...] = (
         ("param", param_names, "params:"),

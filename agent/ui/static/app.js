@@ -28,6 +28,11 @@
     return source;
   }
 
+  function lineage(chain) {  // PBT: the best run and its ancestors, newest first
+    if (!chain || !chain.length) return "";
+    return `<div>lineage</div><div>${chain.map((r) => `${esc(r.id)} <span class="muted">(member ${esc(r.member)}, gen ${esc(r.generation)})</span>`).join(" &larr; ")}</div>`;
+  }
+
   function chips(counts) {
     return Object.entries(counts || {}).filter(([, n]) => n).map(([s, n]) => `<span class="state ${esc(s)}">${esc(s)} ${n}</span>`).join(" ");
   }
@@ -146,6 +151,8 @@
         { key: "attempt", title: "attempts", get: (r) => r[F.attempt], num: true },
         { key: "requeues", title: "requeues", get: (r) => r[F.requeues], num: true },
         { key: "host", title: "host", get: (r) => r[F.host] },
+        ...(this.snap.runs.some((r) => r[F.rung] !== null && r[F.rung] !== undefined)
+          ? [{ key: "rung", title: "rung", get: (r) => r[F.rung], num: true }] : []),
       ];
       $("#runs thead").innerHTML = "<tr>" + this.cols.map((c) => {
         const cls = [c.num ? "num" : "", this.sort.key === c.key ? (this.sort.dir > 0 ? "sorted-asc" : "sorted-desc") : ""].join(" ");
@@ -205,7 +212,7 @@
         <div class="chips">${chips(s.counts)}</div>
         <div class="kv"><div>progress</div><div>${p.done ?? 0}${total} runs done${eta}</div>
         <div>best run</div><div>${best(s.best_run)}</div><div>agents alive</div><div>${s.agents_alive}</div>
-        <div>queue</div><div>${s.queue_depth} queued${s.queue_head ? `, head ${esc(s.queue_head)}` : ""}</div></div>`;
+        <div>queue</div><div>${s.queue_depth} queued${s.queue_head ? `, head ${esc(s.queue_head)}` : ""}</div>${lineage(s.lineage)}</div>`;
     }
 
     drawSide() {
