@@ -65,6 +65,16 @@ key                                         type    holds
                                                     pbt_decide.lua, deleted by the run's first own
                                                     commit (checkpoint.lua), whose trims keep every
                                                     pinned snapshot
+``sweepd:pool:<pool>:held``                 ZSET    sweep id -> its earliest lease deadline (ms,
+                                                    Redis clock), for the pool's sweeps holding
+                                                    runs: kept by every script that writes a
+                                                    sweep's ``:held`` (the prelude's
+                                                    ``index_held``), read by pool_leases.lua
+``sweepd:pool:<pool>:gen``                  STRING  Redis's clock (``sec.usec``) at the pool's last
+                                                    change (a token pushed, a run claimed, created
+                                                    or resumed, a target reached): a pool
+                                                    agent's look that found no work is not
+                                                    repeated until it changes
 ``sweepd:agent:<aid>``                      HASH    ``host``, ``pid``, ``sweep_id``, ``run_id``,
                                                     ``version``, ``started_at``, ``heartbeat_at``
                                                     (when the record was last written: readers
@@ -207,6 +217,14 @@ def sweep_pins(sid: str) -> str:
     """HASH run -> "<run> <snapshot>": the snapshot an exploit's new run starts from by reference
     (another run's objects hold it), until the new run commits its own; trimming keeps it."""
     return f"{PREFIX}sweep:{sid}:pins"
+
+
+def pool_held(name: str) -> str:
+    return f"{PREFIX}pool:{name}:held"
+
+
+def pool_gen(name: str) -> str:
+    return f"{PREFIX}pool:{name}:gen"
 
 
 def agent(aid: str) -> str:

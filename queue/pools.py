@@ -78,6 +78,14 @@ class PoolBeat:
 
 
 @dataclass(frozen=True)
+class Quiet:
+    """No sweep of the pool has work (claim_pool.lua): ``gen``, the pool's ``:gen`` then. Passed
+    back as ``since``, the next look reads nothing until the pool has changed."""
+
+    gen: str
+
+
+@dataclass(frozen=True)
 class PoolLeases:
     """The pool's leases (pool_leases.lua): Redis's clock, the earliest deadline not yet passed
     (None: none), how many pool agents are silent, and the sweeps with a lapsed lease."""
@@ -122,13 +130,14 @@ class Pools:
         priority, weight = self.r.hmget(keys.sweep(keys.check_id(sid, "sweep id")), ["priority", "weight"])
         return int(priority or 0), float(weight or 1)
 
-    def pool_claim(self, pool: str, agent_id: str, lease_s: float) -> Claim | str | None:
+    def pool_claim(self, pool: str, agent_id: str, lease_s: float, since: str = "") -> Claim | str | Quiet:
         """The pool's next step for this agent (claim_pool.lua): a queued run it now holds, the id of
-        the sweep to create a run in, or None when no sweep of the pool has work."""
+        the sweep to create a run in, or Quiet when no sweep of the pool has work. ``since``: the
+        ``gen`` of this agent's last Quiet (no sweep is read while the pool has not changed)."""
         token = uuid.uuid4().hex
         got = self.core.run(
             "claim_pool",
-            [keys.pool(pool)],
+            [keys.pool(pool), keys.pool_gen(pool)],
             [
                 keys.PREFIX,
                 keys.rq_queue(""),
@@ -137,10 +146,11 @@ class Pools:
                 agent_id,
                 token,
                 int(lease_s * 1000),
+                since,
             ],
         )
-        if not got:
-            return None
+        if got[0] == b"quiet":
+            return Quiet(got[1].decode())
         sid: str = got[1].decode()
         if got[0] == b"create":
             return sid
@@ -173,14 +183,14 @@ class Pools:
         return PoolBeat(recorded=bool(got[1]), silent=bool(got[2]), now_ms=redis_ms)
 
     def pool_leases(self, pool: str, lease_s: float, silent_s: float) -> PoolLeases:
-        """Every sweep of the pool's earliest lease (pool_leases.lua: one command, a read per sweep
-        inside Redis), and the sweeps whose lease lapsed; counts the agents silent for
-        ``silent_s``, forgets those silent for two leases."""
+        """The pool's next lease deadline and the sweeps whose lease lapsed (pool_leases.lua: one
+        command, a few reads of the pool's ``:held`` index whatever the number of sweeps); counts
+        the agents silent for ``silent_s``, forgets those silent for two leases."""
         now_ms = int(time.time() * 1000)
         got = self.core.run(
             "pool_leases",
-            [keys.pool(pool), keys.pool_agents(pool)],
-            [keys.PREFIX, now_ms - int(silent_s * 1000), now_ms - 2 * int(lease_s * 1000)],
+            [keys.pool_held(pool), keys.pool_agents(pool)],
+            [now_ms - int(silent_s * 1000), now_ms - 2 * int(lease_s * 1000)],
         )
         earliest = None if got[1] is None else int(got[1])
         return PoolLeases(int(got[0]), earliest, int(got[2]), [sid.decode() for sid in got[3:]])

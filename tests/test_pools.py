@@ -14,6 +14,7 @@ from support import run_sweepd
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.pool_view import demand, left, pool_status
+from sweepd.queue.pools import Quiet
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
@@ -35,7 +36,9 @@ def take(store: Store, pool: str = "p", agent: str = "ag") -> Claim | None:
     """What a pool agent does: the pool's step, then the search's create when it names a sweep."""
     for _ in range(8):
         got = store.pool_claim(pool, agent, 30)
-        if got is None or isinstance(got, Claim):
+        if isinstance(got, Quiet):
+            return None
+        if isinstance(got, Claim):
             return got
         made = store.create_next(got, agent, 30, unless_queued=True)
         if isinstance(made, Claim):

@@ -19,8 +19,8 @@ import json
 import os
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 
 from sweepd.queue.bounds import LINE_BYTES
 
@@ -70,12 +70,7 @@ class Channel:
 
     def _serve(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as lines:
-            while line := lines.readline(LINE_BYTES + 1):
-                if len(line) > LINE_BYTES and not line.endswith(b"\n"):
-                    while (rest := lines.readline(LINE_BYTES)) and not rest.endswith(b"\n"):
-                        pass  # the rest of the line, read and let go piece by piece
-                    self._dropped("socket line too long")
-                    continue
+            for line in self._lines(lines):
                 try:
                     message = json.loads(line)
                 except (ValueError, RecursionError):
@@ -87,6 +82,21 @@ class Channel:
                 if reply is not None:
                     with self._lock, contextlib.suppress(OSError):  # one writer at a time per socket
                         conn.sendall((json.dumps(reply) + "\n").encode())
+
+    def _lines(self, lines: BinaryIO) -> Iterator[bytes]:
+        """The connection's lines, each at most ``LINE_BYTES`` (a longer one is read piece by piece,
+        let go and counted), until the script closes it or it breaks: a script killed in the middle of
+        a write resets the connection, which ends its lines like a close, not the agent's thread."""
+        try:
+            while line := lines.readline(LINE_BYTES + 1):
+                if len(line) > LINE_BYTES and not line.endswith(b"\n"):
+                    while (rest := lines.readline(LINE_BYTES)) and not rest.endswith(b"\n"):
+                        pass  # the rest of the line, read and let go piece by piece
+                    self._dropped("socket line too long")
+                    continue
+                yield line
+        except OSError:
+            return
 
     def send(self, message: dict[str, Any]) -> None:
         """Send ``message`` to every connected script (best effort: a script may have gone)."""

@@ -7,16 +7,19 @@ What differs from a sweep's agent is only where it works (loop.py's ``Agent`` as
   queued run of the chosen sweep, already held, or the sweep to create a run in, which the agent's
   search makes as any agent's (``create_next``: create.lua's compare-and-set);
 - it is never complete: a pool has no end, sweeps come and go (preemption still ends it, 0);
-- it waits on the pool's wake list, which the scripts push to for every sweep of the pool;
+- it waits on the pool's wake list, which the scripts push to for every sweep of the pool; a look
+  that found no work is not repeated (claim_pool.lua reads only the pool's ``:gen``) until the pool
+  has changed, so its periodic look for a lost token costs two commands, not a few per sweep;
 - its heartbeat (``Store.pool_beat``) costs three commands whatever the number of sweeps, and asks
   only whether a pool agent has gone silent (a lease less a heartbeat): then (and every ``SCAN_EVERY`` heartbeats)
-  it reads every sweep's leases in one script (``pool_leases.lua``) and reaps the lapsed ones, so a
-  dead pool agent's runs come back within a lease and a heartbeat, as a sweep's;
+  it reads the pool's index of lease deadlines in one script (``pool_leases.lua``) and reaps the
+  lapsed sweeps, so a dead pool agent's runs come back within a lease and a heartbeat, as a sweep's;
 - its record and heartbeat are in the pool's ``:agents``, its record names the pool.
 """
 
 from __future__ import annotations
 
+from sweepd.queue.pools import Quiet
 from sweepd.queue.presence import Beat, Woken
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Reaped, Store
@@ -41,6 +44,7 @@ class PoolAgent(Agent):
         self.pool = options.pool
         self._beats = 0
         self._scan_due = True  # a first look at the pool's leases
+        self._quiet = ""  # the pool's gen when the last look found no work ('': look)
         #: A pool agent not heard of for a lease less a heartbeat may be dead: its runs are read then,
         #: before their leases (renewed up to a heartbeat after its last beat) can have lapsed.
         self.silent_s = options.lease - options.heartbeat
@@ -50,9 +54,11 @@ class PoolAgent(Agent):
         sweep the pool names (fewest held runs per weight)."""
         lease = self.opts.lease
         for _ in range(TRIES):
-            got = self.store.pool_claim(self.pool, self.id, lease)
-            if got is None:
+            got = self.store.pool_claim(self.pool, self.id, lease, since=self._quiet)
+            if isinstance(got, Quiet):
+                self._quiet = got.gen
                 return None
+            self._quiet = ""
             if isinstance(got, Claim):
                 if got.recovered_after is not None:
                     self.metrics.recovered(got.recovered_after)
@@ -68,7 +74,7 @@ class PoolAgent(Agent):
 
     def maybe_reap(self) -> None:
         """A busy pool agent reaps only when its heartbeat said a lease may lapse (a silent pool
-        agent) or the periodic scan is due: a reap reads every sweep of the pool."""
+        agent) or the periodic scan is due."""
         if self._scan_due:
             super().maybe_reap()
 

@@ -26,6 +26,8 @@ reap.lua), -1 when it was not (a new run, an operator's or enqueue's requeue of 
 The claim itself is the prelude's claim_head (claim_pool.lua claims with it too).
 A list entry whose run is not `queued` cannot come from these scripts (an edit by hand could make
 one): it is dropped, so a run is never held twice.
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return false

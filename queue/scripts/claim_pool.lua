@@ -9,6 +9,8 @@ A queued run is claimed here (the prelude's claim_head, as claim.lua); a new run
 caller's search, so the answer names the sweep and the caller creates in it (create.lua's CAS).
 
 KEYS[1]  sweepd:pool:<pool>        SET   SMEMBERS: the pool's sweeps
+KEYS[2]  sweepd:pool:<pool>:gen    STRING GET: the pool's changes so far (the prelude's wake_pool INCRs
+                                         it with every token it pushes to the pool's wake list)
 ARGV[1]  key prefix                ("sweepd:")
 ARGV[2]  rq queue prefix           ("rq:queue:sweepd-")
 ARGV[3]  prefix of run hashes      ("sweepd:run:")
@@ -16,14 +18,25 @@ ARGV[4]  prefix of rq job hashes   ("rq:job:")
 ARGV[5]  agent id
 ARGV[6]  attempt token, fresh from the caller
 ARGV[7]  lease length in ms
+ARGV[8]  the pool's `:gen` at the caller's last look that found no work ('' : none, look)
+
+Quiet: a look that found no work stays true until something gives a sweep of the pool work, and
+every such step wakes the pool (pushes a token, INCRs `:gen`): queued runs (requeue, reap,
+enqueue, operate), a sweep running again (control), a sweep joining or its bounds changed
+(pool_set). So when `:gen` is still ARGV[8], nothing is read: an idle pool agent's periodic look
+(for a token lost, or taken by an agent that died) costs two commands, not a few per sweep.
 
 Reads, per sweep <sid> of the pool: sweepd:sweep:<sid> (state, priority, weight, points, run_cap,
 next_index, target_reached), rq:queue:sweepd-<sid> (LLEN), sweepd:sweep:<sid>:held (ZCARD) and
 :runs (ZCARD, with a run_cap). A claim writes what claim.lua writes (the run, its job, the sweep's
 :held, :events and :wake).
 Returns {'claim', sid, run id, attempt, recovery ms, params, last step} (claim.lua's answer after
-the sweep), {'create', sid}, or false: no sweep of the pool has work.
+the sweep), {'create', sid}, or {'quiet', `:gen`}: no sweep of the pool has work.
 ]]
+local gen = redis.call('GET', KEYS[2]) or '0'
+if gen == ARGV[8] then
+  return {'quiet', gen}
+end
 local rows, top = {}, nil
 for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local skey = ARGV[1] .. 'sweep:' .. sid
@@ -80,4 +93,4 @@ for _, row in ipairs(served) do
     return {'create', row.sid}
   end
 end
-return false
+return {'quiet', gen}

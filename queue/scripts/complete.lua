@@ -16,6 +16,8 @@ ARGV[5]  reason
 
 Returns 1, or 0 when the caller no longer holds the run (its token is stale: fenced); then nothing
 is written, so a stale agent can never overwrite a newer attempt's outcome.
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
@@ -28,6 +30,7 @@ if ARGV[4] ~= '' then
 end
 redis.call('HDEL', KEYS[1], 'token', 'stop_requested', 'requeue_requested', 'quick_marks')
 redis.call('ZREM', KEYS[2], ARGV[1])
+index_held(KEYS[2])
 local rq_status = 'failed'
 if ARGV[3] == 'finished' then
   rq_status = 'finished'

@@ -25,6 +25,8 @@ ARGV[9..] rq job hash, field/value pairs
 Returns 'ok', or why not: 'paused' (sweep not running), 'queued' (with KEYS[7]: a run waits on the
 queue, claim it first), 'moved:<next_index>' (another agent took the point: compute that one and
 try again), 'cap', 'target', 'exists' (run id taken: pick another).
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local sweep = redis.call('HMGET', KEYS[1], 'state', 'next_index', 'target_reached')
 if sweep[1] ~= 'running' then
@@ -54,6 +56,7 @@ redis.call('HSET', KEYS[4], 'id', ARGV[2], 'sweep_id', ARGV[8], 'state', 'runnin
   'params', ARGV[3], 'attempt', 1, 'token', ARGV[5], 'agent_id', ARGV[4], 'index', ARGV[1],
   'origin', 'search', 'created_at', now, 'started_at', now)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[2])
+index_held(KEYS[3], true)
 set_job(KEYS[5], 9)
 redis.call('HSET', KEYS[5], 'status', 'started')
 return 'ok'

@@ -17,7 +17,8 @@ KEYS[3]  sweepd:run:<rid>:summary  HASH  HSET metric -> last value (JSON)
 KEYS[4]  sweepd:run:<rid>:curve    LIST  RPUSH the sweep metric's finite values, one per row that
                                          has one (what hyperband judges), LTRIM to the row bound
 KEYS[5]  sweepd:sweep:<sid>        HASH  HSET target_reached 1 when a row's metric value reaches the
-                                         target (create.lua then makes no new run)
+                                         target (create.lua then makes no new run); read `pool`:
+                                         then SET sweepd:pool:<pool>:gen (the prelude's pool_changed)
 ARGV[1]  attempt token
 ARGV[2]  history bound, rows
 ARGV[3]  history bound, bytes
@@ -110,5 +111,9 @@ if cut > 0 then
 end
 if reached then
   redis.call('HSET', KEYS[5], 'target_reached', '1')
+  local pool = pool_of(KEYS[5], '')
+  if pool then
+    pool_changed(pool)
+  end
 end
 return 1

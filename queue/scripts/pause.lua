@@ -16,6 +16,8 @@ ARGV[3]  the rung's index
 ARGV[4]  reason
 
 Returns 1, or 0 when the caller no longer holds the run (nothing is written).
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
 if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
@@ -24,6 +26,7 @@ end
 redis.call('HSET', KEYS[1], 'state', 'paused', 'rung', ARGV[3], 'paused_at', now_ms(), 'reason', ARGV[4])
 redis.call('HDEL', KEYS[1], 'token', 'stop_requested', 'requeue_requested', 'preempted_at')
 redis.call('ZREM', KEYS[2], ARGV[1])
+index_held(KEYS[2])
 redis.call('HSET', KEYS[3], 'status', 'deferred')
 wake(KEYS[4])
 wake_if_done(KEYS[4], KEYS[5], KEYS[2], KEYS[6])

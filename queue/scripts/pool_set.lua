@@ -14,9 +14,11 @@ ARGV[5]  weight ('' keeps it; unset: 1)
 ARGV[6]  points: the grid's size ('' for random and bayes)
 ARGV[7]  run_cap (0: none)
 
-Writes sweepd:pool:<old pool> (SREM, when the pool changes), sweepd:pool:<pool> (SADD), and a token
-per agent of the pool on sweepd:pool:<pool>:wake (the prelude's wake_all_list, counted by
-sweepd:pool:<pool>:agents).
+Writes sweepd:pool:<old pool> (SREM, when the pool changes) and sweepd:pool:<old pool>:held (ZREM),
+sweepd:pool:<pool> (SADD), sweepd:pool:<pool>:held (the sweep's earliest lease: the prelude's
+index_held, read from sweepd:sweep:<sid>:held), and a token per agent of the pool on
+sweepd:pool:<pool>:wake (the prelude's wake_pool, counted by sweepd:pool:<pool>:agents; INCR
+sweepd:pool:<pool>:gen).
 Returns the sweep's pool after the step ('' : none), or false when there is no such sweep.
 ]]
 if redis.call('EXISTS', KEYS[1]) == 0 then
@@ -40,10 +42,12 @@ end
 if old ~= pool then
   if old ~= '' then
     redis.call('SREM', ARGV[2] .. 'pool:' .. old, ARGV[1])
+    redis.call('ZREM', ARGV[2] .. 'pool:' .. old .. ':held', ARGV[1])
   end
   redis.call('HSET', KEYS[1], 'pool', pool)
   redis.call('SADD', ARGV[2] .. 'pool:' .. pool, ARGV[1])
   redis.call('SADD', KEYS[2], pool)
 end
-wake_all_list(ARGV[2] .. 'pool:' .. pool .. ':wake', ARGV[2] .. 'pool:' .. pool .. ':agents')
+index_held(KEYS[1] .. ':held')
+wake_pool(ARGV[2] .. 'pool:' .. pool, true)
 return pool

@@ -17,7 +17,19 @@ wake_all(key, agents)  a token for every agent the sweep has seen (ZCARD of swee
                        + 64: every idle agent looks again (the sweep may be complete, or running again)
                        Both also push to the sweep's pool, when its hash (the wake key without
                        `:wake`) names one: sweepd:pool:<pool>:wake, counted by sweepd:pool:<pool>:agents
-                       for wake_all (queue/pools.py): a pool's idle agents wake for any of its sweeps
+                       for wake_all (queue/pools.py): a pool's idle agents wake for any of its sweeps;
+                       and pool_changed
+pool_changed(pool)     SET sweepd:pool:<pool>:gen (pool: sweepd:pool:<pool>) to Redis's clock in us, a
+                       value never seen before, even after Redis lost writes: a pool agent whose
+                       last look found no work looks again only once it changed (claim_pool.lua)
+pool_of(key, suffix)   the pool of the sweep whose key is key (sweepd:sweep:<sid> .. suffix): its
+                       hash's `pool` as sweepd:pool:<pool>, and the sweep id; nil when in none
+index_held(held, took) after a change to a sweep's held set (held: sweepd:sweep:<sid>:held), when its
+                       hash names a pool: its earliest lease deadline into sweepd:pool:<pool>:held
+                       (sid -> deadline; ZREM when nothing is held), what pool_leases.lua reads
+                       instead of every sweep's held set. Every script that writes a held set calls
+                       it; took: the step took work (a claim, a create, a resume): pool_changed too
+                       (a renewal or an end changes no sweep's work; a requeue or reap wakes)
 wake_if_done(key, agents, held, queue)
                        wake_all when nothing is held and nothing queued: the sweep may just have
                        become complete, and each idle agent must see it to exit
@@ -79,8 +91,8 @@ local function push_tokens(key, n)
   end
 end
 
-local function pool_keys(key)
-  local prefix, sid = string.match(key, '^(.*)sweep:([^:]+):wake$')
+local function pool_of(key, suffix)
+  local prefix, sid = string.match(key, '^(.*)sweep:([^:]+)' .. suffix .. '$')
   if not prefix then
     return nil
   end
@@ -88,7 +100,7 @@ local function pool_keys(key)
   if not pool or pool == '' then
     return nil
   end
-  return prefix .. 'pool:' .. pool .. ':wake', prefix .. 'pool:' .. pool .. ':agents'
+  return prefix .. 'pool:' .. pool, sid
 end
 
 local function wake_one_list(key, n)
@@ -103,19 +115,49 @@ local function wake_all_list(key, agents)
   redis.call('LTRIM', key, 0, n + 63)
 end
 
+local function pool_changed(pool)
+  local t = redis.call('TIME')
+  redis.call('SET', pool .. ':gen', t[1] .. '.' .. t[2])
+end
+
+local function wake_pool(pool, all, n)
+  if all then
+    wake_all_list(pool .. ':wake', pool .. ':agents')
+  else
+    wake_one_list(pool .. ':wake', n)
+  end
+  pool_changed(pool)
+end
+
 local function wake(key, n)
   wake_one_list(key, n)
-  local pool_wake = pool_keys(key)
-  if pool_wake then
-    wake_one_list(pool_wake, n)
+  local pool = pool_of(key, ':wake')
+  if pool then
+    wake_pool(pool, false, n)
   end
 end
 
 local function wake_all(key, agents)
   wake_all_list(key, agents)
-  local pool_wake, pool_agents = pool_keys(key)
-  if pool_wake then
-    wake_all_list(pool_wake, pool_agents)
+  local pool = pool_of(key, ':wake')
+  if pool then
+    wake_pool(pool, true)
+  end
+end
+
+local function index_held(held, took)
+  local pool, sid = pool_of(held, ':held')
+  if not pool then
+    return
+  end
+  if took then
+    pool_changed(pool)
+  end
+  local first = redis.call('ZRANGE', held, 0, 0, 'WITHSCORES')
+  if first[2] then
+    redis.call('ZADD', pool .. ':held', first[2], sid)
+  else
+    redis.call('ZREM', pool .. ':held', sid)
   end
 end
 
@@ -214,6 +256,7 @@ local function claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
         'started_at', now, 'renewed_at', now)
       redis.call('HDEL', rkey, 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested', 'interrupted_at')
       redis.call('ZADD', k.held, now + tonumber(lease_ms), rid)
+      index_held(k.held, true)
       redis.call('HSET', job_prefix .. rid, 'status', 'started')
       local recovery = -1
       if interrupted then

@@ -17,6 +17,9 @@ ARGV[5]  lease length in ms
 
 Returns {attempt, params (JSON), last step}, or false (sweep not running, or the run is no longer
 paused at that rung: the caller looks again).
+The attempt number is the prelude's next_attempt (an older attempt's output deleted: queue/bounds.py);
+when the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held and the pool's
+:gen moves (the prelude's index_held).
 ]]
 if redis.call('HGET', KEYS[1], 'state') ~= 'running' then
   return false
@@ -26,10 +29,11 @@ if cur[1] ~= 'paused' or cur[2] ~= ARGV[2] then
   return false
 end
 local now = now_ms()
-local attempt = redis.call('HINCRBY', KEYS[2], 'attempt', 1)
+local attempt = next_attempt(KEYS[2])
 redis.call('HSET', KEYS[2], 'state', 'running', 'token', ARGV[4], 'agent_id', ARGV[3], 'started_at', now,
   'renewed_at', now, 'reason', 'asha-promoted')
 redis.call('HDEL', KEYS[2], 'exit_code', 'ended_at', 'paused_at', 'interrupted_at')
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[5]), ARGV[1])
+index_held(KEYS[3], true)
 redis.call('HSET', KEYS[4], 'status', 'started')
 return {attempt, redis.call('HGET', KEYS[2], 'params') or '{}', redis.call('HGET', KEYS[5], '_step')}

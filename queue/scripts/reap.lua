@@ -28,6 +28,8 @@ known alive) and rq:job:<rid> (status queued). Returns {now (ms, Redis clock), t
 deadline left (ms, or false: nothing held), how many lapsed leases were spared, the requeued run
 ids...} (ids oldest deadline first, so the longest-silent run ends up at the very head): an idle
 agent sleeps until that deadline, so the next lapse is reaped as it happens.
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local now = now_ms()
 local from, back = came_back(KEYS[5], KEYS[6], tonumber(ARGV[4]), now)
@@ -63,5 +65,6 @@ end
 if #expired > 0 then
   wake(KEYS[3], #expired)
 end
+index_held(KEYS[1])
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {now, first[2] or false, spared, unpack(expired)}

@@ -16,6 +16,8 @@ Returns 1 (renewed), 0 (the caller no longer holds the run: it must stop its tra
 once), 2 (renewed; an operator stopped the run: it ends `stopped`), 3 (renewed; requeue the run at
 the front), 4 (renewed; the sweep was cancelled: the run ends `stopped`), 5 (the run's hash is gone:
 Redis lost its data, or someone deleted the keys; the caller must stop at once, as for 0).
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local cur = redis.call('HMGET', KEYS[1], 'token', 'state', 'stop_requested', 'requeue_requested')
 if cur[2] == false then
@@ -30,6 +32,7 @@ end
 local now = now_ms()
 came_back(KEYS[4], KEYS[5], math.floor(tonumber(ARGV[3]) / 2), now)
 redis.call('ZADD', KEYS[2], 'XX', now + tonumber(ARGV[3]), ARGV[1])
+index_held(KEYS[2])
 redis.call('HSET', KEYS[1], 'renewed_at', now, 'lease_ms', ARGV[3])
 if redis.call('HGET', KEYS[3], 'state') == 'cancelled' then
   return 4

@@ -24,6 +24,8 @@ ARGV[6]  '1' when the run marked itself preempting and exited at once, its agent
          once they reach bounds.QUICK_MARKS); any other requeue clears `quick_marks`
 
 Returns 1 when requeued, 0 when refused (stale token, or no such run), 2 when already queued.
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local cur = redis.call('HMGET', KEYS[1], 'token', 'state', 'attempt')
 if not cur[2] then
@@ -42,6 +44,7 @@ if cur[2] == 'preempting' then
 end
 requeue_run({key = KEYS[1], id = ARGV[1], queue = KEYS[3], job = KEYS[4], reason = ARGV[3],
   front = ARGV[4] == '1', held = KEYS[2], interrupted_at = interrupted})
+index_held(KEYS[2])
 if ARGV[6] == '1' then
   redis.call('HINCRBY', KEYS[1], 'quick_marks', 1)
 else

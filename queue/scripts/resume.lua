@@ -34,6 +34,8 @@ ARGV[10..] rq job hash of a new run, field/value pairs
 Returns {'created', 1, ''} or {'resumed', attempt, last `_step` as JSON or ''}, or why not (nothing
 written): {'exists'}, {'missing'}, {'held', holder, ms left on its lease}, {'other-sweep', sweep id},
 {'no-sweep'}, {'cancelled'}.
+When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
+prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
 local now = now_ms()
 local run = redis.call('HMGET', KEYS[1], 'state', 'sweep_id', 'agent_id')
@@ -62,6 +64,7 @@ if not exists then
     'created_at', now, 'started_at', now)
   redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[8]), ARGV[1])
   redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
+  index_held(KEYS[5], true)
   set_job(KEYS[7], 10)
   redis.call('HSET', KEYS[7], 'status', 'started')
   return {'created', 1, ''}
@@ -82,6 +85,7 @@ local attempt = next_attempt(KEYS[1])
 redis.call('HSET', KEYS[1], 'state', 'running', 'token', ARGV[7], 'agent_id', ARGV[6], 'started_at', now)
 redis.call('HDEL', KEYS[1], 'exit_code', 'ended_at', 'stop_requested', 'requeue_requested')
 redis.call('ZADD', KEYS[5], lease_until, ARGV[1])
+index_held(KEYS[5], true)
 redis.call('HSET', KEYS[7], 'status', 'started')
 local step = redis.call('HGET', KEYS[2], '_step')
 return {'resumed', attempt, step or ''}
