@@ -25,14 +25,15 @@ import redis
 from bare import ARGS, bare
 from common import markdown, new_sweep, private_redis
 
-from sweepd.agent.daemon import attempt, channel, hold, launch, loop, options, process, wandb_env, wandb_follow
-from sweepd.queue import store
+from sweepd.agent.daemon import attempt, channel, launch, loop, options, process, wandb_env, wandb_follow
+from sweepd.agent.hold import hold
+from sweepd.queue import next_run, operations, store
 
 #: (object, attribute, what the line says, whether the bare loop takes the step too)
 STEPS: list[tuple[Any, str, str, bool]] = [
-    (store.Store, "create_next", "create.lua: the run made from the search, held (round trip)", False),
-    (store.Store, "claim", "claim.lua: the queue's head (round trip; skipped while the search leads)", False),
-    (store.Store, "complete", "complete.lua: the exit recorded (round trip)", False),
+    (next_run.NextRuns, "create_next", "create.lua: the run made from the search, held (round trip)", False),
+    (operations.Operations, "claim", "claim.lua: the queue's head (round trip; skipped while the search leads)", False),
+    (operations.Operations, "complete", "complete.lua: the exit recorded (round trip)", False),
     (launch, "write_params", "the params file written (mkdir, write, rename)", False),
     (wandb_env, "environment", "the W&B config file written", False),
     (launch, "environment", "the run's environment (a copy of the agent's, less its secrets)", False),

@@ -38,8 +38,8 @@ from common import (
     wait_for,
 )
 
-from sweepd.agent.daemon.hold import LEASE_HEARTBEATS
 from sweepd.agent.daemon.options import Options
+from sweepd.agent.hold.hold import LEASE_HEARTBEATS
 from sweepd.queue import keys
 from sweepd.queue.store import Store
 

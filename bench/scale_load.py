@@ -38,10 +38,10 @@ from typing import Any
 from common import stop
 
 from sweepd.agent.daemon import logs
-from sweepd.agent.daemon.backoff import REDIS_DOWN
-from sweepd.agent.daemon.hold import Hold
 from sweepd.agent.daemon.loop import Agent
 from sweepd.agent.daemon.options import Options
+from sweepd.agent.hold.backoff import REDIS_DOWN
+from sweepd.agent.hold.hold import Hold
 from sweepd.queue.connections import connect
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store

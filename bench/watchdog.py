@@ -1,5 +1,5 @@
 """The watchdog's cost: what the process outside the agent that kills a run when its lease deadline
-passes unfed (agent/daemon/watchdog.py) takes, beside what the agent itself takes.
+passes unfed (agent/hold/watchdog.py) takes, beside what the agent itself takes.
 
 - memory and CPU: an agent at ``--heartbeat 1`` holds a run that sleeps; over a window the
   watchdog's RSS and CPU are sampled beside the agent's own (the baseline). One watchdog serves
@@ -41,7 +41,7 @@ from common import (
     wait_for,
 )
 
-from sweepd.agent.daemon.watchdog import Watchdog
+from sweepd.agent.hold.watchdog import Watchdog
 
 SLEEPER = "import time\ntime.sleep(3600)\n"
 WATCHES = 2000

@@ -25,7 +25,7 @@ a parameter's value    ``PARAM_BYTES`` 10 KiB JSON refused at sweep create and e
 
 Everything dropped or cut is counted on the run (its ``cut`` field, ``runs --json``) and said once
 per attempt in the agent's log; none of it ends the run or the agent. (Rows waiting in the agent
-for Redis are bounded by agent/daemon/reports.py; a line of output by agent/daemon/process.py.)
+for Redis are bounded by agent/hold/reports.py; a line of output by agent/daemon/process.py.)
 
 Non-finite numbers: NaN, infinities and integers too large for a float (``10**400``) are kept as
 the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"`` (``NONFINITE``), the spelling JavaScript and

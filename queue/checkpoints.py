@@ -2,7 +2,7 @@
 
 The snapshot's bytes live in an object store (the agent's ``sweepd.agent.checkpoints``); Redis holds
 only which snapshots are committed, newest first (``sweepd:run:<rid>:checkpoints``). ``Store``
-(store.py) inherits these methods and registers the script with the others.
+(store.py) holds this part; core.py registers the script with the others.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
-from .reads import Reads
+from .core import Core
 from .records import Claim, iso
 
 
@@ -52,11 +52,11 @@ class Snapshot:
         return {**out, "run": self.run} if self.run else out
 
 
-class Checkpoints(Reads):
-    """The commit (needs ``Store``'s scripts) and the reads."""
+class Checkpoints:
+    """The commit and the reads (a part of ``Store``)."""
 
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        raise NotImplementedError
+    def __init__(self, core: Core) -> None:
+        self.core, self.r = core, core.r
 
     def commit_checkpoint(self, claim: Claim, snapshot: str, files: int, size: int, keep: int) -> list[Snapshot] | None:
         """Make ``snapshot`` (uploaded whole) the run's latest, fenced by the claim's token
@@ -64,7 +64,7 @@ class Checkpoints(Reads):
         off beyond the ``keep`` newest, whose objects the caller deletes (never one another run's
         first snapshot references: pinned, it stays in the list)."""
         record = json.dumps({"snapshot": snapshot, "attempt": claim.attempt, "files": files, "bytes": size})
-        got = self._run_script(
+        got = self.core.run(
             "checkpoint",
             [
                 keys.run(claim.run_id),

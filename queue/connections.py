@@ -31,6 +31,11 @@ from redis.sentinel import MasterNotFoundError
 from . import keeper, sentinel
 from .errors import RedisUnavailable, UserError
 
+#: Redis did not answer (down, restarting, unreachable): what every caller takes for an outage.
+REDIS_DOWN: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
+#: ... or could not even be reached (a refused or unroutable address): what a probe says no to.
+_UNREACHABLE: tuple[type[BaseException], ...] = (*REDIS_DOWN, OSError)
+
 ENV_URL = "SWEEPD_REDIS_URL"
 ENV_URL_FILE = "SWEEPD_REDIS_URL_FILE"  # a file holding the URL: keeps a password out of env dumps
 ENV_HOME = "SWEEPD_HOME"
@@ -245,7 +250,7 @@ def _pings(url: str) -> bool:
             return bool(client.ping())
         finally:
             client.close()
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except _UNREACHABLE:
         return False
 
 
@@ -274,6 +279,12 @@ def _check_database(url: str) -> None:
         raise UserError(
             f"--redis-url {redact(url)}: the path {parts.path!r} is not a database number (redis://HOST:PORT/0)"
         )
+
+
+def holder_timeout(heartbeat_s: float) -> float:
+    """The socket timeout of a process that holds runs: a hung call gives up within a heartbeat
+    (at least 1 s, at most the default 10 s), so a lease is renewed or given up in time."""
+    return min(10.0, max(1.0, heartbeat_s))
 
 
 def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0) -> redis.Redis:
@@ -312,7 +323,7 @@ def connect(url: str | None = None, *, check: bool = True, timeout: float = 10.0
                 f"no sentinel of {redact(resolved)} can name a reachable master ({exc}); "
                 f"check the sentinels' addresses, the master's name and {sentinel.ENV_SENTINEL_PASSWORD}"
             ) from None
-        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        except _UNREACHABLE as exc:
             raise RedisUnavailable(
                 f"cannot reach Redis at {redact(resolved)} ({exc}); "
                 f"set --redis-url or {ENV_URL} to point sweepd elsewhere"

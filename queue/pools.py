@@ -10,7 +10,7 @@ search (Python), so the step names the sweep and the agent creates in it (``crea
 ``Store.create_next``). The prelude's ``wake``/``wake_all`` push to the pool's wake list too, so
 every event that gives a sweep work wakes the pool's idle agents (no polling).
 
-``Store`` (store.py) inherits these methods and registers the scripts with the others.
+``Store`` (store.py) holds this part; core.py registers its scripts with the others.
 """
 
 from __future__ import annotations
@@ -22,16 +22,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from . import keys, search
+from .core import Core
 from .errors import UserError
-from .presence import Woken
+from .presence import Presence, Woken
+from .reads import Reads
 from .records import Claim
 from .runs import step_of
 from .space import SweepConfig
 
-#: The scripts of this module (Store registers them with the others).
+#: The scripts of this module (core.py registers them with the others).
 SCRIPTS = ("claim_pool", "pool_set", "pool_leases")
 
 
@@ -97,21 +97,11 @@ class PoolLeases:
 
 
 class Pools:
-    """The pool's writes and an agent's calls (a mixin of ``Store``)."""
+    """The pool's writes and an agent's calls (a part of ``Store``): its own scripts, a sweep's
+    config from the reads, and the record and wait an agent of a sweep has (presence.py)."""
 
-    r: redis.Redis
-
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        raise NotImplementedError  # Store's
-
-    def config(self, sid: str) -> SweepConfig:
-        raise NotImplementedError  # Reads'
-
-    def _record(self, agents: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
-        raise NotImplementedError  # Presence's
-
-    def _block(self, key: str, timeout_s: float, interrupt_fd: int | None) -> Woken:
-        raise NotImplementedError  # Presence's
+    def __init__(self, core: Core, reads: Reads, presence: Presence) -> None:
+        self.core, self.r, self.reads, self.presence = core, core.r, reads, presence
 
     def set_pool(
         self, sid: str, *, pool: str | None = None, priority: int | None = None, weight: float | None = None
@@ -119,8 +109,8 @@ class Pools:
         """Put the sweep in ``pool`` and/or set its priority and weight (pool_set.lua); wakes the
         pool's idle agents. Returns the sweep's pool ('' when it is in none)."""
         keys.check_id(sid, "sweep id")
-        points, run_cap = bounds(self.config(sid))  # NotFound for a sweep that does not exist
-        got = self._run_script(
+        points, run_cap = bounds(self.reads.config(sid))  # NotFound for a sweep that does not exist
+        got = self.core.run(
             "pool_set",
             [keys.sweep(sid), keys.POOLS],
             [
@@ -145,7 +135,7 @@ class Pools:
         the sweep to create a run in, or Quiet when no sweep of the pool has work. ``since``: the
         ``gen`` of this agent's last Quiet (no sweep is read while the pool has not changed)."""
         token = uuid.uuid4().hex
-        got = self._run_script(
+        got = self.core.run(
             "claim_pool",
             [keys.pool(pool), keys.pool_gen(pool)],
             [
@@ -197,7 +187,7 @@ class Pools:
         command, a few reads of the pool's ``:held`` index whatever the number of sweeps); counts
         the agents silent for ``silent_s``, forgets those silent for two leases."""
         now_ms = int(time.time() * 1000)
-        got = self._run_script(
+        got = self.core.run(
             "pool_leases",
             [keys.pool_held(pool), keys.pool_agents(pool)],
             [now_ms - int(silent_s * 1000), now_ms - 2 * int(lease_s * 1000)],
@@ -208,7 +198,7 @@ class Pools:
     def pool_record(self, pool: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
         """Write a pool agent's record and its heartbeat in the pool's ``:agents``; the pool is
         listed (``pool list``) from its first agent on, sweeps or not."""
-        self._record(keys.pool_agents(pool), aid, info, ttl_s)
+        self.presence.record(keys.pool_agents(pool), aid, info, ttl_s)
         self.r.sadd(keys.POOLS, pool)
 
     def pool_agent_gone(self, pool: str, aid: str) -> None:
@@ -219,4 +209,4 @@ class Pools:
 
     def wait_for_pool(self, pool: str, timeout_s: float, interrupt_fd: int | None = None) -> Woken:
         """Block on the pool's wake list, as ``wait_for_work`` on a sweep's."""
-        return self._block(keys.pool_wake(check_pool(pool)), timeout_s, interrupt_fd)
+        return self.presence.block(keys.pool_wake(check_pool(pool)), timeout_s, interrupt_fd)

@@ -1,6 +1,6 @@
 """The writes and reads behind PBT (``method: pbt``): a member's standing at an interval's step
 (pbt_standing.lua) and its decision, with its next generation made in the same step
-(pbt_decide.lua). ``Store`` (store.py) inherits these methods and registers the scripts with the
+(pbt_decide.lua). ``Store`` (store.py) holds this part; core.py registers the scripts with the
 others; the decision itself is pure (search/pbt.py)."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keys
-from .reads import Reads, strs
+from .core import Core
+from .reads import strs
 from .records import Claim
 
 
@@ -25,14 +26,11 @@ class NextRun:
     reference: str = ""  # object-store root: the run whose latest snapshot it starts from (no copy)
 
 
-class Population(Reads):
-    """PBT's moves; ``Store`` supplies the scripts and rq's job fields."""
+class Population:
+    """PBT's moves and reads (a part of ``Store``): the scripts and rq's job fields are the core's."""
 
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        raise NotImplementedError
-
-    def _rq_job_fields(self, sid: str, rid: str) -> list[Any]:
-        raise NotImplementedError
+    def __init__(self, core: Core) -> None:
+        self.core, self.r = core, core.r
 
     def pbt_of(self, sid: str, rid: str) -> dict[str, Any]:
         """The run's member, generation and parent (a first-generation run's member is its place
@@ -58,7 +56,7 @@ class Population(Reads):
     ) -> dict[int, tuple[float, str]] | None:
         """Note the member's value at ``step`` (the first one given stands) and return every member's
         that reached it: member -> (value, run id). None when the run is no longer ours."""
-        got = self._run_script(
+        got = self.core.run(
             "pbt_standing",
             [keys.run(claim.run_id), keys.sweep_pbt(claim.sweep_id)],
             [claim.token, member, step, json.dumps({"value": value, "run": claim.run_id}), population],
@@ -73,7 +71,7 @@ class Population(Reads):
         same step (pbt_decide.lua): 'ok', 'decided:<the decision that stands>', 'closed', 'fenced'."""
         sid = claim.sweep_id
         new = nxt.run_id if nxt is not None else ""
-        got = self._run_script(
+        got = self.core.run(
             "pbt_decide",
             [
                 keys.run(claim.run_id),
@@ -102,7 +100,7 @@ class Population(Reads):
                 json.dumps(nxt.pbt if nxt else {}),
                 "" if nxt is None or nxt.first_step is None else nxt.first_step,
                 nxt.reference if nxt is not None else "",
-                *(self._rq_job_fields(sid, new) if nxt else []),
+                *(self.core.job_fields(sid, new) if nxt else []),
             ],
         )
         return str(got.decode())

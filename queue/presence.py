@@ -17,6 +17,7 @@ from typing import Any, Literal
 import redis
 
 from . import keys
+from .core import Core
 from .reads import Reads
 
 #: What a wait on the wake list ended with: a token (look at the queue and the search), the
@@ -42,14 +43,17 @@ def up_ttl_ms(lease_s: float) -> int:
     return max(1, int(lease_s * 1000) // 2)
 
 
-class Presence(Reads):
-    """Agents' records and heartbeats, and the idle wait."""
+class Presence:
+    """Agents' records and heartbeats, and the idle wait (a part of ``Store``)."""
+
+    def __init__(self, core: Core, reads: Reads) -> None:
+        self.r, self.reads = core.r, reads
 
     def agent_beat(self, sid: str, aid: str, info: dict[str, Any], ttl_s: float) -> None:
         """Write the agent's record (its hash expires when the agent goes silent) and its heartbeat."""
-        self._record(keys.sweep_agents(sid), aid, info, ttl_s, up=keys.sweep_up(sid))
+        self.record(keys.sweep_agents(sid), aid, info, ttl_s, up=keys.sweep_up(sid))
 
-    def _record(self, agents: str, aid: str, info: dict[str, Any], ttl_s: float, up: str = "") -> None:
+    def record(self, agents: str, aid: str, info: dict[str, Any], ttl_s: float, up: str = "") -> None:
         """The agent's record and its score in ``agents`` (a sweep's or a pool's), in one MULTI; ``up``:
         the sweep's word that the store is up, pushed on (a pool has none)."""
         now_ms = int(time.time() * 1000)
@@ -100,11 +104,11 @@ class Presence(Reads):
         the reply is waited for here, beside ``interrupt_fd``; a BLPOP given up for the caller (or
         unanswered a while after its timeout: Redis is not answering, ``redis.TimeoutError``) costs
         its connection, which the pool opens again."""
-        return self._block(keys.sweep_wake(sid), timeout_s, interrupt_fd)
+        return self.block(keys.sweep_wake(sid), timeout_s, interrupt_fd)
 
-    def _block(self, key: str, timeout_s: float, interrupt_fd: int | None) -> Woken:
+    def block(self, key: str, timeout_s: float, interrupt_fd: int | None) -> Woken:
         """``wait_for_work``'s BLPOP on one wake list (a sweep's or a pool's)."""
-        if interrupt_fd is None and timeout_s < self.call_timeout():
+        if interrupt_fd is None and timeout_s < self.reads.call_timeout():
             return "token" if self.r.blpop([key], timeout=timeout_s) else "timeout"
         pool = self.r.connection_pool
         conn: Any = pool.get_connection()  # redis-py's connection methods are untyped
@@ -115,7 +119,7 @@ class Presence(Reads):
             poller = select.poll()  # not select(): a process with many files has descriptors past 1024
             for fd in (sock,) if interrupt_fd is None else (sock, interrupt_fd):
                 poller.register(fd, select.POLLIN)
-            ready = [fd for fd, _ in poller.poll(1000 * (timeout_s + max(1.0, self.call_timeout())))]
+            ready = [fd for fd, _ in poller.poll(1000 * (timeout_s + max(1.0, self.reads.call_timeout())))]
             if sock in ready:
                 got = conn.read_response()
                 answered = True

@@ -2,8 +2,8 @@
 
 Both apply the resume table (resume.py) in one Lua script each: ``resume.lua`` starts a run and
 holds it for the calling process, as ``claim.lua`` holds one for an agent; ``enqueue.lua`` puts one
-on a sweep's queue for the agents. ``Store`` (store.py) inherits these methods and registers the
-scripts with the others.
+on a sweep's queue for the agents. ``Store`` (store.py) holds this part; core.py
+registers the scripts with the others.
 
 Runs started by hand with no sweep named go to the Redis's ``manual`` sweep, made on first use by
 ``resume.lua`` itself. Its config is a one-point grid that validates like any other
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from . import bounds, keys
+from .core import Core
 from .errors import NotFound, RunHeld, UserError
-from .reads import Reads
 from .records import Claim
 from .resume import Rule, refusal
 
@@ -50,14 +50,11 @@ class Enqueued:
     last_step: int | None  # where a resumed run's history continues from
 
 
-class RunStarts(Reads):
-    """The run-starting writes; ``Store`` supplies the scripts and rq's job fields."""
+class RunStarts:
+    """The run-starting writes (a part of ``Store``): the scripts and rq's job fields are the core's."""
 
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        raise NotImplementedError
-
-    def _rq_job_fields(self, sid: str, rid: str) -> list[Any]:
-        raise NotImplementedError
+    def __init__(self, core: Core) -> None:
+        self.core, self.r = core, core.r
 
     def sweep_of(self, rid: str) -> str | None:
         """The sweep a run belongs to, or None when there is no such run (a run never moves)."""
@@ -92,7 +89,7 @@ class RunStarts(Reads):
                     "created_at": str(now_ms),
                 }
             )
-        got = self._run_script(
+        got = self.core.run(
             "resume",
             [
                 keys.run(rid),
@@ -116,7 +113,7 @@ class RunStarts(Reads):
                 token,
                 int(lease_s * 1000),
                 manual,
-                *self._rq_job_fields(sid, rid),
+                *self.core.job_fields(sid, rid),
             ],
         )
         status, rest = got[0].decode(), [g.decode() if isinstance(g, bytes) else str(g) for g in got[1:]]
@@ -138,7 +135,7 @@ class RunStarts(Reads):
     ) -> Enqueued:
         """Put run ``rid`` on sweep ``sid``'s queue under ``rule`` (enqueue.lua); ``params`` None keeps
         a known run's. Raises the table's refusal, or ``RunHeld`` for a run an agent holds."""
-        got = self._run_script(
+        got = self.core.run(
             "enqueue",
             [
                 keys.run(rid),
@@ -158,7 +155,7 @@ class RunStarts(Reads):
                 rule.if_missing,
                 "" if params is None else json.dumps(params),
                 "1" if front else "0",
-                *self._rq_job_fields(sid, rid),
+                *self.core.job_fields(sid, rid),
             ],
         )
         status, rest = got[0].decode(), [g.decode() for g in got[1:]]

@@ -1,14 +1,14 @@
 """The writes and reads behind sweepd's own schedulers: ASHA's pause and promotion (pause.lua,
-promote.lua). ``Store`` (store.py) inherits these methods and registers the scripts with the others;
+promote.lua). ``Store`` (store.py) holds this part; core.py registers the scripts with the others;
 the decisions are pure (search/asha.py)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
 
 from . import keys
+from .core import Core
 from .reads import Reads
 from .records import Claim
 from .runs import step_of
@@ -16,16 +16,16 @@ from .runs import step_of
 _PROMOTE_TRIES = 8  # each failed try means another agent promoted a run meanwhile: look again
 
 
-class Schedules(Reads):
-    """ASHA's moves; ``Store`` supplies the scripts."""
+class Schedules:
+    """ASHA's moves (a part of ``Store``): the scripts are the core's, what to promote the reads'."""
 
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        raise NotImplementedError
+    def __init__(self, core: Core, reads: Reads) -> None:
+        self.core, self.reads = core, reads
 
     def pause(self, claim: Claim, rung: int, reason: str = "asha") -> bool:
         """Park the held run at ``rung`` (pause.lua, fenced by the token); False when no longer ours."""
         sid, rid = claim.sweep_id, claim.run_id
-        done = self._run_script(
+        done = self.core.run(
             "pause",
             [
                 keys.run(rid),
@@ -42,7 +42,7 @@ class Schedules(Reads):
     def promote_next(self, sid: str, agent_id: str, lease_s: float) -> Claim | None:
         """Hold the paused run ASHA promotes now (promote.lua), or None: nothing to promote."""
         for _ in range(_PROMOTE_TRIES):
-            chosen = self.promotable(sid)
+            chosen = self.reads.promotable(sid)
             if chosen is None:
                 return None
             claim = self.promote(sid, *chosen, agent_id, lease_s)
@@ -53,7 +53,7 @@ class Schedules(Reads):
     def promote(self, sid: str, rid: str, rung: int, agent_id: str, lease_s: float) -> Claim | None:
         """Hold run ``rid`` for its next rung if it is still paused at ``rung`` (promote.lua)."""
         token = uuid.uuid4().hex
-        got = self._run_script(
+        got = self.core.run(
             "promote",
             [keys.sweep(sid), keys.run(rid), keys.sweep_held(sid), keys.rq_job(rid), keys.run_summary(rid)],
             [rid, rung, agent_id, token, int(lease_s * 1000)],

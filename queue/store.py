@@ -1,412 +1,125 @@
-"""The typed client over sweepd's Redis data: every write goes through here (reads: reads.py).
+"""The typed client over sweepd's Redis data: every write goes through it (reads: reads.py).
 
-Each step that must be atomic is one Lua script from ``scripts/`` (claim, create, complete, requeue,
-renew, preempt, reap, operate, control, log, create_sweep; resume and enqueue, whose callers are in
-runs.py; checkpoint, in checkpoints.py), and says so. Every script is registered behind
-``scripts/prelude.lua``, the Lua they share (the clock, the requeue step, wake and event pushes), so
-that step is written once and each script is still one EVAL. Everything that belongs to a move (its
-event, the sweep's ``target_reached``) is written by that move's script. This is the only module
-that imports rq: rq lays out each run's job hash and the queue list; sweepd's scripts move run ids.
+``Store`` is the one object callers get; it is made of the parts it holds, which share one core
+(core.py: the client, the Lua scripts behind the shared prelude, rq's job layout): ``reads``
+(reads.py), ``operations`` (operations.py: the moves of runs and sweeps), ``starts`` (runs.py:
+runs started by name), ``presence`` (presence.py: agents' records, heartbeats, the idle wait),
+``snapshots`` (checkpoints.py: committed checkpoints) and ``pools`` (pools.py). Their public
+methods are the Store's own, so a caller writes ``store.claim(...)`` whichever part does it. This
+is the only module that imports rq: rq lays out each run's job hash and the queue list; sweepd's
+scripts move run ids.
 """
 
 from __future__ import annotations
 
-import json
-import secrets
-import time
-import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
-from functools import cache
-from importlib import resources
-from typing import Any, Literal, cast
+from typing import Any
 
 import redis
-from redis.commands.core import Script
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from . import bounds, keys, replication, search
+from . import keys
 from .checkpoints import Checkpoints
-from .errors import UserError
+from .core import PRELUDE as PRELUDE  # importable here still; the scripts' rules are in core.py
+from .core import Core
+from .core import script_source as script_source
 from .ids import new_id as new_id  # store.new_id stays importable; the rule is in ids.py
 from .jobs import FUNC_NAME
-from .pools import SCRIPTS as POOL_SCRIPTS
+from .next_run import CreateResult as CreateResult
+from .next_run import NextRuns
+from .operations import HEARTBEAT as HEARTBEAT
+from .operations import HISTORY_CAP as HISTORY_CAP
+from .operations import LOG_CAP as LOG_CAP
+from .operations import Operations
+from .operations import Reaped as Reaped
+from .operations import Renewal as Renewal
 from .pools import Pools
 from .population import Population
-from .presence import Presence, up_ttl_ms
-from .reads import SWEEP_STATES
-from .records import Claim
-from .runs import RunStarts, step_of
+from .presence import Presence
+from .reads import Reads
+from .runs import RunStarts
 from .schedules import Schedules
-from .space import SweepConfig
-
-HISTORY_CAP = bounds.HISTORY_ROWS  # metric rows kept per run (and bytes: bounds.HISTORY_BYTES)
-LOG_CAP = 10_000  # output lines kept per attempt
-PRELUDE = "prelude"  # scripts/prelude.lua: put in front of every other script, never run alone
-HEARTBEAT = 10.0  # seconds: a reaper's heartbeat when it names none (the agent's default, options.py)
 
 
-CreateResult = Literal["ok", "exhausted", "paused", "queued", "cap", "target"]
-#: What renew tells the holder: keep going, stop the run, requeue it, or it is no longer ours:
-#: "fenced" (another attempt or an operator took it) or "gone" (the run no longer exists in Redis,
-#: which lost its data): both mean stop the training process now.
-Renewal = Literal["ok", "stop", "requeue", "cancel", "fenced", "gone"]
-_RENEWALS: dict[int, Renewal] = {1: "ok", 2: "stop", 3: "requeue", 4: "cancel", 0: "fenced", 5: "gone"}
-
-
-@dataclass(frozen=True)
-class Reaped:
-    """What a reap did and saw: the runs it requeued, Redis's clock (ms), the earliest lease
-    deadline left (ms on that clock; None: nothing held) and how many lapsed leases it spared."""
-
-    requeued: list[str]
-    now_ms: int
-    earliest: int | None
-    spared: int = 0  # lapsed leases given a heartbeat more: the store has just come back (reap.lua)
-
-
-@cache
-def _lua(name: str) -> str:
-    return resources.files("sweepd.queue.scripts").joinpath(f"{name}.lua").read_text()
-
-
-def script_source(name: str) -> str:
-    """The text Redis runs for script ``name``: the shared prelude, then the script itself. The
-    prelude only defines local functions, so the script's own header still says what it touches."""
-    if name == PRELUDE:
-        raise ValueError("the prelude is put in front of the scripts, not run alone")
-    return f"local KEPT_ATTEMPTS = {bounds.KEPT_ATTEMPTS}\n" + _lua(PRELUDE) + "\n" + _lua(name)
-
-
-def _up(sid: str) -> list[str]:
-    """The keys by which a sweep's store tells it came back from an outage (the prelude's came_back)."""
-    return [keys.sweep_up(sid), keys.sweep_seen(sid)]
-
-
-def _script(r: redis.Redis, name: str) -> Script:
-    return r.register_script(script_source(name))
-
-
-class Store(RunStarts, Presence, Checkpoints, Schedules, Population, Pools):  # Pools last: its stubs
-    """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but caches: configs,
-    and each sweep's seed and next search point as this process last saw them (a hint that
-    create.lua checks, so a stale one costs a retry, never a wrong run)."""
+class Store:
+    """Sweeps, runs and the queue in one Redis. Cheap to make; holds no state but its parts' caches
+    (configs; each sweep's next search point)."""
 
     def __init__(self, client: redis.Redis) -> None:
-        super().__init__(client)
-        names = (
-            "create_sweep",
-            "claim",
-            "create",
-            "complete",
-            "requeue",
-            "renew",
-            "preempt",
-            "reap",
-            "operate",
-            "control",
-            "log",
-            "resume",
-            "enqueue",
-            "checkpoint",
-            "pause",
-            "promote",
-            "pbt_standing",
-            "pbt_decide",
-        )  # resume, enqueue start runs by name (runs.py); checkpoint commits a snapshot (checkpoints.py); pause,
-        # promote are ASHA's (schedules.py), pbt_* PBT's (population.py)
-        self._scripts = {name: _script(client, name) for name in (*names, *POOL_SCRIPTS)}  # pools.py's too
-        self._replicated = replication.Replicated(client) if replication.wanted(client) else None
-        self._points: dict[str, tuple[int, int]] = {}  # sweep id -> (seed, next_index), a hint
-
-    def _run_script(self, name: str, keys_: list[str], args: list[Any]) -> Any:
-        """One script, one EVALSHA; behind Sentinel a move also waits for a replica (replication.py)."""
-        if self._replicated is not None and name not in replication.UNWAITED:
-            return self._replicated.call(name, self._scripts[name], keys_, args)
-        return self._scripts[name](keys=keys_, args=args)
-
-    # sweeps -------------------------------------------------------------------------------------
-
-    def create_sweep(self, config: SweepConfig, *, name: str | None = None, seed: int | None = None) -> str:
-        """Store a validated config as a new sweep (create_sweep.lua) and return its id."""
-        now_ms = int(time.time() * 1000)
-        record = {
-            "name": name or config.name,
-            "config": json.dumps(config.raw),
-            "seed": seed if seed is not None else secrets.randbelow(2**31),
-            "state": "running",
-            "next_index": 0,
-            "created_at": now_ms,
-        }
-        while True:
-            sid = new_id()
-            fields = {"id": sid, **record, "name": record["name"] or sid}
-            flat = [item for pair in fields.items() for item in pair]
-            made = self._run_script(
-                "create_sweep", [keys.sweep(sid), keys.SWEEPS, keys.RQ_QUEUES], [sid, keys.rq_queue(sid), *flat]
-            )
-            if made:
-                return sid
-
-    def control(self, sid: str, state: str) -> str:
-        """Pause, resume (running), stop or cancel a sweep (control.lua); returns the previous state."""
-        if state not in SWEEP_STATES:
-            raise UserError(f"sweep state {state!r} is not one of {', '.join(SWEEP_STATES)}")
-        self.sweep(sid)
-        previous = self._run_script(
-            "control",
-            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_agents(sid)],
-            [state, keys.PREFIX + "run:", keys.RQ_JOB_PREFIX],
+        self.r = client
+        self.core = core = Core(client, lambda sid, rid: _rq_job_fields(client, sid, rid))
+        self._scripts = core.scripts  # by name: what tests look at
+        self.reads = reads = Reads(client)
+        self.operations = ops = Operations(core, reads)
+        self.starts = starts = RunStarts(core)
+        self.presence = presence = Presence(core, reads)
+        self.snapshots = snapshots = Checkpoints(core)
+        self.pools = pools = Pools(core, reads, presence)
+        self.schedules = schedules = Schedules(core, reads)
+        self.population = population = Population(core)
+        # reads.py
+        self.now_ms, self.call_timeout, self.failover_check = reads.now_ms, reads.call_timeout, reads.failover_check
+        self.sweep, self.config, self.sweep_ids, self.events = reads.sweep, reads.config, reads.sweep_ids, reads.events
+        self.preview, self.observations, self.run, self.runs = reads.preview, reads.observations, reads.run, reads.runs
+        self.curves, self.curve_length, self.curve = reads.curves, reads.curve_length, reads.curve
+        self.quick_marks, self.history, self.logs = reads.quick_marks, reads.history, reads.logs
+        self.queued_ids, self.held_count, self.generation_done = (
+            reads.queued_ids,
+            reads.held_count,
+            reads.generation_done,
         )
-        return str(previous.decode())
-
-    # the run lifecycle ----------------------------------------------------------------------------
-
-    def claim(self, sid: str, agent_id: str, lease_s: float) -> Claim | None:
-        """Take the run at the head of the sweep's queue (claim.lua: one atomic step)."""
-        token = uuid.uuid4().hex
-        got = self._run_script(
-            "claim",
-            [keys.sweep(sid), keys.rq_queue(sid), keys.sweep_held(sid), keys.sweep_events(sid), keys.sweep_wake(sid)],
-            [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, agent_id, token, int(lease_s * 1000)],
+        self.is_complete, self.change_marker = reads.is_complete, reads.change_marker
+        self.agents_seen, self.agents = reads.agents_seen, reads.agents
+        self.rung_of, self.promotable = reads.rung_of, reads.promotable
+        # operations.py
+        self.create_sweep, self.control, self.claim, self.create = (
+            ops.create_sweep,
+            ops.control,
+            ops.claim,
+            ops.create,
         )
-        if not got:
-            return None
-        rid, attempt, recovery_ms = got[0].decode(), int(got[1]), int(got[2])
-        return Claim(
-            sid,
-            rid,
-            attempt,
-            token,
-            json.loads(got[3]),
-            step_of((got[4] or b"").decode()),
-            recovered_after=None if recovery_ms < 0 else recovery_ms / 1000,
+        self.complete, self.requeue, self.renew, self.mark_preempting = (
+            ops.complete,
+            ops.requeue,
+            ops.renew,
+            ops.mark_preempting,
         )
+        self.reap, self.reap_due, self.operate = ops.reap, ops.reap_due, ops.operate
+        self.log_metrics, self.append_log = ops.log_metrics, ops.append_log
+        # runs.py, presence.py, checkpoints.py, pools.py
+        self.sweep_of, self.begin, self.enqueue = starts.sweep_of, starts.begin, starts.enqueue
+        self.agent_beat, self.idle_beat = presence.agent_beat, presence.idle_beat
+        self.agent_gone, self.wait_for_work = presence.agent_gone, presence.wait_for_work
+        self.commit_checkpoint, self.checkpoints = snapshots.commit_checkpoint, snapshots.checkpoints
+        self.latest_checkpoint, self.latest_checkpoints = snapshots.latest_checkpoint, snapshots.latest_checkpoints
+        self.set_pool, self.pool_settings, self.pool_claim = pools.set_pool, pools.pool_settings, pools.pool_claim
+        self.pool_beat, self.pool_leases, self.pool_record = pools.pool_beat, pools.pool_leases, pools.pool_record
+        self.pool_agent_gone, self.wait_for_pool = pools.pool_agent_gone, pools.wait_for_pool
+        # schedules.py (ASHA), population.py (PBT)
+        self.pause, self.promote_next, self.promote = schedules.pause, schedules.promote_next, schedules.promote
+        self.pbt_of, self.last_decided, self.standing = population.pbt_of, population.last_decided, population.standing
+        self.decide, self.decisions = population.decide, population.decisions
+        self.last_step_and_value, self.value_at = population.last_step_and_value, population.value_at
 
-    def create_next(
-        self, sid: str, agent_id: str, lease_s: float, *, unless_queued: bool = False
-    ) -> Claim | CreateResult:
-        """Create the sweep's next run from its search algorithm, already held (create.lua).
+        #: The search, then the write (next_run.py), for a caller that keeps no hint of its own.
+        self.create_next = NextRuns(reads, ops).create_next
 
-        Agents race here: the script takes a search point only if nobody took it first, so every
-        grid point is created exactly once; the loser computes the next point and tries again.
-        ``unless_queued``: while a run is queued the answer is "queued" (the queue goes first: claim).
-        """
-        config = self.config(sid)
-        seed, index = self._points.pop(sid) if sid in self._points else self._read_point(sid)
-        while True:
-            history = self.observations(sid) if config.method == "bayes" else []  # bayes learns from all
-            params = search.suggest(config, seed, index, history)
-            if params is None:
-                return "exhausted"
-            rid, token = new_id(), uuid.uuid4().hex
-            result = self._run_script(
-                "create",
-                [
-                    keys.sweep(sid),
-                    keys.sweep_runs(sid),
-                    keys.sweep_held(sid),
-                    keys.run(rid),
-                    keys.rq_job(rid),
-                    keys.sweep_seq(sid),
-                    *([keys.rq_queue(sid)] if unless_queued else []),
-                ],
-                [
-                    index,
-                    rid,
-                    json.dumps(params),
-                    agent_id,
-                    token,
-                    int(lease_s * 1000),
-                    search.cap(config) or 0,
-                    sid,
-                    *self._rq_job_fields(sid, rid),
-                ],
-            ).decode()
-            if result == "ok":
-                self._points[sid] = (seed, index + 1)  # the next call skips reading the sweep
-                return Claim(sid, rid, 1, token, params)
-            if result in ("paused", "queued", "cap", "target"):
-                return cast(CreateResult, result)
-            # 'moved:<next_index>': another agent took that point, compute the one it says is next;
-            # 'exists': that run id was taken, try the same point again under another.
-            kind, _, current = result.partition(":")
-            if kind == "moved":
-                index = int(current)
 
-    def _read_point(self, sid: str) -> tuple[int, int]:
-        sweep = self.sweep(sid)
-        return sweep.seed, sweep.next_index
-
-    def complete(self, claim: Claim, state: str, exit_code: int | None, reason: str) -> bool:
-        """Record the attempt's end (complete.lua); False when the claim was fenced off."""
-        return bool(
-            self._run_script(
-                "complete",
-                [
-                    keys.run(claim.run_id),
-                    keys.sweep_held(claim.sweep_id),
-                    keys.rq_job(claim.run_id),
-                    keys.sweep_wake(claim.sweep_id),
-                    keys.sweep_agents(claim.sweep_id),
-                    keys.rq_queue(claim.sweep_id),
-                ],
-                [claim.run_id, claim.token, state, "" if exit_code is None else exit_code, reason],
-            )
-        )
-
-    def requeue(
-        self, claim: Claim, *, reason: str, front: bool = True, event: bool = False, quick_mark: bool = False
-    ) -> bool:
-        """The holder puts its run back on the queue (requeue.lua); False when it was fenced off
-        (or the run was queued already). ``event`` writes the sweep's ``requeued`` event (run,
-        attempt, reason) in the same step, so it is there exactly when the requeue is.
-        ``quick_mark``: the run marked itself preempting and exited at once (``quick_marks`` + 1)."""
-        sid, rid = claim.sweep_id, claim.run_id
-        done = self._run_script(
-            "requeue",
-            [
-                keys.run(rid),
-                keys.sweep_held(sid),
-                keys.rq_queue(sid),
-                keys.rq_job(rid),
-                keys.sweep_wake(sid),
-                keys.RQ_QUEUES,
-                keys.sweep_events(sid),
-            ],
-            [rid, claim.token, reason, "1" if front else "0", "1" if event else "0", "1" if quick_mark else "0"],
-        )
-        return int(done) == 1
-
-    def renew(self, claim: Claim, lease_s: float, *, tell_gone: bool = False) -> Renewal:
-        """Extend the claim's lease (renew.lua), and learn whether an operator wants the run stopped
-        or requeued; "fenced" means it is no longer ours: stop the training process now.
-
-        "gone" (the run's hash no longer exists: Redis lost its data) is told only to a caller that
-        asks with ``tell_gone``; others get "fenced", which they already stop on, so a holder that
-        does not know "gone" can never take it for a renewal."""
-        code = self._run_script(
-            "renew",
-            [keys.run(claim.run_id), keys.sweep_held(claim.sweep_id), keys.sweep(claim.sweep_id), *_up(claim.sweep_id)],
-            [claim.run_id, claim.token, int(lease_s * 1000)],
-        )
-        answer = _RENEWALS[int(code)]
-        return "fenced" if answer == "gone" and not tell_gone else answer
-
-    def mark_preempting(self, claim: Claim, reason: str) -> bool:
-        """Mark the held run ``preempting`` (preempt.lua); False when it is no longer ours."""
-        return bool(self._run_script("preempt", [keys.run(claim.run_id)], [claim.token, reason]))
-
-    def reap(self, sid: str, heartbeat_s: float = HEARTBEAT) -> list[str]:
-        """Requeue at the front every run of the sweep whose lease expired (reap.lua: exactly once,
-        however many agents reap at the same moment). Returns their ids."""
-        return self.reap_due(sid, heartbeat_s).requeued
-
-    def reap_due(self, sid: str, heartbeat_s: float = HEARTBEAT) -> Reaped:
-        """``reap``, with what an idle agent sleeps on: Redis's clock and the earliest lease left.
-        ``heartbeat_s``, the reaper's: the grace of a lease that lapsed in an outage when its holder
-        never renewed, and how long the reaper's own word that the store is up lasts (1.5 of it)."""
-        got = self._run_script(
-            "reap",
-            [keys.sweep_held(sid), keys.rq_queue(sid), keys.sweep_wake(sid), keys.sweep_events(sid), *_up(sid)],
-            [keys.PREFIX + "run:", keys.RQ_JOB_PREFIX, int(heartbeat_s * 1000), up_ttl_ms(heartbeat_s * 3)],
-        )
-        earliest = None if got[1] is None else int(float(got[1]))
-        return Reaped([e.decode() for e in got[3:]], int(got[0]), earliest, int(got[2]))
-
-    def operate(self, rid: str, action: Literal["stop", "requeue"]) -> str:
-        """An operator's stop or requeue of one run (operate.lua). A held run is stopped or
-        requeued by its holder at its next heartbeat, so it never runs twice at once."""
-        sid = self.run(rid).sweep_id
-        result = self._run_script(
-            "operate",
-            [
-                keys.run(rid),
-                keys.rq_queue(sid),
-                keys.rq_job(rid),
-                keys.sweep_wake(sid),
-                keys.sweep_held(sid),
-                keys.sweep_agents(sid),
-            ],
-            [rid, action],
-        )
-        return str(result.decode())
-
-    def _rq_job_fields(self, sid: str, rid: str) -> list[Any]:
-        """rq's own hash for the run's job, as field/value pairs (rq lays it out; a script writes it)."""
-        job = Job.create(
-            FUNC_NAME,
-            kwargs={"run_id": rid},
-            id=rid,
-            origin=keys.rq_queue_name(sid),
-            connection=self.r,
-            serializer=JSONSerializer,
-            timeout=-1,
-            result_ttl=-1,
-            description=f"sweepd run {rid} of sweep {sid}",
-        )
-        fields: list[Any] = []
-        for name, value in job.to_dict().items():
-            fields += [name, value.value if isinstance(value, Enum) else value]
-        return fields
-
-    # what runs report -----------------------------------------------------------------------------
-
-    def log_metrics(
-        self, claim: Claim, rows: list[dict[str, Any]], summary: Mapping[str, Any] | None = None, cut: int = 0
-    ) -> bool:
-        """Append metric rows to the run's history and summary (log.lua, fenced by the token); the
-        same step notes on the sweep when a row reaches the metric's target, so a refused log
-        never does. ``summary``: values set in the summary alone, after the rows (no history row).
-        ``cut``: what the caller cut at the bounds (counted on the run). False when fenced off."""
-        if not rows and not summary and not cut:
-            return True
-        latest: dict[str, Any] = {}
-        for row in rows:
-            latest.update(row)
-        latest.update(summary or {})
-        fields: list[Any] = []
-        for name, value in latest.items():
-            fields += [name, bounds.dumps(value)]
-        rid = claim.run_id
-        metric = self.config(claim.sweep_id).metric
-        target = metric.target if metric else None
-        done = self._run_script(
-            "log",
-            [
-                keys.run(rid),
-                keys.run_history(rid),
-                keys.run_summary(rid),
-                keys.run_curve(rid),
-                keys.sweep(claim.sweep_id),
-            ],
-            [
-                claim.token,
-                HISTORY_CAP,
-                bounds.HISTORY_BYTES,
-                bounds.ROW_BYTES,
-                4 * bounds.NAME_CHARS,  # bytes: a name's characters in UTF-8 (values: strict JSON)
-                bounds.SUMMARY_FIELDS,
-                cut,
-                len(rows),
-                *(bounds.dumps(row) for row in rows),
-                metric.name if metric else "",
-                metric.goal if metric else "",
-                "" if target is None else repr(float(target)),
-                *fields,
-            ],
-        )
-        return bool(done)
-
-    def append_log(self, rid: str, attempt: int, lines: list[str], keep: int = LOG_CAP) -> None:
-        """Append output lines to an attempt's log, which keeps its newest ``keep`` (at most
-        ``LOG_CAP``): the agent, the attempt's only writer, asks for fewer to bound its bytes."""
-        if not lines:
-            return
-        key = keys.run_log(rid, attempt)
-        with self.r.pipeline(transaction=False) as pipe:
-            pipe.rpush(key, *lines)
-            pipe.ltrim(key, -max(1, min(keep, LOG_CAP)), -1)
-            pipe.execute()
+def _rq_job_fields(client: redis.Redis, sid: str, rid: str) -> list[Any]:
+    """rq's own hash for the run's job, as field/value pairs (rq lays it out; a script writes it)."""
+    job = Job.create(
+        FUNC_NAME,
+        kwargs={"run_id": rid},
+        id=rid,
+        origin=keys.rq_queue_name(sid),
+        connection=client,
+        serializer=JSONSerializer,
+        timeout=-1,
+        result_ttl=-1,
+        description=f"sweepd run {rid} of sweep {sid}",
+    )
+    fields: list[Any] = []
+    for name, value in job.to_dict().items():
+        fields += [name, value.value if isinstance(value, Enum) else value]
+    return fields

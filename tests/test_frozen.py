@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from support import SweepBench, Sweeps, alive, run_sweepd, wait_until
-from sweepd.agent.daemon.watchdog import Guarded, Watchdog
+from sweepd.agent.hold.watchdog import Guarded, Watchdog
 
 HEARTBEAT = 1.0
 LEASE = 3 * HEARTBEAT
@@ -80,7 +80,7 @@ def test_the_watchdog_kills_what_it_guards_when_its_holder_dies(tmp_path: Path) 
             sys.executable,
             "-c",
             "import subprocess, sys, time\n"
-            "from sweepd.agent.daemon.watchdog import Watchdog\n"
+            "from sweepd.agent.hold.watchdog import Watchdog\n"
             "child = subprocess.Popen([sys.executable, '-c', 'import subprocess, sys, time; "
             'g = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True); '
             "print(g.pid, flush=True); time.sleep(60)'], start_new_session=True, stdout=sys.stdout)\n"

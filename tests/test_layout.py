@@ -108,8 +108,8 @@ def test_no_import_cycles_anywhere() -> None:
             visit(name, [name])
     assert cycles == []
     assert "common" in graph["dispatch"]  # bench/ is walked too
-    assert "sweepd.agent.daemon.hold" in graph["sweepd.agent.api.standalone"]  # one holder rule, used by both
-    assert "sweepd.agent.daemon.hold" in graph["sweepd.agent.daemon.attempt"]
+    assert "sweepd.agent.hold.hold" in graph["sweepd.agent.api.standalone"]  # one holder rule, used by both
+    assert "sweepd.agent.hold.hold" in graph["sweepd.agent.daemon.attempt"]
 
 
 def test_agent_reads_redis_only_through_sweepd_queue() -> None:
@@ -132,7 +132,7 @@ def test_agent_reads_redis_only_through_sweepd_queue() -> None:
 
 def test_agent_is_three_rooms() -> None:
     rooms = sorted(p.name for p in (ROOT / "agent").iterdir() if p.is_dir() and p.name != "__pycache__")
-    assert rooms == ["api", "checkpoints", "cli", "daemon", "ui"]
+    assert rooms == ["api", "checkpoints", "cli", "daemon", "hold", "ui"]
     loose = sorted(p.name for p in (ROOT / "agent").glob("*.py"))
     assert loose == ["__init__.py", "__main__.py"]
 

@@ -14,7 +14,7 @@ import psutil
 import redis
 
 from support import Sweeps, run_sweepd, sweepd_cmd, wait_until
-from sweepd.agent.daemon.buffer import Buffer
+from sweepd.agent.hold.buffer import Buffer
 from sweepd.queue import bounds, keys, rows
 
 

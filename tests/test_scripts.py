@@ -67,13 +67,13 @@ def test_the_shared_steps_are_written_once_in_the_prelude() -> None:
 def test_every_script_runs_behind_the_prelude(r: redis.Redis, store: Store) -> None:
     """One pass through the lifecycle that calls every script and each prelude function."""
     ran: list[str] = []
-    run_script = store._run_script
+    run_script = store.core.run
 
     def recording(name: str, keys_: list[str], args: list[Any]) -> Any:
         ran.append(name)
         return run_script(name, keys_, args)
 
-    store._run_script = recording  # type: ignore[method-assign]
+    store.core.run = recording  # type: ignore[method-assign]
     sid = store.create_sweep(validate(GRID))
     a, b = held(store, sid), held(store, sid)  # create: now_ms
     assert store.renew(a, 30) == "ok"

@@ -54,12 +54,17 @@ def exit_code(exc: BaseException | None) -> int:
     return 1
 
 
+#: Where a process learns its rank in a run that spans processes: torchrun's, then srun's (the agent
+#: passes what it inherited itself as ``SWEEPD_INHERITED_<NAME>``: launch.py).
+RANK_VARS = ("RANK", "SLURM_PROCID")
+
+
 def rank(environ: Mapping[str, str]) -> tuple[str, int]:
     """This process's rank in a run whose command launches several (``torchrun``'s ``RANK``, else
     ``srun``'s ``SLURM_PROCID``), and the variable that says so; ``("", 0)`` for a process of its own.
     A value the run's first process inherited from its agent (``SWEEPD_INHERITED_<NAME>``: an agent
     that is itself a task of a SLURM step) is not a rank of the run's."""
-    for name in ("RANK", "SLURM_PROCID"):
+    for name in RANK_VARS:
         value = environ.get(name, "").strip()
         if not value.isdigit() or value == environ.get(f"SWEEPD_INHERITED_{name}", "").strip():
             continue

@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from sweepd.queue.connections import connect
+from sweepd.queue.connections import connect, holder_timeout
 from sweepd.queue.errors import UserError
 from sweepd.queue.ids import ID_RE, check_id, host_part, new_id
 from sweepd.queue.records import Claim
@@ -38,11 +38,12 @@ from sweepd.queue.resume import TABLE, Mode
 from sweepd.queue.runs import MANUAL_SWEEP
 from sweepd.queue.store import Store
 
+from ..checkpoints import run_dir
 from ..checkpoints.sync import Outcome, Syncer
 from ..daemon import travel
-from ..daemon.hold import FLUSH_EVERY, LEASE_HEARTBEATS, Ending, Hold
 from ..daemon.options import Options, object_store_root, resolve_checkpoint_cache, resolve_checkpoint_root
-from ..daemon.watchdog import Watchdog
+from ..hold.hold import FLUSH_EVERY, Ending, Hold, lease_of
+from ..hold.watchdog import Watchdog
 from .exits import ExitWatch
 from .script import Run
 
@@ -105,7 +106,7 @@ def start(
     url = object_store_root(checkpoint_root)
     if url is not None:  # the backend is installed and the store takes a write, before anything is held
         travel.remote(url).probe()
-    store = Store(connect(None, timeout=min(10.0, max(1.0, heartbeat))))
+    store = Store(connect(None, timeout=holder_timeout(heartbeat)))
     rule = TABLE[mode]
     owner = store.sweep_of(rid)
     if owner is not None and sweep is not None and owner != sweep and rule.if_exists == "resume":
@@ -116,11 +117,11 @@ def start(
     holder = Holder(store, heartbeat, grace, auto_file)
     sent = time.monotonic()
     started = store.begin(
-        rid, sid, rule, dict(params or {}), holder.name, uuid.uuid4().hex, heartbeat * LEASE_HEARTBEATS, spelled=spelled
+        rid, sid, rule, dict(params or {}), holder.name, uuid.uuid4().hex, lease_of(heartbeat), spelled=spelled
     )
     claim = started.claim
     root = resolve_checkpoint_cache(None) if url is not None else resolve_checkpoint_root(checkpoint_root)
-    checkpoint_dir = root / sid / rid
+    checkpoint_dir = run_dir(root, sid, rid)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     run = Run(
         run_id=rid,
@@ -152,7 +153,7 @@ def start(
 
 class Holder:
     """A ``Sink`` (script.py) that holds the run in Redis for this process and writes its rows; to
-    its hold (daemon/hold.py) it is the ``Process``: this very process, killed or told."""
+    its hold (hold/hold.py) it is the ``Process``: this very process, killed or told."""
 
     def __init__(self, store: Store, heartbeat: float, grace: float, auto_file: Path | None) -> None:
         self.store = store

@@ -5,3 +5,11 @@ manifest.py  what a snapshot is, and what to upload, keep and delete (pure)
 remote.py    the store through fsspec: the URL, the probe, parallel transfers bound by a deadline
 sync.py      one attempt's working copy: restore the latest committed snapshot, snapshot, commit
 """
+
+from pathlib import Path
+
+
+def run_dir(root: str | Path, sweep_id: str, run_id: str) -> Path:
+    """A run's checkpoint directory under a checkpoint root (or the working copies' cache): the
+    same on every attempt and every rank, so a resumed run finds what the last one saved."""
+    return Path(root) / sweep_id / run_id

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from sweepd.queue.connections import connect, resolve_url
+from sweepd.queue.connections import connect, holder_timeout, resolve_url
 from sweepd.queue.errors import UserError
 from sweepd.queue.pools import check_pool
 from sweepd.queue.store import Store
@@ -240,7 +240,7 @@ def command(
     travel.check_root(options)  # the store's backend is installed and the store takes a write
     # A Redis call may take at most a heartbeat (1 s at least): a hung call never delays fencing
     # much, and the idle wait (a blocking BLPOP) stays shorter than it.
-    store = Store(connect(url, timeout=min(10.0, max(1.0, options.heartbeat))))
+    store = Store(connect(url, timeout=holder_timeout(options.heartbeat)))
     if sweep_id is not None:
         store.sweep(sweep_id)
     agent = PoolAgent(store, options) if pool is not None else Agent(store, options)

@@ -28,9 +28,9 @@ def command(sweep_id: str | None, as_json: bool, redis_url: str | None) -> None:
       sweepd agents abc123de
     """
     store = store_for(redis_url)
-    rows = agent_rows(store, [store.sweep(sweep_id).id] if sweep_id else store.sweep_ids())
+    rows = agent_rows(store.reads, [store.sweep(sweep_id).id] if sweep_id else store.sweep_ids())
     if not sweep_id:  # and the pools' agents (sweepd agent --pool), each with its pool
-        rows += pool_agent_rows(store, pool_names(store))
+        rows += pool_agent_rows(store.reads, pool_names(store.reads))
     rows.sort(key=lambda a: (not a["alive"], a["sweep_id"], a["id"]))
     if as_json:
         click.echo(bounds.dumps(rows, indent=2))

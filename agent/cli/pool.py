@@ -34,7 +34,7 @@ def status(name: str, as_json: bool, redis_url: str | None) -> None:
     Example:
       sweepd pool status lab --json
     """
-    got = pool_status(store_for(redis_url), name)
+    got = pool_status(store_for(redis_url).reads, name)
     if as_json:
         click.echo(json.dumps(got, indent=2))
         return
@@ -65,8 +65,8 @@ def list_(as_json: bool, redis_url: str | None) -> None:
     """
     store = store_for(redis_url)
     rows = []
-    for name in pool_names(store):
-        got = pool_status(store, name)
+    for name in pool_names(store.reads):
+        got = pool_status(store.reads, name)
         rows.append(
             {k: got[k] for k in ("pool", "demand", "held", "queued", "agents")} | {"sweeps": len(got["sweeps"])}
         )

@@ -18,8 +18,8 @@ from sweepd.queue.config import load_config
 from sweepd.queue.connections import data_dir, resolve_url
 from sweepd.queue.store import Store
 
-from ..daemon.backoff import REDIS_DOWN
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
+from ..hold.backoff import REDIS_DOWN
 from . import ui
 from .agent import gpu_options, gpu_slots
 from .kit import redis_option, store_for
@@ -93,12 +93,12 @@ def command(
     exit_code = max(128 - code if code < 0 else code for code in codes)  # killed by N: 128 + N, as a shell says
     if sup.hung_up:
         sys.exit(exit_code)  # the terminal is gone: nothing can read a summary there
-    print_status(store, sid)
+    print_status(store.reads, sid)
     if was_held is not None:
         for line in held.fates([store.run(rid) for rid in was_held], sid, killed=sup.killing):
             click.echo(line, err=True)
     runs = store.runs(sid)
-    failures = explain.gather(store, sid, codes, runs)
+    failures = explain.gather(store.reads, sid, codes, runs)
     if failures is not None:
         for line in explain.explain(failures):
             click.echo(line, err=True)
@@ -126,7 +126,7 @@ def _supervise(store: Store, sid: str, sup: Supervisor, local: LocalAgents, log_
 
 def _held(store: Store, sid: str, local: LocalAgents) -> list[str]:
     with contextlib.suppress(*REDIS_DOWN):
-        return held.held_by(store, sid, local.pids)
+        return held.held_by(store.reads, sid, local.pids)
     return []
 
 

@@ -70,10 +70,10 @@ def command(sweep_id: str, as_json: bool, live: bool, interval: float, redis_url
 
         def fetch() -> tuple[dict[str, Any], int]:
             now_ms = store.now_ms()
-            return status_json(store, sweep_id, now_ms), now_ms
+            return status_json(store.reads, sweep_id, now_ms), now_ms
 
         watch.watch(fetch, interval, tty=sys.stdout.isatty())
     elif as_json:
-        click.echo(bounds.dumps(status_json(store, sweep_id), indent=2))
+        click.echo(bounds.dumps(status_json(store.reads, sweep_id), indent=2))
     else:
-        print_status(store, sweep_id)
+        print_status(store.reads, sweep_id)

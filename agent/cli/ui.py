@@ -73,7 +73,7 @@ def command(host: str, port: int, token: str | None, redis_url: str | None) -> N
     except ImportError:
         raise UserError(INSTALL) from None
     store = store_for(secrets.take_inherited_url() or redis_url)
-    app = build(store, token or None)
+    app = build(store.reads, token or None)
     click.echo(f"sweepd ui: {url(host, port)}" + (" (token required)" if token else ""), err=True)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1, lifespan="on", access_log=False

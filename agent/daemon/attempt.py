@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,16 +18,17 @@ from typing import Any, Protocol
 from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
-from sweepd.queue.rows import STEP, Steps, compile_pattern, parse_line
 from sweepd.queue.store import LOG_CAP, Store
 
 from ..checkpoints.remote import first_line
 from ..checkpoints.sync import Syncer
+from ..hold.backoff import REDIS_DOWN
+from ..hold.hold import FLUSH_EVERY, Ending, Hold
+from ..hold.watchdog import Watchdog
 from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
-from .backoff import REDIS_DOWN
 from .channel import Channel
 from .early_stop import EarlyStop
-from .hold import FLUSH_EVERY, Ending, Hold
+from .heard import Heard
 from .member import Member
 from .metrics import Metrics
 from .options import Options
@@ -38,7 +38,6 @@ from .process import Child
 from .rungs import Rungs
 from .sdnotify import Notifier
 from .signals import Waker
-from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 
@@ -84,18 +83,12 @@ class Attempt:
         self.hold = Hold(agent.store, claim, self, agent.opts.heartbeat, agent.opts.grace, taken_at, say=say)
         self.hold.on_redis_error, self.hold.watchdog = agent.metrics.redis_error, agent.watchdog
         self.hold.give_up = self._going_away
-        self.child_marked = threading.Event()  # the script called mark_preempting()
-        #: A process of the attempt uses the Python API: it reports metrics through it, so printed
-        #: lines are no longer read for metrics (nothing is counted twice).
-        self.api = threading.Event()
         #: The claim's sweep's config (a pool agent's runs come from many sweeps).
         self.config = config = agent.store.config(claim.sweep_id)
-        pattern = config.stdout_metrics
-        self.pattern = compile_pattern(pattern) if pattern else None  # checked at create: it compiles
-        self.steps = Steps(claim.last_step)  # printed rows continue the run's history
+        self.heard = Heard(self.hold, claim, config, agent.waker)  # what the training process says
         self.handing_off_at: float | None = None  # when we learned the run must go back (monotonic)
-        self.early = EarlyStop(agent.store, config, claim.sweep_id, claim.run_id)
-        self.rungs = Rungs(agent.store, config, claim.run_id)  # ASHA's pauses
+        self.early = EarlyStop(agent.store.reads, config, claim.sweep_id, claim.run_id)
+        self.rungs = Rungs(agent.store.reads, config, claim.run_id)  # ASHA's pauses
         self.member = Member(agent.store, config, claim, agent.opts)  # PBT's
         self.child: Child | None = None
         self.slurm: slurm_steps.Steps | None = None  # the SLURM job steps the run's sruns start
@@ -176,12 +169,13 @@ class Attempt:
             agent.store.requeue(claim, reason="agent-config")
             log.error("cannot build the run's command", error=str(exc))
             return Result(stop=2)
-        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), self._on_message, self.hold.cut)
-        on_stdout = self._on_stdout if self.pattern is not None else None
+        heard = self.heard
+        self.channel = channel = Channel(os.path.join(self.workdir, "agent.sock"), heard.on_message, self.hold.cut)
+        on_stdout = heard.on_stdout if heard.pattern is not None else None
         try:
             env = launch.environment(claim, str(agent.opts.checkpoints), params_file, channel.path)
             env.update(agent.slot_env)
-            self.wandb = follower = wandb_follow.Follower(
+            self.wandb = heard.wandb = follower = wandb_follow.Follower(
                 claim.run_id,
                 wandb_env.wandb_dir(env),
                 claim.last_step,
@@ -189,8 +183,8 @@ class Attempt:
                 self.workdir,
                 on_rows=self.hold.add_rows,
                 on_summary=self.hold.add_summary,
-                on_found=self.api.set,  # printed lines are no longer read for metrics
-                on_preempting=lambda: self._on_message({"op": "preempting"}),
+                on_found=heard.api.set,  # printed lines are no longer read for metrics
+                on_preempting=lambda: heard.on_message({"op": "preempting"}),
             )
             self.child = child = Child(argv, env, self.output.add, on_stdout=on_stdout)
         except OSError as exc:
@@ -269,7 +263,7 @@ class Attempt:
             now = time.monotonic()
             if self.wandb is not None:
                 self.wandb.start_once_due(now - child.started)
-            if self.child_marked.is_set() and not hold.marked:
+            if self.heard.child_marked.is_set() and not hold.marked:
                 self.handing_off_at = self.handing_off_at or now
                 hold.note_preempting("child-marked")
                 hold.mark()
@@ -349,7 +343,7 @@ class Attempt:
         # The platform may signal the training process itself at the moment it signals us (SLURM
         # at the end of GraceTime, Kubernetes to a whole pod): a run that ends while the agent is
         # being preempted is preempted, even if it exited before we could tell it.
-        if self.child_marked.is_set():
+        if self.heard.child_marked.is_set():
             hold.note_preempting("child-marked")
         if agent.preemption.requested:
             hold.note_preempting(agent.preemption.reason or "signal")
@@ -357,7 +351,7 @@ class Attempt:
         # The script marked the run preempting with no signal or notice here, and exited non-zero
         # at once: counted, so that a run doing it again and again fails (bounds.QUICK_MARKS).
         quick = (
-            self.child_marked.is_set()
+            self.heard.child_marked.is_set()
             and not agent.preemption.requested
             and hold.ending is None
             and returncode != 0
@@ -398,41 +392,3 @@ class Attempt:
                 raise
             self.agent.metrics.redis_error()
         return True
-
-    # the training process's side ----------------------------------------------------------------
-
-    def _on_message(self, message: dict[str, Any]) -> dict[str, Any] | None:
-        """Called on the channel's threads: queue metrics, note a self-declared preemption, answer
-        the API's hello (once answered, printed lines are no longer read for metrics)."""
-        op = message.get("op")
-        if op == "log" and isinstance(message.get("row"), dict):
-            self.hold.add_rows([message["row"]])
-            cut = message.get("cut")  # what the script's API cut already (bounds.py)
-            if isinstance(cut, int) and 0 < cut <= bounds.LINE_BYTES:
-                self.hold.cut("cut by the script's API", count=cut)
-        elif op == "preempting":
-            self.child_marked.set()
-            self.agent.waker.wake()
-        elif op == "hello":
-            self.api.set()
-            if self.wandb is not None:  # its rows come through the API, not also from its W&B run
-                self.wandb.muted.set()
-            return {"op": "hello", "run_id": self.claim.run_id, "attempt": self.claim.attempt}
-        return None
-
-    def _on_stdout(self, lines: list[str]) -> None:
-        """Called on the stdout pump's thread: the metrics a program prints (the sweep's
-        ``stdout_metrics`` pattern) become rows, like the API's."""
-        if self.pattern is None or self.api.is_set():
-            return
-        for line in lines:
-            metrics: dict[str, Any] = dict(parse_line(self.pattern, line))
-            if not metrics:
-                continue
-            given = metrics.pop(STEP, None)
-            if given is not None and not 0 <= given < bounds.MAX_STEP:  # no step: the series goes on
-                self.hold.cut("row with a bad _step")
-                continue
-            step = self.steps.assign(int(given) if given is not None else None)
-            if step is not None and metrics:
-                self.hold.add_rows([{**metrics, STEP: step}])

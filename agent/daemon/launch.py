@@ -11,12 +11,13 @@ import shutil
 import sys
 import tempfile
 import threading
-from pathlib import Path
 
 from sweepd.queue import command
 from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
 
+from ..api.script import RANK_VARS
+from ..checkpoints import run_dir
 from . import wandb_env
 from .sdnotify import ENV_VARS
 
@@ -24,14 +25,10 @@ from .sdnotify import ENV_VARS
 PARAMS_NAME = ".sweepd-params.json"
 
 
-#: Where a process learns its rank in a run that spans processes: torchrun's, then srun's.
-RANK_VARS = ("RANK", "SLURM_PROCID")
-
-
 def write_params(claim: Claim, checkpoint_root: str) -> str:
     """Write the run's parameters where every rank of a run that spans nodes can read them: its
     checkpoint directory, on the checkpoint root they share. The path (``OSError`` if unwritable)."""
-    directory = Path(checkpoint_root) / claim.sweep_id / claim.run_id
+    directory = run_dir(checkpoint_root, claim.sweep_id, claim.run_id)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / PARAMS_NAME
     partial = path.with_name(f"{PARAMS_NAME}.{os.getpid()}")
@@ -98,7 +95,7 @@ def environment(claim: Claim, checkpoint_root: str, params_file: str, socket_pat
     """The agent's environment, less what is the agent's alone, plus the run's ``SWEEPD_*`` (and
     W&B's run id, resume mode and the run's parameters, so ``wandb.init`` in the script joins the same
     run with them: wandb_env.py)."""
-    checkpoint_dir = Path(checkpoint_root) / claim.sweep_id / claim.run_id  # write_params made it
+    checkpoint_dir = run_dir(checkpoint_root, claim.sweep_id, claim.run_id)  # write_params made it
     env = dict(os.environ)
     for name in command.AGENT_ONLY_ENV:  # the script talks to its agent, never to Redis
         env.pop(name, None)

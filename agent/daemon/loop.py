@@ -20,14 +20,16 @@ from typing import Literal
 import structlog
 
 from sweepd.queue.ids import host_part
+from sweepd.queue.next_run import NextRuns
 from sweepd.queue.presence import Beat, Woken
 from sweepd.queue.records import Claim
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Reaped, Store
 
+from ..hold.backoff import REDIS_DOWN, Backoff
+from ..hold.watchdog import Watchdog
 from . import launch, logs
 from .attempt import Attempt, Result
-from .backoff import REDIS_DOWN, Backoff
 from .idle import Idle
 from .metrics import Metrics
 from .notices import Notice, Watcher, make_watchers
@@ -36,7 +38,6 @@ from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import SignalFlags, Waker
 from .slots import Slots
-from .watchdog import Watchdog
 
 log = logs.get("sweepd.agent")
 
@@ -86,6 +87,7 @@ class Agent:
             self.idle_wait = min(self.idle_wait, watchdog / 2)
         self._current: Claim | None = None
         self._search_first = False  # the last run came from the search (next_claim)
+        self.next_runs = NextRuns(store.reads, store.operations)  # the search is asked here, not in a write
         self.scratch = launch.Scratch()  # the attempts' private directories (slots take one each)
         self.idle = Idle(self)
         self._restore_signals = True
@@ -211,7 +213,7 @@ class Agent:
         et = self.config.early_terminate if self.config is not None else None
         asha = et is not None and et.type == "asha"
         first = self._search_first and not asha  # ASHA: a promotion goes before a new run
-        made = self.store.create_next(self.sid, self.id, lease, unless_queued=True) if first else None
+        made = self.next_runs.create_next(self.sid, self.id, lease, unless_queued=True) if first else None
         if isinstance(made, Claim):
             return made
         claim = self.store.claim(self.sid, self.id, lease)
@@ -226,7 +228,7 @@ class Agent:
             log.info("promoting a paused run to its next rung", run_id=promoted.run_id)
             return promoted
         if made is None or made == "queued":  # not asked yet, or the queued run went to another agent
-            made = self.store.create_next(self.sid, self.id, lease)
+            made = self.next_runs.create_next(self.sid, self.id, lease)
             if isinstance(made, Claim):
                 self._search_first = True
                 return made

@@ -14,7 +14,7 @@ from sweepd.queue.connections import data_dir
 from sweepd.queue.errors import UserError
 
 from ..checkpoints.remote import is_url
-from .hold import LEASE_HEARTBEATS
+from ..hold.hold import lease_of
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ class Options:
 
     @property
     def lease(self) -> float:
-        return self.heartbeat * LEASE_HEARTBEATS
+        return lease_of(self.heartbeat)
 
     @property
     def checkpoints(self) -> Path:

@@ -64,7 +64,7 @@ class PoolAgent(Agent):
                     self.metrics.recovered(got.recovered_after)
                     log.info("resuming an interrupted run", run_id=got.run_id, recovered_after=got.recovered_after)
                 return got
-            made = self.store.create_next(got, self.id, lease, unless_queued=True)
+            made = self.next_runs.create_next(got, self.id, lease, unless_queued=True)
             if isinstance(made, Claim):
                 return made
         return None

@@ -25,9 +25,9 @@ import structlog
 
 from sweepd.queue.records import Claim
 
+from ..hold.backoff import REDIS_DOWN, Backoff
 from . import launch, logs
 from .attempt import Attempt, Host, Result
-from .backoff import REDIS_DOWN, Backoff
 from .idle import Idle
 from .notices import Watcher
 from .signals import Waker

@@ -11,15 +11,15 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
-from pathlib import Path
 from typing import TypeVar
 
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
+from ..checkpoints import run_dir
 from ..checkpoints.remote import Remote
 from ..checkpoints.sync import LATE, Counts, Outcome, Say, Syncer
-from .hold import Hold
+from ..hold.hold import Hold
 from .options import Options
 
 T = TypeVar("T")
@@ -42,7 +42,7 @@ def syncer(opts: Options, store: Store, claim: Claim, hold: Hold, say: Say, coun
     """The attempt's syncer; None with a plain checkpoint root (shared storage: nothing copied)."""
     if opts.checkpoint_url is None:
         return None
-    workdir = Path(opts.checkpoints) / claim.sweep_id / claim.run_id
+    workdir = run_dir(opts.checkpoints, claim.sweep_id, claim.run_id)
     return Syncer(
         remote(opts.checkpoint_url),
         store,

@@ -31,7 +31,7 @@ from sweepd.queue.ids import check_id
 from sweepd.queue.reads import Reads
 from sweepd.queue.views import status_and_runs, status_json
 
-from ..daemon.backoff import REDIS_DOWN
+from ..hold.backoff import REDIS_DOWN
 from . import data, hosts, importance, pools
 from .live import Hub, Source
 

@@ -82,7 +82,7 @@ class LocalAgents:
         """SIGKILL each agent's training process group: the run is then recorded by its agent, as
         a process killed by a signal is (requeued at the front while preempting). The training
         process leads a group of its own in its agent's session (daemon/process.py); the agent's
-        watchdog leads a session of its own (daemon/watchdog.py) and is spared. How many were killed."""
+        watchdog leads a session of its own (hold/watchdog.py) and is spared. How many were killed."""
         killed = 0
         for p in self.procs:
             if p.poll() is not None:

@@ -20,7 +20,7 @@ from rich.text import Text
 from sweepd.queue.store import Store
 from sweepd.queue.views import status_json
 
-from ...daemon.backoff import REDIS_DOWN
+from ...hold.backoff import REDIS_DOWN
 from . import watch
 from .run_agents import Supervisor
 
@@ -89,7 +89,7 @@ class RunView:
         self._next_read = time.monotonic() + INTERVAL
         try:
             now_ms = self.store.now_ms()
-            self._status, self._now_ms, self._error = status_json(self.store, self.sid, now_ms), now_ms, None
+            self._status, self._now_ms, self._error = status_json(self.store.reads, self.sid, now_ms), now_ms, None
         except REDIS_DOWN as exc:
             self._error = f"Redis unreachable, retrying: {exc}"
 

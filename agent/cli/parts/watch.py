@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-import redis
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
+
+from sweepd.queue.connections import REDIS_DOWN
 
 from .table import printable
 
@@ -245,7 +246,7 @@ def frames(fetch: Fetch, interval: float) -> Iterator[tuple[RenderableType, bool
         note = None
         try:
             status, now_ms = fetch()
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except REDIS_DOWN as exc:
             if status is None:
                 raise
             note = f"Redis unreachable, retrying: {exc}"

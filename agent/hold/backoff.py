@@ -6,8 +6,7 @@ import random
 
 import redis
 
-#: Redis did not answer (down, restarting, unreachable): retry later, keep the training process.
-REDIS_DOWN: tuple[type[BaseException], ...] = (redis.ConnectionError, redis.TimeoutError, ConnectionError)
+from sweepd.queue.connections import REDIS_DOWN as REDIS_DOWN  # retry later, keep the training process
 
 
 def refused(exc: BaseException) -> bool:

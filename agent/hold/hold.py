@@ -40,6 +40,12 @@ from .watchdog import Watchdog
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
 FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows
 
+
+def lease_of(heartbeat: float) -> float:
+    """How long a lease lasts for a holder that renews every ``heartbeat`` seconds (every holder's rule)."""
+    return heartbeat * LEASE_HEARTBEATS
+
+
 Ending = Literal["preempt", "stop", "pause"]
 #: What a renewal can ask of the holder, and the reason the run's record will give.
 ENDINGS: dict[Renewal, tuple[Ending, str]] = {
@@ -97,7 +103,7 @@ class Hold(Reports):
     ) -> None:
         self.store, self.claim, self.process = store, claim, process
         self.heartbeat, self.grace = heartbeat, grace
-        self.lease = heartbeat * LEASE_HEARTBEATS
+        self.lease = lease_of(heartbeat)
         self.say, self.on_redis_error = say, on_redis_error
         #: Asked while an ended run's record waits for Redis past the lease: True stops waiting.
         self.give_up = give_up
