@@ -24,8 +24,7 @@ snapshot already at the head writes nothing again. A snapshot another run's reco
 pin, written by pbt_decide.lua) is never trimmed off: it stays at the list's tail, kept, until the
 referencing run's own first commit drops the pin; the next trim after that returns it.
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
-if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not holds(KEYS[1], ARGV[2]) then
   return 0
 end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then

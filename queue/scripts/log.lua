@@ -38,8 +38,7 @@ judged are a row's finite numbers and booleans (as 1 and 0), as Python's isinsta
 took them when the agent made this check; the curve takes finite numbers only.
 Returns 1, or 0 when the caller no longer holds the run (nothing is written).
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
-if cur[1] ~= ARGV[1] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not holds(KEYS[1], ARGV[1]) then
   return 0
 end
 local max_rows, max_bytes = tonumber(ARGV[2]), tonumber(ARGV[3])

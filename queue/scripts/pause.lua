@@ -19,8 +19,7 @@ Returns 1, or 0 when the caller no longer holds the run (nothing is written).
 When the sweep's hash names a pool, its earliest lease goes to sweepd:pool:<pool>:held (ZSET, the
 prelude's index_held: read sweepd:sweep:<sid> `pool` and the held set's first deadline).
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
-if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not holds(KEYS[1], ARGV[2]) then
   return 0
 end
 redis.call('HSET', KEYS[1], 'state', 'paused', 'rung', ARGV[3], 'paused_at', now_ms(), 'reason', ARGV[4])

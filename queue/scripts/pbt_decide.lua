@@ -38,8 +38,7 @@ ARGV[11..] rq job hash, field/value pairs
 Returns 'ok', 'decided:<decision>' (one stands already, returned: nothing written), 'closed' (the sweep is not
 running: the decision is written, no run made), or 'fenced' (not the holder: nothing written).
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
-if cur[1] ~= ARGV[1] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not holds(KEYS[1], ARGV[1]) then
   return 'fenced'
 end
 local decided = redis.call('HGET', KEYS[2], 'd:' .. ARGV[2] .. ':' .. ARGV[3])

@@ -13,8 +13,7 @@ ARGV[5]  the population (members 0 .. population - 1)
 Returns every member's standing at that step (false for one that has not reached it), or false
 when the caller no longer holds the run (nothing written).
 ]]
-local cur = redis.call('HMGET', KEYS[1], 'token', 'state')
-if cur[1] ~= ARGV[1] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not holds(KEYS[1], ARGV[1]) then
   return false
 end
 local prefix = 's:' .. ARGV[3] .. ':'

@@ -50,6 +50,12 @@ table_row(run, sweep_id, if_exists, if_missing)
                        `sweep_id`, ...: the refusal ({'exists'}, {'missing'}, {'other-sweep', sid})
                        or nil, and whether the run exists
 set_job(job, first)    HSET the rq job hash from ARGV[first..] (field/value pairs made by rq), if any
+held_by(token, holder, state)
+                       the fence: whether a run whose `token` field is `holder` and whose `state` is
+                       `state` is held by the caller's `token` (running or preempting); every
+                       holder's move asks it (checkpoint, complete, log, pause, pbt_decide,
+                       pbt_standing, renew, requeue) and refuses a stale token
+holds(key, token)      held_by on the run's hash (key: sweepd:run:<rid>), read here
 next_attempt(key)      HINCRBY a run's `attempt` (key: sweepd:run:<rid>) and return it, deleting the
                        output of the attempt KEPT_ATTEMPTS before it (sweepd:run:<rid>:log:<n>):
                        a run keeps its newest attempts' output only (queue/bounds.py). Every attempt
@@ -213,6 +219,15 @@ local function set_job(job, first)
   if #ARGV >= first then
     redis.call('HSET', job, unpack(ARGV, first, #ARGV))
   end
+end
+
+local function held_by(token, holder, state)
+  return holder == token and (state == 'running' or state == 'preempting')
+end
+
+local function holds(key, token)
+  local cur = redis.call('HMGET', key, 'token', 'state')
+  return held_by(token, cur[1], cur[2])
 end
 
 local function next_attempt(key)

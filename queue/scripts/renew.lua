@@ -23,7 +23,7 @@ local cur = redis.call('HMGET', KEYS[1], 'token', 'state', 'stop_requested', 're
 if cur[2] == false then
   return 5  -- every run hash has a state: no state, no hash
 end
-if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not held_by(ARGV[2], cur[1], cur[2]) then
   return 0
 end
 if redis.call('ZSCORE', KEYS[2], ARGV[1]) == false then

@@ -34,7 +34,7 @@ end
 if cur[2] == 'queued' then
   return 2
 end
-if cur[1] ~= ARGV[2] or (cur[2] ~= 'running' and cur[2] ~= 'preempting') then
+if not held_by(ARGV[2], cur[1], cur[2]) then
   return 0
 end
 local now = now_ms()
