@@ -232,7 +232,7 @@ while step < end:
         os.replace(ckpt + ".tmp", ckpt)
         note(event="saved", step=step, signals=[g[0] for g in got])
         sys.exit(1)  # interrupted: the run goes back to the queue
-    if got and ignore and len(got) == 1:
+    if got and ignore and None not in got:  # noted once, however many signals came at once
         note(event="ignored", at=got[0][1], step=got[0][2])
         got.append(None)
     if step == start + 10:
