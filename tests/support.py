@@ -42,6 +42,21 @@ def wait_until(cond: Callable[[], object], timeout: float = 30.0, interval: floa
         time.sleep(interval)
 
 
+def rss_from_run_start(agent: subprocess.Popen[Any]) -> tuple[int, int]:
+    """An agent's RSS once its first run started (its imports done) and its peak until it exits:
+    what a test of the agent's memory compares. Sampled every 5 ms; the caller reaps ``agent``."""
+    proc = psutil.Process(agent.pid)
+    wait_until(lambda: proc.children(), timeout=60)
+    base = peak = proc.memory_info().rss
+    while agent.poll() is None:
+        try:
+            peak = max(peak, proc.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.005)
+    return base, peak
+
+
 def race(n: int, worker: Callable[[int], object]) -> None:
     """Run ``worker(0)`` to ``worker(n - 1)`` on ``n`` threads at once, and wait for all of them."""
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n)]

@@ -8,15 +8,13 @@ import contextlib
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import Sweeps, sweepd_cmd, wait_until
+from support import Sweeps, rss_from_run_start, sweepd_cmd
 from sweepd.agent.daemon.output import CUT, LINE_BYTES, LOG_BYTES, Kept, Lines
 from sweepd.queue import keys
 from sweepd.queue.store import Store
@@ -132,15 +130,7 @@ def test_a_program_that_floods_its_output_costs_the_agent_bounded_memory(
         sweepd_cmd("agent", sid, "--notices", "none"), env=cli_env, cwd=tmp_path, stdout=subprocess.DEVNULL
     )
     try:
-        proc = psutil.Process(agent.pid)
-        wait_until(lambda: proc.children(), timeout=60)  # the run started: the agent's imports are done
-        base = peak = proc.memory_info().rss
-        while agent.poll() is None:
-            try:
-                peak = max(peak, proc.memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.005)
+        base, peak = rss_from_run_start(agent)
         assert agent.wait(120) == 0
     finally:
         agent.kill()

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
 
-from support import Sweeps, run_sweepd, sweepd_cmd, wait_until
+from support import Sweeps, rss_from_run_start, run_sweepd, sweepd_cmd
 from sweepd.agent.hold.buffer import Buffer
 from sweepd.queue import bounds, keys, rows
 
@@ -133,15 +132,7 @@ def test_what_no_row_can_be_is_dropped_and_counted_and_the_agent_stays_small(
         text=True,
     )
     try:
-        proc = psutil.Process(agent.pid)
-        wait_until(lambda: proc.children(), timeout=60)
-        base = peak = proc.memory_info().rss
-        while agent.poll() is None:
-            try:
-                peak = max(peak, proc.memory_info().rss)
-            except psutil.NoSuchProcess:
-                break
-            time.sleep(0.005)
+        base, peak = rss_from_run_start(agent)
         _, err = agent.communicate(timeout=180)
     finally:
         agent.kill()
