@@ -43,6 +43,7 @@ from ..checkpoints.sync import Outcome, Syncer
 from ..daemon import travel
 from ..daemon.options import Options, object_store_root, resolve_checkpoint_cache, resolve_checkpoint_root
 from ..hold.hold import FLUSH_EVERY, Ending, Hold, lease_of
+from ..hold.tick import tick
 from ..hold.watchdog import Watchdog
 from .exits import ExitWatch
 from .script import Run
@@ -260,14 +261,7 @@ class Holder:
         hold = self.hold
         assert hold is not None
         while not self.stop.wait(FLUSH_EVERY):
-            hold.flush_quietly()
-            if self.marked and not hold.marked:
-                hold.note_preempting("child-marked")
-                hold.mark()
-            now = time.monotonic()
-            if now >= hold.next_renew:
-                hold.renew(now)
-            if hold.kill_at is not None and time.monotonic() >= hold.kill_at:
+            if tick(hold, time.monotonic(), marked=self.marked).kill:
                 self._say("warning", f"the grace period after {hold.reason} is over: recording the run and stopping")
                 self._record(-int(signal.SIGKILL))
                 self.kill()
@@ -278,7 +272,7 @@ class Holder:
         if hold is None:
             return
         if self.marked:
-            hold.note_preempting("child-marked")
+            hold.script_marked(mark=False)
         done = hold.record(exit_code)
         if done is not None and done.how == "ended" and done.state == "finished":
             self._forget_auto_file(hold.claim.run_id)
