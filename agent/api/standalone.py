@@ -38,11 +38,16 @@ from sweepd.queue.resume import TABLE, Mode
 from sweepd.queue.runs import MANUAL_SWEEP
 from sweepd.queue.store import Store
 
-from ..checkpoints import run_dir
+from ..checkpoints import run_dir, travel
+from ..checkpoints.roots import (
+    CHECKPOINT_SYNC,
+    KEEP_CHECKPOINTS,
+    object_store_root,
+    resolve_checkpoint_cache,
+    resolve_checkpoint_root,
+)
 from ..checkpoints.sync import Outcome, Syncer
-from ..daemon import travel
-from ..daemon.options import Options, object_store_root, resolve_checkpoint_cache, resolve_checkpoint_root
-from ..hold.hold import FLUSH_EVERY, Ending, Hold, lease_of
+from ..hold.hold import FLUSH_EVERY, GRACE, HEARTBEAT, Ending, Hold, lease_of
 from ..hold.tick import tick
 from ..hold.watchdog import Watchdog
 from .exits import ExitWatch
@@ -94,8 +99,8 @@ def start(
     checkpoint_root: str | None,
 ) -> Run:
     """Start (create or resume, as the table says) and hold a run for this process."""
-    heartbeat = seconds("SWEEPD_HEARTBEAT", Options.heartbeat)
-    grace = seconds("SWEEPD_GRACE", Options.grace)
+    heartbeat = seconds("SWEEPD_HEARTBEAT", HEARTBEAT)
+    grace = seconds("SWEEPD_GRACE", GRACE)
     auto_file = Path.cwd() / RESUME_FILE if mode == "auto" else None
     if run_id is None and auto_file is not None:
         run_id = read_resume_file(auto_file)
@@ -142,7 +147,7 @@ def start(
                 store,
                 claim,
                 checkpoint_dir,
-                keep=count("SWEEPD_KEEP_CHECKPOINTS", Options.keep_checkpoints),
+                keep=count("SWEEPD_KEEP_CHECKPOINTS", KEEP_CHECKPOINTS),
                 say=holder._say,
                 holding=holder.holding,
             )
@@ -180,7 +185,7 @@ class Holder:
         sync.restore()
         every = os.environ.get("SWEEPD_CHECKPOINT_SYNC")
         try:
-            sync.start(float(every) if every else Options.checkpoint_sync)
+            sync.start(float(every) if every else CHECKPOINT_SYNC)
         except ValueError:
             raise UserError(f"SWEEPD_CHECKPOINT_SYNC={every!r} is not a number of seconds") from None
 

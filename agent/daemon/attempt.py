@@ -20,13 +20,14 @@ from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
 from sweepd.queue.store import LOG_CAP, Renewal, Store
 
+from ..checkpoints import travel
 from ..checkpoints.remote import first_line
 from ..checkpoints.sync import Syncer
 from ..hold.backoff import REDIS_DOWN
 from ..hold.hold import FLUSH_EVERY, Ending, Hold
 from ..hold.tick import tick
 from ..hold.watchdog import Watchdog
-from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
+from . import launch, logs, slurm_steps, wandb_env, wandb_follow
 from .channel import Channel
 from .early_stop import EarlyStop
 from .heard import Heard

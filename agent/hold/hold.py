@@ -37,6 +37,8 @@ from .guard import GUARD
 from .reports import Reports
 from .watchdog import Watchdog
 
+HEARTBEAT = 10.0  # seconds between renewals, by default (an agent's --heartbeat, a script's SWEEPD_HEARTBEAT)
+GRACE = 110.0  # seconds to checkpoint and end, by default: fits in AWS's 2-minute notice with room to requeue
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
 FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows
 
