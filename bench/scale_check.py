@@ -15,7 +15,7 @@ from common import Row, bench_env, markdown, new_sweep, num, private_redis, rati
 from common import agent as start_agent
 from scale_load import Workload, start_generators
 
-from sweepd.agent.daemon.idle import CLOCK_EVERY
+from sweepd.agent.daemon.heartbeat import CLOCK_EVERY
 from sweepd.agent.daemon.options import Options
 from sweepd.queue import keys
 from sweepd.queue.store import Store

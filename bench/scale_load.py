@@ -4,13 +4,13 @@ Nothing here writes a Redis command. The agents are sweepd's own objects on conn
 so the traffic follows the Store and the agent whenever they change:
 
 - idle: each agent is sweepd's ``Agent`` (agent/daemon/loop.py) on a thread of its own, turning its
-  own loop step (``Agent._step``: the claim, the search, is the sweep complete, then ``Idle.wait``'s
+  own loop turn (``Agent._turn``: the claim, the search, is the sweep complete, then ``Heartbeat.wait``'s
   heartbeats and its one BLPOP on the wake list until the next due moment).
 - busy: a run's process cannot be started 10,000 times on one machine, so each agent holds its runs
   through the agent's own ``Hold`` (hold.py), with no process behind it. What an attempt does with
   Redis while its process runs (attempt.py's ``_supervise``: the hold's renewal, the heartbeat a
   renewal is, the reap once a heartbeat) and at its end (the hold's record, the agent's beat,
-  ``Agent.next_claim``) is called here, in that order, by one scheduler thread for all of the
+  the place's ``next_claim``) is called here, in that order, by one scheduler thread for all of the
   process's agents. Only that order is written here; ``scale.py --check`` compares the commands
   Redis executes for these agents with real ``sweepd agent`` processes, command by command.
 
@@ -38,6 +38,7 @@ from typing import Any
 from common import stop
 
 from sweepd.agent.daemon import logs
+from sweepd.agent.daemon.heartbeat import Heartbeat
 from sweepd.agent.daemon.loop import Agent
 from sweepd.agent.daemon.options import Options
 from sweepd.agent.hold.backoff import REDIS_DOWN
@@ -76,18 +77,20 @@ class Tally:
 TALLY = Tally()
 
 
-class CountedAgent(Agent):
-    """sweepd's agent, counting its heartbeats for the report."""
+class CountedHeartbeat(Heartbeat):
+    """sweepd's agent's heartbeat, counting its beats for the report."""
 
-    def beat_done(self, now: float) -> None:
-        super().beat_done(now)
+    def _beaten(self, now: float) -> None:
+        super()._beaten(now)
         TALLY.beats.append(time.time())
 
 
-def new_agent(plan: Plan, index: int) -> CountedAgent:
+def new_agent(plan: Plan, index: int) -> Agent:
     store = Store(connect(plan.url, check=False, timeout=client_timeout(plan.heartbeat)))
     options = Options(sweep_id=plan.sid, heartbeat=plan.heartbeat, notices="none")
-    return CountedAgent(store, options, f"{plan.name}-{index}")
+    agent = Agent(store, options, f"{plan.name}-{index}")
+    agent.heartbeat = CountedHeartbeat(agent.place, options, agent.notifier, agent.metrics, agent.waker)
+    return agent
 
 
 # idle: the agent's own loop, one thread each ------------------------------------------------------
@@ -95,10 +98,10 @@ def new_agent(plan: Plan, index: int) -> CountedAgent:
 
 def idle_agent(agent: Agent, start_at: float) -> None:
     time.sleep(max(0.0, start_at - time.monotonic()))
-    agent.beat(force=True)  # as Agent._start
+    agent.heartbeat.beat(force=True)  # as Agent._begin
     while True:
         try:
-            agent._step()
+            agent._turn()
         except REDIS_DOWN:
             TALLY.errors += 1
             time.sleep(0.1)
@@ -127,11 +130,11 @@ class BusyAgent:
         self.ends_at = 0.0
 
     def take(self, now: float, first: bool = False) -> None:
-        """``Agent.next_claim``, then a hold on the run as ``Attempt`` makes one."""
-        claim = self.agent.next_claim()
+        """The place's ``next_claim``, then a hold on the run as ``Attempt`` makes one."""
+        claim = self.agent.place.next_claim()
         if not isinstance(claim, Claim):
             raise RuntimeError(f"the busy sweep handed out no run: {claim!r}")
-        self.agent._current = claim  # as Agent.execute: the agent's record names its run
+        self.agent.heartbeat.holding({"run_id": claim.run_id})  # as Agent._start: the record names its run
         o = self.agent.opts
         self.hold = Hold(self.agent.store, claim, NoProcess(), o.heartbeat, o.grace, now, say=quiet)
         length = self.run_length * (self.rng.random() if first else 1.0)  # steady from the start
@@ -143,23 +146,23 @@ class BusyAgent:
         assert hold is not None
         if now >= self.ends_at:  # the process ended 0: the hold records it, the agent beats, claims
             hold.record(0, retries=agent.opts.max_retries)
-            agent._current = None
-            agent.beat()
+            agent.heartbeat.holding({"run_id": ""})
+            agent.heartbeat.beat()
             self.take(now)
             return self.next_due()
-        if now >= hold.next_renew:  # Attempt._renew
+        if now >= hold.next_renew:  # hold/tick.py renews, Attempt._renew beats
             TALLY.lags.append((time.time(), 1000 * (now - hold.next_renew)))
             answer = hold.renew(now)
             if answer is not None and answer != "fenced":
-                agent.beat(force=True)
-        agent.maybe_reap()
+                agent.heartbeat.beat(force=True)
+        agent.heartbeat.maybe_reap()
         return self.next_due()
 
     def next_due(self) -> float:
         """The next renewal, the run's end, or the next reap (the supervising loop looks every
         ``FLUSH_EVERY``, so its reap follows the heartbeat closely)."""
         assert self.hold is not None
-        return min(self.hold.next_renew, self.ends_at, self.agent._last_reap + self.agent.opts.heartbeat)
+        return min(self.hold.next_renew, self.ends_at, self.agent.heartbeat.last_reap + self.agent.opts.heartbeat)
 
 
 def busy_loop(agents: list[tuple[float, BusyAgent]]) -> None:
@@ -177,7 +180,7 @@ def busy_loop(agents: list[tuple[float, BusyAgent]]) -> None:
         try:
             if i not in started:
                 started.add(i)
-                busy.agent.beat(force=True)
+                busy.agent.heartbeat.beat(force=True)
                 busy.take(now, first=True)  # the starts are spread: so are the renewals after them
                 heapq.heappush(heap, (busy.next_due(), i))
                 continue

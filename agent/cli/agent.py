@@ -22,7 +22,6 @@ from ..checkpoints import travel
 from ..daemon import gpus, logs
 from ..daemon.loop import Agent
 from ..daemon.options import Options, check_writable
-from ..daemon.pool import PoolAgent
 from ..daemon.secrets import hide_and_reexec, take_inherited_url
 from ..daemon.signals import parse_signal
 from .kit import redis_option
@@ -244,5 +243,4 @@ def command(
     store = Store(connect(url, timeout=holder_timeout(options.heartbeat)))
     if sweep_id is not None:
         store.sweep(sweep_id)
-    agent = PoolAgent(store, options) if pool is not None else Agent(store, options)
-    sys.exit(agent.run(restore_signals=False))
+    sys.exit(Agent(store, options).run(restore_signals=False))

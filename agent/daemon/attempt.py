@@ -47,13 +47,12 @@ TICK = 0.05  # the longest sleep when the platform gives no pidfd to wait on
 
 
 class Host(Protocol):
-    """What an attempt needs of the agent running it (loop.py's ``Agent``)."""
+    """What an attempt needs of the agent running it (slots.py's ``SlotHost``: its slot's view)."""
 
     store: Store
     opts: Options
-    sid: str
     preemption: Preemption
-    waker: Waker
+    waker: Waker  # what the attempt sleeps on: its slot's, woken by a signal, a notice, an operator
     notifier: Notifier
     metrics: Metrics
     watchdog: Watchdog

@@ -1,10 +1,13 @@
-"""The agent: claim a run, run it (attempt.py), record it; until the sweep is complete or the machine
-is going away.
+"""The agent: claim runs into its slots, run them (attempt.py), record them; until the sweep is
+complete, ``--count`` is reached, its runs keep failing, or the machine is going away.
 
-Signal handlers and notice watchers only record what happened (``signals``, ``Preemption``) and wake
-the loop; the loop does every write, log and kill. On preemption the agent lets its run checkpoint,
-requeues it at the front, and exits 0 without taking another run: a clean stop for systemd, SLURM
-and Kubernetes.
+One loop serves one slot or many (slots.py): without ``--gpus`` there is one. Each exit is decided
+here, once (``_ending``), and taken once every slot is empty. Signal handlers and notice watchers
+only record what happened (``signals``, ``Preemption``) and wake the loop; the loop does every
+write, log and kill. On preemption the agent lets its runs checkpoint, requeues them at the front,
+and exits 0 without taking another run: a clean stop for systemd, SLURM and Kubernetes. Its
+presence in Redis and its reaps are the heartbeat's (heartbeat.py); where it works, a sweep or a
+pool, is its place's (place.py, pool.py).
 """
 
 from __future__ import annotations
@@ -12,44 +15,32 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import threading
 import time
-from functools import cache
-from importlib.metadata import PackageNotFoundError, version
-from typing import Literal
 
 import structlog
 
 from sweepd.queue.ids import host_part
-from sweepd.queue.next_run import NextRuns
-from sweepd.queue.presence import Beat, Woken
 from sweepd.queue.records import Claim
-from sweepd.queue.space import SweepConfig
-from sweepd.queue.store import Reaped, Store
+from sweepd.queue.store import Store
 
 from ..hold.backoff import REDIS_DOWN, Backoff
 from ..hold.watchdog import Watchdog
 from . import launch, logs
 from .attempt import Attempt, Result
-from .idle import Idle
+from .heartbeat import Heartbeat
+from .intake import Intake
 from .metrics import Metrics
-from .notices import Notice, Watcher, make_watchers
+from .notices import Watcher, make_watchers
 from .options import Options
+from .place import Place, SweepPlace
+from .pool import PoolPlace
 from .preemption import Preemption
 from .sdnotify import Notifier
-from .signals import SignalFlags, Waker
-from .slots import Slots
+from .signals import Waker
+from .slots import Slot, SlotHost, held, make_slots
 
 log = logs.get("sweepd.agent")
-
-
-@cache
-def _version() -> str:
-    """The installed sweepd's version, read once: a read of the package metadata costs a
-    heartbeat about 2 ms."""
-    try:
-        return version("sweepd")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def new_agent_id() -> str:
@@ -62,38 +53,48 @@ class Agent:
         self.opts = options
         self.sid = options.sweep_id
         self.id = agent_id or new_agent_id()
-        #: A pool agent (pool.py) has no sweep of its own: each attempt reads its claim's config.
-        self.config: SweepConfig | None = store.config(self.sid) if self.sid else None
+        #: Where it works: a pool agent (``--pool``) reads each claim's sweep config in its attempt.
+        self.place: Place = (PoolPlace if options.pool else SweepPlace)(store, options, self.id)
         self.started = time.monotonic()
         self.failures = 0  # consecutive failed or crashed runs
         self.early_failures = 0  # failures within fast_failure_window of the start
+        self.taken = 0  # runs taken, for --count
         self.preemption = Preemption(grace=options.grace)
         self.waker = Waker()
-        self.flags = SignalFlags()
         self.notifier = Notifier.from_env()
-        self.metrics = Metrics(self.sid or f"pool:{options.pool}", slotted=bool(options.slots))
+        self.slotted = bool(options.slots)  # ``--gpus``: the record and the metrics name each slot
+        self.metrics = Metrics(self.sid or f"pool:{options.pool}", slotted=self.slotted)
         self.watchdog = Watchdog()  # one for every run this agent holds, started with the agent
+        self.heartbeat = Heartbeat(self.place, options, self.notifier, self.metrics, self.waker)
         self.watchers: list[Watcher] = []
-        self._notices: list[Notice] = []
-        self._seen_signals = 0
-        self._last_beat = 0.0
-        self._last_reap = 0.0
-        self._written: dict[str, object] | None = None  # the record as last written
-        self._started_ms = int(time.time() * 1000)
-        # A slotted agent's poll for free slots (slots.py); a single-run agent waits in idle.py.
+        self._outcome_lock = threading.Lock()
+        #: With some slots busy and some free, how often to look for work for the free ones.
         self.idle_wait = min(options.idle_poll, store.call_timeout() / 2)
         watchdog = self.notifier.watchdog_interval()
-        if watchdog:  # an idle agent must still ping systemd's watchdog in time
+        if watchdog:  # an agent must still ping systemd's watchdog in time
             self.idle_wait = min(self.idle_wait, watchdog / 2)
-        self._current: Claim | None = None
-        self._search_first = False  # the last run came from the search (next_claim)
-        self.next_runs = NextRuns(store.reads, store.operations)  # the search is asked here, not in a write
-        self.scratch = launch.Scratch()  # the attempts' private directories (slots take one each)
-        self.idle = Idle(self)
+        self.scratch = launch.Scratch()  # the attempts' private directories (a slot takes one each)
+        self.slots = make_slots(options, self.waker)
+        #: Signals and notices into the preemption decision, from any slot's thread; a change wakes every slot.
+        self.intake = Intake(self.preemption, self.notifier, [self.waker, *(s.waker for s in self.slots)])
+        self.flags = self.intake.flags
+        self.hosts = [self._host(slot) for slot in self.slots]
         self._restore_signals = True
-        #: ``--gpus``: a run per slot at once (slots.py), else one run at a time (this loop).
-        self.slots = Slots(self) if options.slots else None
-        self.slot_env: dict[str, str] = {}  # a slot's devices, for its runs (slots.py)
+
+    def _host(self, slot: Slot) -> SlotHost:
+        return SlotHost(
+            store=self.store,
+            opts=self.opts,
+            preemption=self.preemption,
+            notifier=self.notifier,
+            watchdog=self.watchdog,
+            waker=slot.waker,
+            metrics=self.metrics.for_slot(str(slot.index)),
+            slot_env=slot.env,
+            intake=self.intake,
+            beat=self.heartbeat.beat,
+            maybe_reap=self.heartbeat.maybe_reap,
+        )
 
     # the loop ------------------------------------------------------------------------------------
 
@@ -108,37 +109,111 @@ class Agent:
         if self.opts.metrics_port is not None:  # before anything else: a port in use is a user's mistake
             port = self.metrics.serve(self.opts.metrics_port, self.opts.metrics_addr)
             log.info("serving Prometheus metrics", url=f"http://{self.opts.metrics_addr}:{port}/metrics")
-        self._start()
+        self._begin()
         try:
-            return self.slots.run() if self.slots is not None else self._loop()
+            if self.slotted:
+                log.info("holding one run per slot", slots=[",".join(slot.devices) for slot in self.slots])
+            return self._loop()
         finally:
-            self._stop()
+            self._drain_on_error()
+            self._end()
             logs.unbind_process("sweep_id", "agent_id")
 
     def _loop(self) -> int:
-        done = 0
-        backoff = Backoff(cap=5.0)
+        backoff, stop = Backoff(cap=5.0), None
         while True:
             self.intake()
-            if self.preemption.requested:
-                log.info("preempted: exiting without taking another run", reason=self.preemption.reason)
-                self.notifier.stopping(f"preempted ({self.preemption.reason})")
-                return 0
-            if self.opts.count is not None and done >= self.opts.count:
-                log.info("count reached, exiting", runs=done)
-                return 0
+            ended, stop = self._collect(stop)
             try:
-                code = self._step()
+                if ended:  # short runs back to back renew no lease: beat here too, off the pickup path
+                    self.heartbeat.beat()
+                ending = self._ending(stop)
+                if ending is not None and not self._busy():
+                    return self._leave(*ending)
+                if ending is not None:
+                    self._wait_for_slots()
+                    continue
+                done = self._turn()
             except REDIS_DOWN as exc:
-                self.outage(exc, backoff)
+                self._outage(exc, backoff)
                 continue
-            self.answering(backoff)
-            if code == "ran":
-                done += 1
-            elif code != "idle":
-                return code
+            self._answering(backoff)
+            if done is not None:
+                return done
 
-    def outage(self, exc: BaseException, backoff: Backoff) -> None:
+    def _ending(self, stop: int | None) -> tuple[int, str] | None:
+        """Why no slot may take another run: the exit code the agent gives once every slot is empty,
+        and why; None while slots may take runs. Every exit but the sweep's end is decided here."""
+        if self.preemption.requested:
+            return 0, "preempted"
+        if stop is not None:
+            return stop, "stopped"
+        if self.opts.count is not None and self.taken >= self.opts.count:
+            return 0, "count"
+        with self._outcome_lock:
+            failing = self.failing()
+        if failing:
+            return (0 if self.place.complete() else 1), "failing"
+        return None
+
+    def _leave(self, code: int, why: str) -> int:
+        """Every slot is empty: say why the agent exits, once."""
+        if why == "preempted":
+            for watcher in self.watchers:
+                watcher.acknowledge()  # every run is safe: Azure may go ahead now
+            log.info("preempted: exiting without taking another run", reason=self.preemption.reason)
+            self.notifier.stopping(f"preempted ({self.preemption.reason})")
+        elif why == "count":
+            log.info("count reached, exiting", runs=self.taken)
+        return code
+
+    def _wait_for_slots(self) -> None:
+        """The agent is ending but a slot still holds a run: wait for its end (it wakes us at once)."""
+        self.notifier.maybe_watchdog()
+        self.waker.wait(self.opts.heartbeat)
+
+    def _turn(self) -> int | None:
+        """Claim into every free slot; then wait for work, a slot's end or a signal. An int ends the
+        agent (the sweep is complete and no slot holds a run)."""
+        self.heartbeat.maybe_reap()
+        for slot in self.slots:
+            if slot.claim is not None:
+                continue
+            if not self.preemption.may_claim() or (self.opts.count is not None and self.taken >= self.opts.count):
+                break
+            taken_at = time.monotonic()  # before the claim is sent: our view of its lease is never too long
+            claim = self._next_claim()
+            if claim is None:
+                break
+            self._start(slot, claim, taken_at)
+        if any(slot.result is not None for slot in self.slots):
+            return None  # a lone slot's run ended on this thread: take in its end, then claim again
+        self.heartbeat.beat()
+        self.notifier.maybe_watchdog()
+        busy = self._busy()
+        if not busy:
+            if self.place.complete():
+                log.info("sweep complete, exiting")
+                return 0
+            self.heartbeat.wait()  # a pushed token, a signal, or what is due
+            self.waker.drain()  # what woke it is recorded; intake() reads it next
+        elif busy == len(self.slots):
+            self.waker.wait(self.opts.heartbeat)
+        else:
+            self.waker.wait(self.idle_wait)  # look for work for the free slots again then
+        return None
+
+    def _next_claim(self) -> Claim | None:
+        claim = self.place.next_claim()
+        if claim is not None and claim.recovered_after is not None:
+            self.metrics.recovered(claim.recovered_after)
+            log.info("resuming an interrupted run", run_id=claim.run_id, recovered_after=claim.recovered_after)
+        return claim
+
+    def _busy(self) -> int:
+        return sum(slot.claim is not None for slot in self.slots)
+
+    def _outage(self, exc: BaseException, backoff: Backoff) -> None:
         """A turn of the loop Redis did not answer: count it, say so once, keep systemd's watchdog
         fed, and wait out the backoff (a signal or a run's end still wakes us at once)."""
         self.metrics.redis_error()
@@ -148,38 +223,88 @@ class Agent:
         self.notifier.maybe_watchdog()
         self.waker.wait(delay)
 
-    def answering(self, backoff: Backoff) -> None:
+    def _answering(self, backoff: Backoff) -> None:
         """Redis answered a turn: say so if it had not, and start the backoff over."""
         if backoff.failures:
             log.info("Redis is answering again", failures=backoff.failures)
             backoff.reset()
 
-    def _step(self) -> int | Literal["ran", "idle"]:
-        """One turn of the loop: run one attempt, or wait for work; an int ends the agent."""
-        if self.failing():
-            return 0 if self.complete() else 1
-        self.maybe_reap()
-        taken_at = time.monotonic()  # before the claim is sent: our view of its lease is never too long
-        claim = self.next_claim() if self.preemption.may_claim() else None
-        if claim is None:
-            if self.complete():
-                log.info("sweep complete, exiting")
-                return 0
-            self.idle.wait()
-            self.waker.drain()  # what woke it is recorded; intake() reads it next
-            return "idle"
-        code = self.execute(claim, taken_at)
-        # Short runs back to back never renew a lease, so beat here too or the agent's record expires;
-        # after the run rather than before the claim, which keeps it off the pickup path.
-        self.beat()
-        return "ran" if code is None else code
+    # the slots ------------------------------------------------------------------------------------
 
-    def _start(self) -> None:
+    def _start(self, slot: Slot, claim: Claim, taken_at: float) -> None:
+        slot.claim, slot.result = claim, None
+        self.taken += 1
+        self.heartbeat.holding(held(self.slots, self.slotted))
+        if len(self.slots) == 1:  # a lone slot: its attempt on this thread, nothing to hand over
+            self._work(slot, claim, taken_at)
+            return
+        slot.thread = threading.Thread(
+            target=self._work, args=(slot, claim, taken_at), name=f"sweepd-slot-{slot.index}", daemon=True
+        )
+        slot.thread.start()
+
+    def _work(self, slot: Slot, claim: Claim, taken_at: float) -> None:
+        """One attempt in ``slot``; its result is left on the slot for the loop to take in."""
+        where = {"slot": slot.index} if self.slotted else {}
+        structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt, **where)
+        workdir = self.scratch.take()
+        result = Result()  # what the slot hands back, once its attempt is done: never None then
+        try:
+            result = Attempt(self.hosts[slot.index], claim, workdir, taken_at).run()
+            if result.failed is not None:
+                with self._outcome_lock:
+                    self.count_outcome(result.failed)
+        except REDIS_DOWN as exc:  # the run's lease lapses and any agent's reap requeues it
+            self.metrics.redis_error()
+            log.warning("Redis went away while recording the run: requeued once its lease expires", error=str(exc))
+        except Exception:
+            log.exception("the run's attempt failed: taking no new runs")
+            result = Result(stop=1)
+        finally:
+            self.scratch.give(workdir)
+            structlog.contextvars.unbind_contextvars("run_id", "attempt", *where)
+            slot.result = result
+            if slot.thread is not None:
+                self.waker.wake()
+
+    def _collect(self, stop: int | None) -> tuple[bool, int | None]:
+        """Empty the slots whose attempt ended: whether any did, and the first exit code one asked for."""
+        ended = False
+        for slot in self.slots:
+            result = slot.result  # set just before its thread wakes us
+            if result is None:
+                continue
+            if slot.thread is not None:
+                slot.thread.join()
+            slot.thread, slot.claim, slot.result, ended = None, None, None, True
+            if result.stop is not None and stop is None:
+                log.warning("a run stops the agent: taking no new runs", exit_code=result.stop)
+                stop = result.stop
+        if ended:
+            self.heartbeat.holding(held(self.slots, self.slotted))
+        return ended, stop
+
+    def _drain_on_error(self) -> None:
+        """Leaving with runs still held (an error in the agent's own thread): preempt them, so
+        that each is requeued rather than left to run unsupervised."""
+        running = [slot for slot in self.slots if slot.thread is not None]
+        if not running:
+            return
+        self.preemption.request("agent-error", now=time.monotonic())
+        for slot in running:
+            slot.waker.wake()
+        for slot in running:
+            assert slot.thread is not None
+            slot.thread.join()
+
+    # what happens around it ----------------------------------------------------------------------
+
+    def _begin(self) -> None:
         signums = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *self.opts.notice_signals}  # HUP: a lost terminal
         self.flags.install(signums, self.waker)
         self.watchers = make_watchers(self.opts.notices, self.opts.notice_interval)
         for watcher in self.watchers:
-            watcher.start(self._on_notice)
+            watcher.start(self.intake.on_notice)
         log.info("agent started", heartbeat=self.opts.heartbeat, grace=self.opts.grace, count=self.opts.count)
         try:
             warning = self.store.failover_check(self.opts.heartbeat)
@@ -188,117 +313,22 @@ class Agent:
         if warning:
             log.warning(warning)
         self.watchdog.start()
-        self.beat(force=True)
+        self.heartbeat.beat(force=True)
         self.notifier.ready(f"working sweep {self.sid}" if self.sid else f"working pool {self.opts.pool}")
 
-    def _stop(self) -> None:
+    def _end(self) -> None:
         for watcher in self.watchers:
             watcher.stop()
         self.watchdog.close()
         self.scratch.close()
-        self.gone()
+        self.heartbeat.gone()
         if self._restore_signals:
             self.flags.uninstall()
         else:
             self.flags.detach()  # the handlers stay, recording, until the process ends
+        for slot in self.slots:
+            slot.close()
         self.waker.close()
-
-    def next_claim(self) -> Claim | None:
-        """A queued run first (a requeued run comes back before any new one), else a new one.
-
-        After a run made by the search the search is asked first: create.lua refuses while a run
-        is queued ('queued'), so the queue still goes first, and an empty queue costs no claim.lua
-        (a round trip of each run's gap)."""
-        lease = self.opts.lease
-        et = self.config.early_terminate if self.config is not None else None
-        asha = et is not None and et.type == "asha"
-        first = self._search_first and not asha  # ASHA: a promotion goes before a new run
-        made = self.next_runs.create_next(self.sid, self.id, lease, unless_queued=True) if first else None
-        if isinstance(made, Claim):
-            return made
-        claim = self.store.claim(self.sid, self.id, lease)
-        if claim is not None:
-            self._search_first = False
-            if claim.recovered_after is not None:
-                self.metrics.recovered(claim.recovered_after)
-                log.info("resuming an interrupted run", run_id=claim.run_id, recovered_after=claim.recovered_after)
-            return claim
-        promoted = self.store.promote_next(self.sid, self.id, lease) if asha else None
-        if promoted is not None:
-            log.info("promoting a paused run to its next rung", run_id=promoted.run_id)
-            return promoted
-        if made is None or made == "queued":  # not asked yet, or the queued run went to another agent
-            made = self.next_runs.create_next(self.sid, self.id, lease)
-            if isinstance(made, Claim):
-                self._search_first = True
-                return made
-        return None
-
-    def execute(self, claim: Claim, taken_at: float) -> int | None:
-        """Run one attempt; return an exit code only to stop the agent."""
-        structlog.contextvars.bind_contextvars(run_id=claim.run_id, attempt=claim.attempt)
-        self._current = claim
-        workdir = self.scratch.take()
-        try:
-            result: Result = Attempt(self, claim, workdir, taken_at).run()
-            if self.preemption.requested:
-                for watcher in self.watchers:
-                    watcher.acknowledge()  # the run is safe: Azure may go ahead now
-            if result.failed is not None:
-                self.count_outcome(result.failed)
-            return result.stop
-        finally:
-            self.scratch.give(workdir)
-            self._current = None
-            structlog.contextvars.unbind_contextvars("run_id", "attempt")
-
-    # what happens around it ----------------------------------------------------------------------
-
-    def intake(self) -> None:
-        """Turn what signal handlers and watcher threads recorded into the preemption decision."""
-        now = time.monotonic()
-        while self._seen_signals < len(self.flags.received):
-            signum = self.flags.received[self._seen_signals]
-            self._seen_signals += 1
-            first = self.preemption.request("signal", now=now)
-            log.warning("signal received", signal=signal.Signals(signum).name, preempting=first)
-            if self.preemption.repeat(now=now):
-                left = round(self.preemption.kill_at() - now, 3)
-                log.warning("signal repeated: grace shortened", grace_left=left)
-        while self._notices:
-            notice = self._notices.pop(0)
-            if notice.drain_only:
-                self.preemption.drain()
-                log.warning("taking no new runs", reason=notice.reason, detail=notice.detail)
-                continue
-            deadline = None if notice.deadline is None else now + (notice.deadline - time.time())
-            first = self.preemption.request(notice.reason, now=now, deadline=deadline)
-            log.warning("preemption notice", reason=notice.reason, detail=notice.detail, first=first)
-            self.notifier.stopping(f"{notice.reason}: {notice.detail}")
-
-    def _on_notice(self, notice: Notice) -> None:
-        """Called from a watcher thread: only record and wake the loop."""
-        self._notices.append(notice)
-        self.waker.wake()
-
-    def maybe_reap(self) -> None:
-        """Requeue the sweep's runs whose lease expired, once a heartbeat (every agent does this:
-        a run whose agent vanished comes back within its lease plus one heartbeat)."""
-        now = time.monotonic()
-        if now - self._last_reap < self.opts.heartbeat:
-            return
-        self._last_reap = now
-        self.reaped(self.reap_due().requeued)
-
-    def reap_done(self, now: float) -> None:
-        """The idle wait reaped, or saw that no lease can have lapsed yet: no reap is due before
-        another heartbeat."""
-        self._last_reap = now
-
-    def reaped(self, run_ids: list[str]) -> None:
-        for rid in run_ids:
-            self.metrics.requeued("lease-expired", None)
-            log.warning("requeued a run whose lease expired", reaped_run_id=rid)
 
     def count_outcome(self, failed: bool) -> None:
         if failed:
@@ -322,60 +352,3 @@ class Agent:
             )
             return True
         return False
-
-    @property
-    def last_beat(self) -> float:
-        return self._last_beat
-
-    def beat_done(self, now: float) -> None:
-        self._last_beat = now
-        self.metrics.heartbeat()
-
-    def rewrite_record(self) -> None:
-        """The record expired (Redis was away longer than its TTL): write all of it now."""
-        self._written = None
-        self.beat(force=True)
-
-    def beat(self, force: bool = False) -> None:
-        """Say this agent is alive (at most once a heartbeat unless forced): the whole record when a
-        field changed (or it expired), else only its liveness (``Store.idle_beat``)."""
-        now = time.monotonic()
-        if not force and now - self._last_beat < self.opts.heartbeat:
-            return
-        current = self._current
-        info: dict[str, object] = {
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "sweep_id": self.sid,
-            "run_id": current.run_id if current else "",
-            "version": _version(),
-            "started_at": self._started_ms,
-        }
-        if self.slots is not None:
-            info.update(self.slots.describe())
-        if info != self._written or not self.idle_beat().recorded:
-            self.write_record(info)
-            self._written = info
-        self.beat_done(now)
-
-    # where the agent works: its sweep (a pool agent, pool.py, works a pool through the same calls) --
-
-    def complete(self) -> bool:
-        """Nothing more to do: the agent exits 0."""
-        return self.store.is_complete(self.sid)
-
-    def reap_due(self) -> Reaped:
-        return self.store.reap_due(self.sid, self.opts.heartbeat)
-
-    def idle_beat(self, clock: bool = False, record: bool = True) -> Beat:
-        return self.store.idle_beat(self.sid, self.id, self.opts.lease, clock=clock, record=record)
-
-    def write_record(self, info: dict[str, object]) -> None:
-        self.store.agent_beat(self.sid, self.id, info, ttl_s=self.opts.lease)
-
-    def wait_for_work(self, timeout: float) -> Woken:
-        """Block until a token on the wake list, a signal (the waker) or ``timeout``."""
-        return self.store.wait_for_work(self.sid, timeout, self.waker.readable)
-
-    def gone(self) -> None:
-        self.store.agent_gone(self.sid, self.id)

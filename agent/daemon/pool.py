@@ -1,7 +1,7 @@
-"""A pool agent (``sweepd agent --pool NAME``): the agent's loop, slots and idle wait, over every
-sweep of a pool instead of one.
+"""A pool (``sweepd agent --pool NAME``): where a pool agent works (place.py's ``Place``), every
+sweep of the pool instead of one; its loop, slots and heartbeat are any agent's.
 
-What differs from a sweep's agent is only where it works (loop.py's ``Agent`` asks these methods):
+What differs from a sweep's agent is only where it works:
 
 - the next run is the pool's choice (``Store.pool_claim``: claim_pool.lua's one atomic step): a
   queued run of the chosen sweep, already held, or the sweep to create a run in, which the agent's
@@ -19,16 +19,13 @@ What differs from a sweep's agent is only where it works (loop.py's ``Agent`` as
 
 from __future__ import annotations
 
+from sweepd.queue.next_run import NextRuns
 from sweepd.queue.pools import Quiet
 from sweepd.queue.presence import Beat, Woken
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Reaped, Store
 
-from . import logs
-from .loop import Agent
 from .options import Options
-
-log = logs.get("sweepd.agent")
 
 #: Heartbeats between two reads of the pool's leases that no silent agent asked for: a run held by
 #: no pool agent (a sweep's own agent, a script run by hand) is reaped within its lease and these.
@@ -38,33 +35,32 @@ SCAN_EVERY = 30
 TRIES = 8
 
 
-class PoolAgent(Agent):
-    def __init__(self, store: Store, options: Options, agent_id: str | None = None) -> None:
-        super().__init__(store, options, agent_id)
-        self.pool = options.pool
+class PoolPlace:
+    def __init__(self, store: Store, opts: Options, agent_id: str) -> None:
+        self.store, self.opts, self.aid = store, opts, agent_id
+        self.pool = opts.pool
+        self.sweep_id = opts.sweep_id  # '': a pool agent has no sweep of its own
+        self.next_runs = NextRuns(store.reads, store.operations)
         self._beats = 0
         self._scan_due = True  # a first look at the pool's leases
         self._quiet = ""  # the pool's gen when the last look found no work ('': look)
         #: A pool agent not heard of for a lease less a heartbeat may be dead: its runs are read then,
         #: before their leases (renewed up to a heartbeat after its last beat) can have lapsed.
-        self.silent_s = options.lease - options.heartbeat
+        self.silent_s = opts.lease - opts.heartbeat
 
     def next_claim(self) -> Claim | None:
         """The pool's order: a queued run of the highest priority first, else a new run of the
         sweep the pool names (fewest held runs per weight)."""
         lease = self.opts.lease
         for _ in range(TRIES):
-            got = self.store.pool_claim(self.pool, self.id, lease, since=self._quiet)
+            got = self.store.pool_claim(self.pool, self.aid, lease, since=self._quiet)
             if isinstance(got, Quiet):
                 self._quiet = got.gen
                 return None
             self._quiet = ""
             if isinstance(got, Claim):
-                if got.recovered_after is not None:
-                    self.metrics.recovered(got.recovered_after)
-                    log.info("resuming an interrupted run", run_id=got.run_id, recovered_after=got.recovered_after)
                 return got
-            made = self.next_runs.create_next(got, self.id, lease, unless_queued=True)
+            made = self.next_runs.create_next(got, self.aid, lease, unless_queued=True)
             if isinstance(made, Claim):
                 return made
         return None
@@ -72,13 +68,12 @@ class PoolAgent(Agent):
     def complete(self) -> bool:
         return False  # a pool never is: the agent waits for the next sweep
 
-    def maybe_reap(self) -> None:
+    def reap_wanted(self) -> bool:
         """A busy pool agent reaps only when its heartbeat said a lease may lapse (a silent pool
         agent) or the periodic scan is due."""
-        if self._scan_due:
-            super().maybe_reap()
+        return self._scan_due
 
-    def reap_due(self) -> Reaped:
+    def reap(self) -> Reaped:
         """Reap the pool's sweeps with a lapsed lease (one script finds them). While a pool agent is
         silent, its runs' deadlines are what to sleep until; else nothing needs watching."""
         self._scan_due = False
@@ -92,20 +87,20 @@ class PoolAgent(Agent):
                 deadlines.append(got.earliest)
         return Reaped(requeued, seen.now_ms, min(deadlines, default=None) if seen.silent else None)
 
-    def idle_beat(self, clock: bool = False, record: bool = True) -> Beat:
+    def beat(self, clock: bool = False, record: bool = True) -> Beat:
         """The pool's heartbeat: three commands. A silent pool agent, or every ``SCAN_EVERY``
         heartbeats, makes a reap due now (earliest 0: long past)."""
-        seen = self.store.pool_beat(self.pool, self.id, self.opts.lease, self.silent_s, clock=clock)
+        seen = self.store.pool_beat(self.pool, self.aid, self.opts.lease, self.silent_s, clock=clock)
         self._beats += 1
         if seen.silent or self._beats % SCAN_EVERY == 0:
             self._scan_due = True
         return Beat(earliest=0 if self._scan_due else None, now_ms=seen.now_ms, recorded=seen.recorded)
 
-    def write_record(self, info: dict[str, object]) -> None:
-        self.store.pool_record(self.pool, self.id, {**info, "pool": self.pool}, ttl_s=self.opts.lease)
+    def record(self, info: dict[str, object]) -> None:
+        self.store.pool_record(self.pool, self.aid, {**info, "pool": self.pool}, ttl_s=self.opts.lease)
 
-    def wait_for_work(self, timeout: float) -> Woken:
-        return self.store.wait_for_pool(self.pool, timeout, self.waker.readable)
+    def wait(self, timeout: float, interrupt_fd: int) -> Woken:
+        return self.store.wait_for_pool(self.pool, timeout, interrupt_fd)
 
     def gone(self) -> None:
-        self.store.pool_agent_gone(self.pool, self.id)
+        self.store.pool_agent_gone(self.pool, self.aid)
