@@ -147,17 +147,35 @@ class Attempt:
 
     def run(self) -> Result:
         """Run the attempt to its end and record it."""
+        refused = self._restore()
+        if refused is not None:
+            return refused
+        child = self._launch()
+        if isinstance(child, Result):
+            return child
+        returncode = self._watch(child)
+        if returncode is None:
+            return Result()
+        return self._end(returncode, time.monotonic() - child.started)
+
+    def _restore(self) -> Result | None:
+        """With an object-store root, the working copy becomes the latest committed snapshot (or
+        empty); a Result when the attempt ends here."""
         agent, claim = self.agent, self.claim
         self.sync = sync = travel.syncer(agent.opts, agent.store, claim, self.hold, say, agent.metrics)
-        if sync is not None:  # the working copy is the latest committed snapshot, or empty
-            try:
-                restored, _ = travel.renewing(self.hold, sync.restore, None)
-            except Exception as exc:  # the store is away: the run goes back untouched, counted as a failure
-                log.error("cannot restore the run's checkpoint: run requeued", error=first_line(exc))
-                agent.store.requeue(claim, reason="checkpoint-restore")
-                return Result(failed=True)
-            if not restored:
-                return Result()  # no longer ours: the reaper or the next holder has it
+        if sync is None:
+            return None
+        try:
+            restored, _ = travel.renewing(self.hold, sync.restore, None)
+        except Exception as exc:  # the store is away: the run goes back untouched, counted as a failure
+            log.error("cannot restore the run's checkpoint: run requeued", error=first_line(exc))
+            agent.store.requeue(claim, reason="checkpoint-restore")
+            return Result(failed=True)
+        return None if restored else Result()  # not restored: no longer ours, the reaper or the next holder has it
+
+    def _launch(self) -> Child | Result:
+        """Start the training process, held and guarded; a Result when it could not start."""
+        agent, claim = self.agent, self.claim
         try:
             params_file = launch.write_params(claim, str(agent.opts.checkpoints))
         except OSError as exc:
@@ -197,11 +215,16 @@ class Attempt:
         self.slurm = slurm_steps.Steps(child.pid)
         agent.metrics.run_started()
         follower.follow(child.pid)  # its thread starts in _supervise, once the run has lived a little
-        if sync is not None:
-            sync.start(agent.opts.checkpoint_sync)
+        if self.sync is not None:
+            self.sync.start(agent.opts.checkpoint_sync)
         self.hold.guard(child.pid, group=True)  # the child leads its own process group (process.py)
+        return child
+
+    def _watch(self, child: Child) -> int | None:
+        """Supervise the process to its end, then leave nothing of it behind; its exit status, or
+        None when the run was lost."""
         try:
-            returncode = self._supervise(child)
+            return self._supervise(child)
         except BaseException:
             # We can no longer supervise it, so it must not run on: no training process ever
             # outlives its supervision (its lease would expire while it still ran).
@@ -212,16 +235,19 @@ class Attempt:
             # However it ended, nothing it started outlives the attempt (it would overlap the next
             # one); and the output is what the pipes hold now, not what a leftover might still write.
             child.end(self._spare())
-            if sync is not None:
-                sync.stop()
-            follower.finish()  # what the W&B run logged up to its end, before the end is recorded
+            if self.sync is not None:
+                self.sync.stop()
+            if self.wandb is not None:
+                self.wandb.finish()  # what the W&B run logged up to its end, before the end is recorded
             self.hold.release()
-            agent.metrics.run_exited()
+            self.agent.metrics.run_exited()
             child.close()
-            channel.close()
-        if returncode is None:
-            return Result()
-        seconds = time.monotonic() - child.started
+            if self.channel is not None:
+                self.channel.close()
+
+    def _end(self, returncode: int, seconds: float) -> Result:
+        """Record the end; with an object-store root, after the last snapshot is committed."""
+        sync = self.sync
         if sync is None:
             return self._record(returncode, seconds)
         # The snapshot that matters most: what the process saved at the signal, before the run goes back.
