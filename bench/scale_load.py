@@ -150,7 +150,7 @@ class BusyAgent:
             agent.heartbeat.beat()
             self.take(now)
             return self.next_due()
-        if now >= hold.next_renew:  # Attempt._renew
+        if now >= hold.next_renew:  # hold/tick.py renews, Attempt._renew beats
             TALLY.lags.append((time.time(), 1000 * (now - hold.next_renew)))
             answer = hold.renew(now)
             if answer is not None and answer != "fenced":

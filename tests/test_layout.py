@@ -112,6 +112,22 @@ def test_no_import_cycles_anywhere() -> None:
     assert "sweepd.agent.hold.hold" in graph["sweepd.agent.daemon.attempt"]
 
 
+def test_the_rooms_every_holder_uses_import_nothing_of_the_daemon() -> None:
+    """A script holding its own run (api/) takes its hold, its checkpoints and their defaults from
+    the rooms an agent's attempt uses too (hold/, checkpoints/), never from the daemon."""
+    modules = _modules()
+    rooms = ("sweepd.agent.api", "sweepd.agent.hold", "sweepd.agent.checkpoints")
+    reaching = {
+        name: sorted(dep for dep in _imports(name, path, modules) if dep.startswith("sweepd.agent.daemon"))
+        for name, path in modules.items()
+        if name.startswith(rooms)
+    }
+    assert {name: deps for name, deps in reaching.items() if deps} == {}
+    assert "sweepd.agent.hold.tick" in _imports(
+        "sweepd.agent.api.standalone", modules["sweepd.agent.api.standalone"], modules
+    )
+
+
 def test_agent_reads_redis_only_through_sweepd_queue() -> None:
     """No ``store.r`` (the raw client) and no key names outside queue/: every read the command
     line and the daemon make is a method of ``sweepd.queue``."""

@@ -38,11 +38,17 @@ from sweepd.queue.resume import TABLE, Mode
 from sweepd.queue.runs import MANUAL_SWEEP
 from sweepd.queue.store import Store
 
-from ..checkpoints import run_dir
+from ..checkpoints import run_dir, travel
+from ..checkpoints.roots import (
+    CHECKPOINT_SYNC,
+    KEEP_CHECKPOINTS,
+    object_store_root,
+    resolve_checkpoint_cache,
+    resolve_checkpoint_root,
+)
 from ..checkpoints.sync import Outcome, Syncer
-from ..daemon import travel
-from ..daemon.options import Options, object_store_root, resolve_checkpoint_cache, resolve_checkpoint_root
-from ..hold.hold import FLUSH_EVERY, Ending, Hold, lease_of
+from ..hold.hold import FLUSH_EVERY, GRACE, HEARTBEAT, Ending, Hold, lease_of
+from ..hold.tick import tick
 from ..hold.watchdog import Watchdog
 from .exits import ExitWatch
 from .script import Run
@@ -93,8 +99,8 @@ def start(
     checkpoint_root: str | None,
 ) -> Run:
     """Start (create or resume, as the table says) and hold a run for this process."""
-    heartbeat = seconds("SWEEPD_HEARTBEAT", Options.heartbeat)
-    grace = seconds("SWEEPD_GRACE", Options.grace)
+    heartbeat = seconds("SWEEPD_HEARTBEAT", HEARTBEAT)
+    grace = seconds("SWEEPD_GRACE", GRACE)
     auto_file = Path.cwd() / RESUME_FILE if mode == "auto" else None
     if run_id is None and auto_file is not None:
         run_id = read_resume_file(auto_file)
@@ -141,7 +147,7 @@ def start(
                 store,
                 claim,
                 checkpoint_dir,
-                keep=count("SWEEPD_KEEP_CHECKPOINTS", Options.keep_checkpoints),
+                keep=count("SWEEPD_KEEP_CHECKPOINTS", KEEP_CHECKPOINTS),
                 say=holder._say,
                 holding=holder.holding,
             )
@@ -179,7 +185,7 @@ class Holder:
         sync.restore()
         every = os.environ.get("SWEEPD_CHECKPOINT_SYNC")
         try:
-            sync.start(float(every) if every else Options.checkpoint_sync)
+            sync.start(float(every) if every else CHECKPOINT_SYNC)
         except ValueError:
             raise UserError(f"SWEEPD_CHECKPOINT_SYNC={every!r} is not a number of seconds") from None
 
@@ -260,14 +266,7 @@ class Holder:
         hold = self.hold
         assert hold is not None
         while not self.stop.wait(FLUSH_EVERY):
-            hold.flush_quietly()
-            if self.marked and not hold.marked:
-                hold.note_preempting("child-marked")
-                hold.mark()
-            now = time.monotonic()
-            if now >= hold.next_renew:
-                hold.renew(now)
-            if hold.kill_at is not None and time.monotonic() >= hold.kill_at:
+            if tick(hold, time.monotonic(), marked=self.marked).kill:
                 self._say("warning", f"the grace period after {hold.reason} is over: recording the run and stopping")
                 self._record(-int(signal.SIGKILL))
                 self.kill()
@@ -278,7 +277,7 @@ class Holder:
         if hold is None:
             return
         if self.marked:
-            hold.note_preempting("child-marked")
+            hold.script_marked(mark=False)
         done = hold.record(exit_code)
         if done is not None and done.how == "ended" and done.state == "finished":
             self._forget_auto_file(hold.claim.run_id)

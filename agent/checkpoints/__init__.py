@@ -4,6 +4,8 @@ store (fsspec: s3://, gs://, az://, file://), committed in Redis by the run's ho
 manifest.py  what a snapshot is, and what to upload, keep and delete (pure)
 remote.py    the store through fsspec: the URL, the probe, parallel transfers bound by a deadline
 sync.py      one attempt's working copy: restore the latest committed snapshot, snapshot, commit
+travel.py    a holder's use of it (an agent's attempt, a script's own run): waits that renew the lease
+roots.py     where checkpoints live, and how many snapshots are kept by default
 """
 
 from pathlib import Path

@@ -18,7 +18,8 @@ from sweepd.queue.errors import UserError
 from sweepd.queue.pools import check_pool
 from sweepd.queue.store import Store
 
-from ..daemon import gpus, logs, travel
+from ..checkpoints import travel
+from ..daemon import gpus, logs
 from ..daemon.loop import Agent
 from ..daemon.options import Options, check_writable
 from ..daemon.secrets import hide_and_reexec, take_inherited_url

@@ -18,14 +18,16 @@ from typing import Any, Protocol
 from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
-from sweepd.queue.store import LOG_CAP, Store
+from sweepd.queue.store import LOG_CAP, Renewal, Store
 
+from ..checkpoints import travel
 from ..checkpoints.remote import first_line
 from ..checkpoints.sync import Syncer
 from ..hold.backoff import REDIS_DOWN
 from ..hold.hold import FLUSH_EVERY, Ending, Hold
+from ..hold.tick import tick
 from ..hold.watchdog import Watchdog
-from . import launch, logs, slurm_steps, travel, wandb_env, wandb_follow
+from . import launch, logs, slurm_steps, wandb_env, wandb_follow
 from .channel import Channel
 from .early_stop import EarlyStop
 from .heard import Heard
@@ -271,7 +273,6 @@ class Attempt:
         """Wait for the process; None when the run was lost (the guard stopped the process)."""
         agent, hold = self.agent, self.hold
         heartbeat = agent.opts.heartbeat
-        last_flush = 0.0
         while True:
             agent.intake()
             returncode = child.poll()
@@ -288,30 +289,23 @@ class Attempt:
             now = time.monotonic()
             if self.wandb is not None:
                 self.wandb.start_once_due(now - child.started)
-            if self.heard.child_marked.is_set() and not hold.marked:
+            marked = self.heard.child_marked.is_set()
+            if marked:  # the script's mark starts the handoff (a preemption's already did: tell)
                 self.handing_off_at = self.handing_off_at or now
-                hold.note_preempting("child-marked")
-                hold.mark()
-            if agent.preemption.requested and hold.ending is None:
-                hold.end("preempt", agent.preemption.reason or "signal", agent.preemption.kill_at())
-            elif agent.preemption.requested and hold.kill_at is not None:
-                hold.kill_at = min(hold.kill_at, agent.preemption.kill_at())  # a repeat cut the grace
-            if hold.kill_at is not None and now >= hold.kill_at:
+            turn = tick(hold, now, marked=marked, going=agent.preemption)
+            if turn.kill:
                 log.warning("grace period over: killing the process tree", reason=hold.reason)
                 if self.slurm is not None:
                     self.slurm.end()  # the run's SLURM steps first, on every node, then its tree
                 child.kill_tree()
                 return child.wait(None)
-            if now >= hold.next_renew:
-                self._renew(now)
-            if now - last_flush >= FLUSH_EVERY:
-                last_flush = now
-                logged = len(hold.rows) > 0
-                hold.flush_quietly()
+            if turn.renewed is not None:
+                self._renew(turn.renewed, now)
+            if turn.flushed:
                 if hold.refused is not None and hold.ending is None:  # a poison run: ended, failed
                     hold.end("stop", "refused", now + agent.opts.grace)
                 self._flush_output(quietly=True)
-                if logged:  # hyperband judges a curve when it reaches a bracket, not a heartbeat later
+                if turn.logged:  # hyperband judges a curve when it reaches a bracket, not a heartbeat later
                     self._judge(now, new_bracket_only=True)
             try:
                 agent.maybe_reap()
@@ -332,11 +326,11 @@ class Attempt:
             if channel is not None:
                 channel.accept()  # the script's connection (channel.py): served on a thread of its own
 
-    def _renew(self, now: float) -> None:
-        """Renew through the hold; a renewed lease is a heartbeat too, and the moment hyperband judges."""
-        agent, hold = self.agent, self.hold
-        answer = hold.renew(now)
-        if answer is None or answer == "fenced":
+    def _renew(self, answer: Renewal, now: float) -> None:
+        """The hold renewed the lease (tick.py): a renewed lease is a heartbeat too, and the moment
+        hyperband judges."""
+        agent = self.agent
+        if answer == "fenced":
             return
         with contextlib.suppress(*REDIS_DOWN):
             agent.beat(force=True)
@@ -369,7 +363,7 @@ class Attempt:
         # at the end of GraceTime, Kubernetes to a whole pod): a run that ends while the agent is
         # being preempted is preempted, even if it exited before we could tell it.
         if self.heard.child_marked.is_set():
-            hold.note_preempting("child-marked")
+            hold.script_marked(mark=False)
         if agent.preemption.requested:
             hold.note_preempting(agent.preemption.reason or "signal")
         hold.persist(self._flush_output)

@@ -1,20 +1,25 @@
-"""What an agent is started with, and every default, in one place: ``sweepd agent``'s options read
-their defaults from ``Options``, and a script that holds its own run (the API without an agent) takes
-its heartbeat, grace and checkpoint root from here too."""
+"""What an agent is started with, and its defaults, in one place: ``sweepd agent``'s options read
+their defaults from ``Options``. What every holder shares (heartbeat, grace: hold/hold.py; the
+checkpoint root and the snapshots kept: checkpoints/roots.py) is written there, and read here and by
+a script that holds its own run (the API without an agent) alike."""
 
 from __future__ import annotations
 
-import os
 import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweepd.queue.connections import data_dir
 from sweepd.queue.errors import UserError
 
-from ..checkpoints.remote import is_url
-from ..hold.hold import lease_of
+from ..checkpoints.roots import (
+    CHECKPOINT_SYNC,
+    KEEP_CHECKPOINTS,
+    object_store_root,
+    resolve_checkpoint_cache,
+    resolve_checkpoint_root,
+)
+from ..hold.hold import GRACE, HEARTBEAT, lease_of
 
 
 @dataclass(frozen=True)
@@ -23,8 +28,8 @@ class Options:
 
     sweep_id: str
     count: int | None = None
-    heartbeat: float = 10.0
-    grace: float = 110.0  # fits in AWS's 2-minute notice with room to requeue
+    heartbeat: float = HEARTBEAT
+    grace: float = GRACE
     max_retries: int = 0
     max_failures: int = 5
     fast_failures: int = 3
@@ -40,8 +45,8 @@ class Options:
     checkpoint_root: str | None = None  # None: resolve_checkpoint_root() decides
     #: With an object-store root: where the runs' local working copies live (None: under the data dir).
     checkpoint_cache: str | None = None
-    checkpoint_sync: float = 300.0  # seconds between background snapshots (0: only at an attempt's end)
-    keep_checkpoints: int = 2  # committed snapshots kept per run
+    checkpoint_sync: float = CHECKPOINT_SYNC
+    keep_checkpoints: int = KEEP_CHECKPOINTS
     metrics_port: int | None = None  # serve Prometheus metrics here (0: any free port)
     metrics_addr: str = "0.0.0.0"
     #: ``--gpus``/``--gpus-per-run``: each slot's devices (gpus.py); empty: one run at a time.
@@ -65,26 +70,6 @@ class Options:
     def checkpoint_url(self) -> str | None:
         """The object store runs' snapshots travel through; None: a plain path (shared storage)."""
         return object_store_root(self.checkpoint_root)
-
-
-def object_store_root(given: str | None) -> str | None:
-    root = given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or ""
-    return root if is_url(root) else None
-
-
-def resolve_checkpoint_root(given: str | None) -> Path:
-    """Where runs' checkpoint directories live: as given, else ``SWEEPD_CHECKPOINT_ROOT``, else the
-    data directory's ``checkpoints``. (An object-store URL: ``resolve_checkpoint_cache``.)"""
-    root = given or os.environ.get("SWEEPD_CHECKPOINT_ROOT") or ""
-    if is_url(root):
-        return resolve_checkpoint_cache(None)
-    return Path(root or data_dir() / "checkpoints")
-
-
-def resolve_checkpoint_cache(given: str | None) -> Path:
-    """The local working copies of an object-store root: as given, else ``SWEEPD_CHECKPOINT_CACHE``,
-    else the data directory's ``checkpoint-cache``."""
-    return Path(given or os.environ.get("SWEEPD_CHECKPOINT_CACHE") or data_dir() / "checkpoint-cache")
 
 
 def check_writable(root: Path, flag: str = "--checkpoint-root") -> None:

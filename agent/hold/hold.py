@@ -37,6 +37,8 @@ from .guard import GUARD
 from .reports import Reports
 from .watchdog import Watchdog
 
+HEARTBEAT = 10.0  # seconds between renewals, by default (an agent's --heartbeat, a script's SWEEPD_HEARTBEAT)
+GRACE = 110.0  # seconds to checkpoint and end, by default: fits in AWS's 2-minute notice with room to requeue
 LEASE_HEARTBEATS = 3  # a lease lasts this many heartbeats: two can be missed before it lapses
 FLUSH_EVERY = 0.25  # seconds between writes of buffered metric rows
 
@@ -120,6 +122,7 @@ class Hold(Reports):
         self.kill_at: float | None = None  # when the grace after an early end is over (monotonic)
         self.rung: int | None = None  # a "pause" ending's ASHA rung (None: max_iter, it finishes)
         self.fenced = threading.Event()  # the guard killed the process: the run is not ours any more
+        self.flushed_at = 0.0  # when a supervision turn last wrote the buffered rows (tick.py)
         self._released = threading.Event()
         self._guard_lock = threading.RLock()  # a kill by the guard, against release()
         self._renewals = Backoff(cap=max(0.1, heartbeat / 2))
@@ -243,6 +246,13 @@ class Hold(Reports):
         the first reason given is the one recorded."""
         self.preempting = True
         self.reason = self.reason or reason
+
+    def script_marked(self, *, mark: bool = True) -> None:
+        """The script said its run is being preempted (``mark_preempting``): noted, with that
+        reason unless another came first, and while it runs (``mark``) marked in Redis too."""
+        self.note_preempting("child-marked")
+        if mark:
+            self.mark()
 
     def mark(self) -> None:
         """Mark the run ``preempting`` in Redis (preempt.lua, fenced); retried at each call until

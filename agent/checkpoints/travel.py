@@ -1,7 +1,8 @@
-"""An attempt's checkpoints when the checkpoint root is an object store (``sweepd.agent.checkpoints``):
-the working copy restored before the training process starts, snapshots in the background and at
-the end, and the waits for them, during which the lease is renewed as while the process runs (a
-transfer is the holder's work: it must not let the lease lapse, nor outlast a notice's deadline).
+"""A holder's checkpoints when the checkpoint root is an object store (an agent's attempt, or a
+script holding its own run, api/standalone.py): the working copy restored before the training
+process starts, snapshots in the background and at the end, and the waits for them, during which
+the lease is renewed as while the process runs (a transfer is the holder's work: it must not let
+the lease lapse, nor outlast a notice's deadline).
 """
 
 from __future__ import annotations
@@ -11,18 +12,31 @@ import threading
 import time
 from collections.abc import Callable
 from functools import cache
-from typing import TypeVar
+from pathlib import Path
+from typing import Protocol, TypeVar
 
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
-from ..checkpoints import run_dir
-from ..checkpoints.remote import Remote
-from ..checkpoints.sync import LATE, Counts, Outcome, Say, Syncer
 from ..hold.hold import Hold
-from .options import Options
+from . import run_dir
+from .remote import Remote
+from .sync import LATE, Counts, Outcome, Say, Syncer
 
 T = TypeVar("T")
+
+
+class Roots(Protocol):
+    """Where an agent's runs' checkpoints are (daemon/options.py's ``Options``)."""
+
+    @property
+    def checkpoint_url(self) -> str | None: ...
+
+    @property
+    def checkpoints(self) -> Path: ...
+
+    @property
+    def keep_checkpoints(self) -> int: ...
 
 
 @cache
@@ -31,14 +45,14 @@ def remote(url: str) -> Remote:
     return Remote(url)
 
 
-def check_root(opts: Options) -> None:
+def check_root(opts: Roots) -> None:
     """At agent start, before anything is claimed: the backend is installed and the store can be
     written (UserError: one line, exit 2)."""
     if opts.checkpoint_url is not None:
         remote(opts.checkpoint_url).probe()
 
 
-def syncer(opts: Options, store: Store, claim: Claim, hold: Hold, say: Say, counts: Counts | None) -> Syncer | None:
+def syncer(opts: Roots, store: Store, claim: Claim, hold: Hold, say: Say, counts: Counts | None) -> Syncer | None:
     """The attempt's syncer; None with a plain checkpoint root (shared storage: nothing copied)."""
     if opts.checkpoint_url is None:
         return None
