@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sweepd.queue import bounds
 from sweepd.queue.errors import ConfigError
 from sweepd.queue.records import Claim
-from sweepd.queue.store import LOG_CAP, Renewal, Store
+from sweepd.queue.store import LOG_CAP, Renewal
 
 from ..checkpoints import travel
 from ..checkpoints.remote import first_line
@@ -26,52 +25,19 @@ from ..checkpoints.sync import Syncer
 from ..hold.backoff import REDIS_DOWN
 from ..hold.hold import FLUSH_EVERY, Ending, Hold
 from ..hold.tick import tick
-from ..hold.watchdog import Watchdog
 from . import launch, logs, slurm_steps, wandb_env, wandb_follow
 from .channel import Channel
 from .early_stop import EarlyStop
 from .heard import Heard
 from .member import Member
-from .metrics import Metrics
-from .options import Options
 from .output import Kept
-from .preemption import Preemption
 from .process import Child
 from .rungs import Rungs
-from .sdnotify import Notifier
-from .signals import Waker
+from .slots import Result, SlotHost
 
 log = logs.get("sweepd.agent")
 
 TICK = 0.05  # the longest sleep when the platform gives no pidfd to wait on
-
-
-class Host(Protocol):
-    """What an attempt needs of the agent running it (slots.py's ``SlotHost``: its slot's view)."""
-
-    store: Store
-    opts: Options
-    preemption: Preemption
-    waker: Waker  # what the attempt sleeps on: its slot's, woken by a signal, a notice, an operator
-    notifier: Notifier
-    metrics: Metrics
-    watchdog: Watchdog
-    slot_env: dict[str, str]  # a GPU slot's CUDA_VISIBLE_DEVICES, SWEEPD_GPUS, SWEEPD_GPU_SLOT (slots.py)
-
-    def intake(self) -> None: ...
-
-    def beat(self, force: bool = False) -> None: ...
-
-    def maybe_reap(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class Result:
-    """What the agent learns from an attempt: ``stop`` is an exit code that ends the agent;
-    ``failed`` whether the recorded end was a failure (None: nothing was recorded)."""
-
-    stop: int | None = None
-    failed: bool | None = None
 
 
 def say(level: str, event: str, /, **fields: Any) -> None:
@@ -79,7 +45,7 @@ def say(level: str, event: str, /, **fields: Any) -> None:
 
 
 class Attempt:
-    def __init__(self, agent: Host, claim: Claim, workdir: str, taken_at: float) -> None:
+    def __init__(self, agent: SlotHost, claim: Claim, workdir: str, taken_at: float) -> None:
         self.agent, self.claim, self.workdir = agent, claim, workdir
         self.hold = Hold(agent.store, claim, self, agent.opts.heartbeat, agent.opts.grace, taken_at, say=say)
         self.hold.on_redis_error, self.hold.watchdog = agent.metrics.redis_error, agent.watchdog

@@ -27,7 +27,7 @@ from sweepd.queue.store import Store
 from ..hold.backoff import REDIS_DOWN, Backoff
 from ..hold.watchdog import Watchdog
 from . import launch, logs
-from .attempt import Attempt, Result
+from .attempt import Attempt
 from .heartbeat import Heartbeat
 from .intake import Intake
 from .metrics import Metrics
@@ -38,7 +38,7 @@ from .pool import PoolPlace
 from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import Waker
-from .slots import Slot, SlotHost, held, make_slots
+from .slots import Result, Slot, SlotHost, held, make_slots
 
 log = logs.get("sweepd.agent")
 

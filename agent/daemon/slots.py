@@ -21,12 +21,20 @@ from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
 from ..hold.watchdog import Watchdog
-from .attempt import Result
 from .metrics import Metrics
 from .options import Options
 from .preemption import Preemption
 from .sdnotify import Notifier
 from .signals import Waker
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a slot's attempt hands back to the loop: ``stop`` is an exit code that ends the agent;
+    ``failed`` whether the recorded end was a failure (None: nothing was recorded)."""
+
+    stop: int | None = None
+    failed: bool | None = None
 
 
 class Slot:
@@ -73,8 +81,9 @@ def held(slots: list[Slot], slotted: bool) -> dict[str, str]:
 
 @dataclass
 class SlotHost:
-    """What one slot's attempt sees of the agent (``attempt.Host``): the agent's store, options,
-    preemption, watchdog and heartbeat; its slot's waker, metric series and environment."""
+    """What one slot's attempt (attempt.py) sees of the agent: the agent's store, options,
+    preemption, watchdog and heartbeat; its slot's waker (woken by a signal, a notice, an operator),
+    metric series and environment (a GPU slot's CUDA_VISIBLE_DEVICES, SWEEPD_GPUS, SWEEPD_GPU_SLOT)."""
 
     store: Store
     opts: Options
