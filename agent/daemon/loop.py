@@ -139,11 +139,12 @@ class Agent:
                 continue
             self._answering(backoff)
             if done is not None:
-                return done
+                return self._leave(*done)
 
     def _ending(self, stop: int | None) -> tuple[int, str] | None:
         """Why no slot may take another run: the exit code the agent gives once every slot is empty,
-        and why; None while slots may take runs. Every exit but the sweep's end is decided here."""
+        and why; None while slots may take runs. The sweep's end is the one exit decided elsewhere:
+        by the turn whose claim found nothing (``_turn``)."""
         if self.preemption.requested:
             return 0, "preempted"
         if stop is not None:
@@ -165,6 +166,8 @@ class Agent:
             self.notifier.stopping(f"preempted ({self.preemption.reason})")
         elif why == "count":
             log.info("count reached, exiting", runs=self.taken)
+        elif why == "complete":
+            log.info("sweep complete, exiting")
         return code
 
     def _wait_for_slots(self) -> None:
@@ -172,9 +175,9 @@ class Agent:
         self.notifier.maybe_watchdog()
         self.waker.wait(self.opts.heartbeat)
 
-    def _turn(self) -> int | None:
-        """Claim into every free slot; then wait for work, a slot's end or a signal. An int ends the
-        agent (the sweep is complete and no slot holds a run)."""
+    def _turn(self) -> tuple[int, str] | None:
+        """Claim into every free slot; then wait for work, a slot's end or a signal. The agent's exit
+        when the sweep is complete and no slot holds a run."""
         self.heartbeat.maybe_reap()
         for slot in self.slots:
             if slot.claim is not None:
@@ -193,8 +196,7 @@ class Agent:
         busy = self._busy()
         if not busy:
             if self.place.complete():
-                log.info("sweep complete, exiting")
-                return 0
+                return 0, "complete"
             self.heartbeat.wait()  # a pushed token, a signal, or what is due
             self.waker.drain()  # what woke it is recorded; intake() reads it next
         elif busy == len(self.slots):
