@@ -34,7 +34,7 @@ from sweepd.queue.connections import connect, holder_timeout
 from sweepd.queue.errors import UserError
 from sweepd.queue.ids import ID_RE, check_id, host_part, new_id
 from sweepd.queue.records import Claim
-from sweepd.queue.resume import TABLE, Mode
+from sweepd.queue.resume import TABLE, Mode, Rule
 from sweepd.queue.runs import MANUAL_SWEEP
 from sweepd.queue.store import Store
 
@@ -114,12 +114,7 @@ def start(
         travel.remote(url).probe()
     store = Store(connect(None, timeout=holder_timeout(heartbeat)))
     rule = TABLE[mode]
-    owner = store.sweep_of(rid)
-    if owner is not None and sweep is not None and owner != sweep and rule.if_exists == "resume":
-        raise UserError(f"run {rid!r} belongs to sweep {owner!r}, not {sweep!r}")
-    sid = owner or sweep or MANUAL_SWEEP
-    if owner is None and sid != MANUAL_SWEEP:
-        store.sweep(sid)  # a named sweep must exist
+    sid = sweep_for(store, rid, sweep, rule)
     holder = Holder(store, heartbeat, grace, auto_file)
     sent = time.monotonic()
     started = store.begin(
@@ -141,20 +136,25 @@ def start(
     )
     holder.hold_run(claim, run, sent)
     if url is not None:  # as an agent's attempt: the latest committed snapshot, or empty (travel.py)
+        keep = count("SWEEPD_KEEP_CHECKPOINTS", KEEP_CHECKPOINTS)
         holder.travel(
-            Syncer(
-                travel.remote(url),
-                store,
-                claim,
-                checkpoint_dir,
-                keep=count("SWEEPD_KEEP_CHECKPOINTS", KEEP_CHECKPOINTS),
-                say=holder._say,
-                holding=holder.holding,
-            )
+            Syncer(travel.remote(url), store, claim, checkpoint_dir, keep=keep, say=holder._say, holding=holder.holding)
         )
     if auto_file is not None:
         auto_file.write_text(rid + "\n", encoding="utf-8")
     return run
+
+
+def sweep_for(store: Store, rid: str, sweep: str | None, rule: Rule) -> str:
+    """The sweep the run is started in: its own when it exists (another named is refused where the
+    table resumes it), else the one named (which must exist), else the manual runs' sweep."""
+    owner = store.sweep_of(rid)
+    if owner is not None and sweep is not None and owner != sweep and rule.if_exists == "resume":
+        raise UserError(f"run {rid!r} belongs to sweep {owner!r}, not {sweep!r}")
+    sid = owner or sweep or MANUAL_SWEEP
+    if owner is None and sid != MANUAL_SWEEP:
+        store.sweep(sid)  # a named sweep must exist
+    return sid
 
 
 class Holder:
