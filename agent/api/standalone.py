@@ -176,7 +176,7 @@ class Holder:
         self.sync: Syncer | None = None  # an object-store checkpoint root's snapshots
 
     def holding(self) -> bool:
-        return self.hold is not None and time.monotonic() < self.hold.lease_until - self.heartbeat
+        return self.hold is not None and self.hold.holding()
 
     def travel(self, sync: Syncer) -> None:
         """Restore the run's latest committed snapshot (the worker renews meanwhile), then snapshot

@@ -65,7 +65,7 @@ def syncer(opts: Roots, store: Store, claim: Claim, hold: Hold, say: Say, counts
         keep=opts.keep_checkpoints,
         say=say,
         counts=counts,
-        holding=lambda: time.monotonic() < hold.lease_until - hold.heartbeat,
+        holding=hold.holding,
     )
 
 

@@ -150,6 +150,11 @@ class Hold(Reports):
             self.watchdog.release(self._watched)
             self._watched = None
 
+    def holding(self) -> bool:
+        """A heartbeat of the lease is left at least: work done for the run now (a snapshot's
+        commit) still lands while it is ours."""
+        return time.monotonic() < self.lease_until - self.heartbeat
+
     def lapsing(self) -> bool:
         """The guard's deadline has passed: the process is (being) killed and the run may be
         someone else's, so its end must not be recorded by us (the watchdog may have killed it
