@@ -77,7 +77,6 @@ class Agent:
         self.slots = make_slots(options, self.waker)
         #: Signals and notices into the preemption decision, from any slot's thread; a change wakes every slot.
         self.intake = Intake(self.preemption, self.notifier, [self.waker, *(s.waker for s in self.slots)])
-        self.flags = self.intake.flags
         self.hosts = [self._host(slot) for slot in self.slots]
         self._restore_signals = True
 
@@ -303,7 +302,7 @@ class Agent:
 
     def _begin(self) -> None:
         signums = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, *self.opts.notice_signals}  # HUP: a lost terminal
-        self.flags.install(signums, self.waker)
+        self.intake.flags.install(signums, self.waker)
         self.watchers = make_watchers(self.opts.notices, self.opts.notice_interval)
         for watcher in self.watchers:
             watcher.start(self.intake.on_notice)
@@ -325,9 +324,9 @@ class Agent:
         self.scratch.close()
         self.heartbeat.gone()
         if self._restore_signals:
-            self.flags.uninstall()
+            self.intake.flags.uninstall()
         else:
-            self.flags.detach()  # the handlers stay, recording, until the process ends
+            self.intake.flags.detach()  # the handlers stay, recording, until the process ends
         for slot in self.slots:
             slot.close()
         self.waker.close()
