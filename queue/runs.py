@@ -102,6 +102,8 @@ class RunStarts:
                 keys.sweep_seq(sid),
                 keys.SWEEPS,
                 keys.RQ_QUEUES,
+                keys.sweep_up(sid),
+                keys.sweep_seen(sid),
             ],
             [
                 rid,

@@ -14,11 +14,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 
 from support import RedisServer, Sweeps, run_sweepd, sweepd_cmd, wait_until
-from sweepd.queue import keys
+from sweepd.queue import keys, resume
 from sweepd.queue.config import validate
+from sweepd.queue.errors import RunHeld
 from sweepd.queue.records import Claim
 from sweepd.queue.store import Store
 
@@ -89,6 +91,22 @@ def test_a_lease_that_lapsed_before_the_silence_is_reaped_at_once(r: redis.Redis
     silence(r, sid, 20)
     r.zadd(keys.sweep_held(sid), {claim.run_id: redis_ms(r) - 25_000})  # its holder died before it
     assert store.reap(sid) == [claim.run_id]
+
+
+def test_a_script_resuming_a_run_by_name_waits_the_same_heartbeat(r: redis.Redis, store: Store) -> None:
+    sid = store.create_sweep(validate(GRID))
+    first = store.begin("r1", sid, resume.TABLE["allow"], {}, "first", "t1", LEASE, spelled="")
+    assert store.renew(first.claim, LEASE) == "ok"
+    silence(r, sid, 20)
+    r.zadd(keys.sweep_held(sid), {"r1": redis_ms(r) - 5_000})  # lapsed in the silence
+    with pytest.raises(RunHeld, match=r"running under first \(its lease runs 10 s more\)"):
+        store.begin("r1", sid, resume.TABLE["must"], {}, "second", "t2", LEASE, spelled="")
+    assert store.renew(first.claim, LEASE) == "ok"  # the live holder keeps its run
+    back = int(r.get(keys.sweep_up(sid)).split(b":")[1])  # type: ignore[union-attr]
+    r.set(keys.sweep_up(sid), f"{redis_ms(r) - 20_000}:{back - 10_001}")  # a heartbeat has passed
+    r.zadd(keys.sweep_held(sid), {"r1": redis_ms(r) - 1})
+    second = store.begin("r1", sid, resume.TABLE["must"], {}, "second", "t2", LEASE, spelled="")
+    assert second.claim.attempt == 2 and store.renew(first.claim, LEASE) == "fenced"
 
 
 def test_sweepd_reap_waits_the_heartbeat_a_lease_lapsed_in_an_outage_is_given(

@@ -6,7 +6,9 @@ The caller passes the table's row for its mode (queue/resume.py): what to do if 
 still runs) is refused: two processes never run one run at once. A held run whose lease expired is
 taken over (as reap.lua then claim.lua would, in one step: the old holder's token is dead). A queued
 run is taken off its queue; a terminal run is requeued and claimed in the same step, so the only
-way out of a terminal state is still an explicit requeue (invariant 6).
+way out of a terminal state is still an explicit requeue (invariant 6). A lease that lapsed while
+nobody of the sweep could write is still held until its holder has had one heartbeat of the store
+back, as reap.lua spares it (design.md, "After an outage"): a live holder renews first.
 
 KEYS[1]   sweepd:run:<rid>           HASH    read state, sweep_id, token; write the holder's fields
                                              (and DEL sweepd:run:<rid>:log:<attempt - KEPT_ATTEMPTS>,
@@ -20,6 +22,8 @@ KEYS[7]   rq:job:<rid>               HASH    rq's job (fields from ARGV[10..] fo
 KEYS[8]   sweepd:sweep:<sid>:seq     STRING  INCR: creation order
 KEYS[9]   sweepd:sweeps              ZSET    ZADD a sweep created here
 KEYS[10]  rq:queues                  SET     SADD the queue of a sweep created here
+KEYS[11]  sweepd:sweep:<sid>:up      STRING  the store's last return (came_back), read for a lapsed lease
+KEYS[12]  sweepd:sweep:<sid>:seen    STRING  the last renewal or reap (came_back)
 ARGV[1]   run id
 ARGV[2]   sweep id
 ARGV[3]   if the run exists: 'resume' or 'refuse'
@@ -27,7 +31,7 @@ ARGV[4]   if it does not: 'create' or 'refuse'
 ARGV[5]   params of a new run (JSON)
 ARGV[6]   holder id (shown to a refused second process)
 ARGV[7]   attempt token, fresh from the caller
-ARGV[8]   lease length in ms
+ARGV[8]   lease length in ms (half of it: the TTL came_back gives KEYS[11], as renew.lua's)
 ARGV[9]   the sweep's hash as a JSON object of strings, to create it when missing; '' otherwise
 ARGV[10..] rq job hash of a new run, field/value pairs
 
@@ -74,6 +78,14 @@ if state == 'running' or state == 'preempting' then
   local deadline = redis.call('ZSCORE', KEYS[5], ARGV[1])
   if deadline and tonumber(deadline) > now then
     return {'held', run[3] or '', tostring(tonumber(deadline) - now)}
+  end
+  if deadline then
+    local from, back = came_back(KEYS[11], KEYS[12], math.floor(tonumber(ARGV[8]) / 2), now)
+    local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_ms')) or tonumber(ARGV[8])
+    local spared_until = back + math.floor(lease / 3)
+    if tonumber(deadline) > from and now < spared_until then
+      return {'held', run[3] or '', tostring(spared_until - now)}
+    end
   end
   redis.call('HINCRBY', KEYS[1], 'requeues', 1)  -- the lapsed attempt goes back, as reap.lua would
 elseif state == 'queued' then
