@@ -27,6 +27,7 @@ class Snapshot:
     size: int  # bytes
     committed_at: int  # ms, Redis clock
     run: str = ""  # the run whose objects hold it when not this one (an exploit's start, by reference)
+    step: int | None = None  # the run's last logged step when its files were read (None: unknown)
 
     @classmethod
     def decode(cls, raw: str | bytes) -> Snapshot:
@@ -38,6 +39,7 @@ class Snapshot:
             int(data["bytes"]),
             int(data.get("committed_at") or 0),
             str(data.get("run") or ""),
+            int(data["step"]) if data.get("step") is not None else None,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -58,12 +60,16 @@ class Checkpoints:
     def __init__(self, core: Core) -> None:
         self.core, self.r = core, core.r
 
-    def commit_checkpoint(self, claim: Claim, snapshot: str, files: int, size: int, keep: int) -> list[Snapshot] | None:
+    def commit_checkpoint(
+        self, claim: Claim, snapshot: str, files: int, size: int, keep: int, step: int | None = None
+    ) -> list[Snapshot] | None:
         """Make ``snapshot`` (uploaded whole) the run's latest, fenced by the claim's token
         (checkpoint.lua). None when the claim is stale (nothing written); else the snapshots trimmed
         off beyond the ``keep`` newest, whose objects the caller deletes (never one another run's
-        first snapshot references: pinned, it stays in the list)."""
-        record = json.dumps({"snapshot": snapshot, "attempt": claim.attempt, "files": files, "bytes": size})
+        first snapshot references: pinned, it stays in the list). ``step``: the run's last logged
+        step read before its files were (where a run started from this snapshot continues)."""
+        fields: dict[str, Any] = {"snapshot": snapshot, "attempt": claim.attempt, "files": files, "bytes": size}
+        record = json.dumps(fields if step is None else {**fields, "step": step})
         got = self.core.run(
             "checkpoint",
             [

@@ -5,6 +5,7 @@ own first commit)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
@@ -12,6 +13,8 @@ import redis
 from sweepd.agent.checkpoints import manifest as mf
 from sweepd.agent.checkpoints.remote import Remote
 from sweepd.agent.checkpoints.sync import Syncer
+from sweepd.agent.daemon.launch import PARAMS_NAME
+from sweepd.agent.daemon.member import has_checkpoint
 from sweepd.queue import keys
 from sweepd.queue.config import validate
 from sweepd.queue.population import NextRun
@@ -114,3 +117,52 @@ def exploit_by_reference(r: redis.Redis, store: Store, remote: Remote, tmp_path:
     again = Syncer(remote, store, child.claim, tmp_path / "c1-again", keep=1, say=say)
     assert again.restore() is not None  # the child's own objects: the parent's clean-up took nothing of it
     assert (again.workdir / "step").read_text() == "9" and (again.workdir / "weights.bin").read_bytes() == BIG
+
+
+def test_a_snapshot_records_the_step_logged_before_its_files_and_an_exploit_continues_from_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """The parent's last logged step runs ahead of its latest committed snapshot (a background sync
+    every few minutes): the child continues from the step its snapshot's files were at."""
+    remote = Remote((tmp_path / "store").as_uri())
+    sid = store.create_sweep(validate(TWO))
+    top, low = store.create_next(sid, "a", 30), store.create_next(sid, "b", 30)
+    assert isinstance(top, Claim) and isinstance(low, Claim)
+    parent = Syncer(remote, store, top, tmp_path / "top", keep=1, say=say)
+    assert parent.restore() is not None
+    assert store.log_metrics(top, [{"Q": 0.1, "_step": 4}])
+    save(parent, "4")
+    assert store.log_metrics(top, [{"Q": 0.2, "_step": step} for step in range(5, 12)])  # not yet synced
+    [latest] = store.checkpoints(top.run_id)
+    assert latest.step == 4 and "step" not in latest.as_json()  # the contract's shape is unchanged
+    last, _ = store.last_step_and_value(top.run_id, "_step")
+    assert last == 11
+    exploit(store, low, 10, "child", top.run_id)  # the agent's first step for it: 10
+    assert store.last_step_and_value("child", "_step")[0] == 4  # the snapshot's, where its files stood
+
+
+@dataclass(frozen=True)
+class Root:
+    checkpoint_url: str | None
+    checkpoints: Path
+    keep_checkpoints: int = 1
+
+
+def test_a_top_member_without_a_checkpoint_has_nothing_to_give(store: Store, tmp_path: Path) -> None:
+    """member.has_checkpoint: no exploit from a parent with no weights yet (Ray Tune's PBT skips it too)."""
+    sid = store.create_sweep(validate(TWO))
+    top = store.create_next(sid, "a", 30)
+    assert isinstance(top, Claim)
+    plain = Root(None, tmp_path / "plain")
+    assert not has_checkpoint(plain, store, sid, top.run_id)  # no directory
+    (tmp_path / "plain" / sid / top.run_id).mkdir(parents=True)
+    (tmp_path / "plain" / sid / top.run_id / PARAMS_NAME).write_text("{}")
+    assert not has_checkpoint(plain, store, sid, top.run_id)  # only the parameters the agent wrote
+    (tmp_path / "plain" / sid / top.run_id / "theta.json").write_text("{}")
+    assert has_checkpoint(plain, store, sid, top.run_id)
+    url = (tmp_path / "store").as_uri()
+    assert not has_checkpoint(Root(url, tmp_path / "cache"), store, sid, top.run_id)  # nothing committed
+    parent = Syncer(Remote(url), store, top, tmp_path / "top", keep=1, say=say)
+    assert parent.restore() is not None
+    save(parent, "1")
+    assert has_checkpoint(Root(url, tmp_path / "cache"), store, sid, top.run_id)

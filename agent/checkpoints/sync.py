@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from sweepd.queue.checkpoints import Snapshot
 from sweepd.queue.records import Claim
@@ -38,8 +38,10 @@ class Commits(Protocol):
     """What a syncer needs of Redis (``sweepd.queue.store.Store``)."""
 
     def commit_checkpoint(
-        self, claim: Claim, snapshot: str, files: int, size: int, keep: int
+        self, claim: Claim, snapshot: str, files: int, size: int, keep: int, step: int | None = None
     ) -> list[Snapshot] | None: ...
+
+    def last_step_and_value(self, rid: str, metric: str) -> tuple[int | None, Any]: ...
 
     def checkpoints(self, rid: str) -> list[Snapshot]: ...
 
@@ -214,6 +216,7 @@ class Syncer:
 
     def _snapshot(self, stage: Path, deadline: float | None, keep: int) -> Outcome:
         started, self.sending = time.monotonic(), None
+        step, _ = self.store.last_step_and_value(self.claim.run_id, "_step")  # before the files: never past them
         files = self.scan(stage)
         if (self.committed is None and not files) or (
             self.committed is not None and self.committed.same_files_as(files)
@@ -236,7 +239,7 @@ class Syncer:
         if deadline is not None and time.monotonic() >= deadline:
             self._late(sent, started)
             return "late"
-        dropped = self.store.commit_checkpoint(self.claim, snapshot, len(files), manifest.size, keep)
+        dropped = self.store.commit_checkpoint(self.claim, snapshot, len(files), manifest.size, keep, step)
         seconds = time.monotonic() - started
         self.last = Transfer(len(blobs), sent, seconds)
         if self.counts is not None:

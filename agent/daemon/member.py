@@ -6,7 +6,10 @@ member and step (pbt_decide.lua). In the bottom quantile, the member continues a
 top member's parameters, explored; its checkpoint directory starting as a copy of the top member's
 (``copy_checkpoint``; with an object store, a reference to its latest snapshot: no byte moves); then
 this run is stopped as at a preemption (child signal, grace) and ends ``stopped``, reason
-``pbt-exploited``. At ``steps`` the run is ended ``finished`` (reason ``pbt-budget``).
+``pbt-exploited``. At ``steps`` the run is ended ``finished`` (reason ``pbt-budget``). A top
+member with no checkpoint yet (none committed, or an empty directory) has no weights to give: the
+member goes on as it is (as Ray Tune's PBT skips such an exploit), rather than a child starting from
+scratch under the parent's step.
 """
 
 from __future__ import annotations
@@ -24,11 +27,21 @@ from sweepd.queue.search import pbt
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Store
 
+from ..checkpoints.travel import Roots
 from . import launch, logs
 from .options import Options
 from .rungs import Pause
 
 log = logs.get("sweepd.agent")
+
+
+def has_checkpoint(opts: Roots, store: Store, sid: str, parent: str) -> bool:
+    """Whether the parent has a checkpoint to start a child from: a committed snapshot with an object
+    store root, a non-empty directory (its parameters file aside) on a plain one."""
+    if opts.checkpoint_url is not None:
+        return store.latest_checkpoint(parent) is not None
+    source = Path(opts.checkpoints) / sid / parent
+    return source.is_dir() and any(not p.name.startswith(launch.PARAMS_NAME) for p in source.iterdir())
 
 
 def copy_checkpoint(opts: Options, sid: str, parent: str, child: str) -> str:
@@ -110,6 +123,9 @@ class Member:
             store.decide(claim, member, step, {"exploit": False}, None)
             return None
         parent = runs[choice.parent]
+        if not has_checkpoint(self.opts, store, claim.sweep_id, parent):
+            store.decide(claim, member, step, {"exploit": False, "no_checkpoint": True}, None)
+            return None
         child = new_id()
         first_step, _ = store.last_step_and_value(parent, "_step")  # read before the copy: never past it
         try:

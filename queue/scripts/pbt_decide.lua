@@ -14,7 +14,8 @@ KEYS[4]  sweepd:sweep:<sid>:runs     ZSET    ZADD the new run -> creation order
 KEYS[5]  sweepd:sweep:<sid>:seq      STRING  INCR: creation order
 KEYS[6]  rq:queue:sweepd-<sid>       LIST    LPUSH the new run
 KEYS[7]  sweepd:run:<new>            HASH    the new run
-KEYS[8]  sweepd:run:<new>:summary    HASH    `_step`: where its history continues
+KEYS[8]  sweepd:run:<new>:summary    HASH    `_step`: where its history continues (ARGV[9], or the
+                                             referenced snapshot's `step` when it has one)
 KEYS[9]  rq:job:<new>                HASH    rq's job for it, status queued
 KEYS[10] sweepd:sweep:<sid>:wake     LIST    a token: an idle agent takes the new run
 KEYS[11] rq:queues                   SET     SADD the queue key
@@ -70,6 +71,9 @@ if ARGV[10] ~= '' then
     if not record['run'] then -- else the parent's own reference: the same objects, passed on
       record['run'] = ARGV[10]
       head = string.sub(head, 1, -2) .. ', "run": "' .. ARGV[10] .. '"}'
+    end
+    if record['step'] then -- where the referenced snapshot's files stood: the child continues there
+      redis.call('HSET', KEYS[8], '_step', record['step'])
     end
     redis.call('LPUSH', KEYS[12], head)
     redis.call('HSET', KEYS[14], ARGV[5], record['run'] .. ' ' .. record['snapshot'])
