@@ -70,6 +70,12 @@ came_back(up, seen, ttl, now)
                        silence began after <seen> and the store is back since now ("<now>:0" when
                        there is no `seen`: nothing to come back from). Returns from, back (numbers);
                        `seen` becomes now.
+spared_until(run_key, deadline, from, back, now, fallback)
+                       the rule for a lease that lapsed in an outage (design.md, "After an outage"),
+                       for reap.lua and resume.lua: one whose `deadline` is after `from` is held
+                       until `back` + one heartbeat of its holder (its `lease_ms` / 3, read from
+                       run_key, else `fallback` ms). Returns that moment while it is ahead of `now`,
+                       else false (the lease can be taken)
 claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)
                        claim.lua's step, for claim_pool.lua too: LPOP the queue's head (k.queue) and
                        hold it (k.held: deadline now + lease_ms), a `resumed` event (k.events) when
@@ -253,6 +259,15 @@ local function came_back(up, seen, ttl, now)
   end
   redis.call('SET', up, last .. ':' .. now, 'PX', ttl)
   return tonumber(last), now
+end
+
+local function spared_until(run_key, deadline, from, back, now, fallback)
+  if deadline <= from then
+    return false
+  end
+  local lease = tonumber(redis.call('HGET', run_key, 'lease_ms'))
+  local until_ms = back + (lease and math.floor(lease / 3) or fallback)
+  return now < until_ms and until_ms
 end
 
 local function claim_head(k, run_prefix, job_prefix, agent, token, lease_ms)

@@ -36,16 +36,10 @@ local from, back = came_back(KEYS[5], KEYS[6], tonumber(ARGV[4]), now)
 local lapsed = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
 local expired, spared = {}, 0
 for i = 1, #lapsed, 2 do
-  local rid, deadline = lapsed[i], tonumber(lapsed[i + 1])
-  local grace = tonumber(ARGV[3])
-  if deadline > from then
-    local lease = tonumber(redis.call('HGET', ARGV[1] .. rid, 'lease_ms'))
-    if lease then
-      grace = math.floor(lease / 3)
-    end
-  end
-  if deadline > from and now < back + grace then
-    redis.call('ZADD', KEYS[1], 'XX', back + grace, rid)
+  local rid = lapsed[i]
+  local spare = spared_until(ARGV[1] .. rid, tonumber(lapsed[i + 1]), from, back, now, tonumber(ARGV[3]))
+  if spare then
+    redis.call('ZADD', KEYS[1], 'XX', spare, rid)
     spared = spared + 1
   else
     expired[#expired + 1] = rid

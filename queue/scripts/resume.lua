@@ -8,7 +8,7 @@ taken over (as reap.lua then claim.lua would, in one step: the old holder's toke
 run is taken off its queue; a terminal run is requeued and claimed in the same step, so the only
 way out of a terminal state is still an explicit requeue (invariant 6). A lease that lapsed while
 nobody of the sweep could write is still held until its holder has had one heartbeat of the store
-back, as reap.lua spares it (design.md, "After an outage"): a live holder renews first.
+back, as reap.lua spares it (the prelude's spared_until): a live holder renews first.
 
 KEYS[1]   sweepd:run:<rid>           HASH    read state, sweep_id, token; write the holder's fields
                                              (and DEL sweepd:run:<rid>:log:<attempt - KEPT_ATTEMPTS>,
@@ -81,10 +81,9 @@ if state == 'running' or state == 'preempting' then
   end
   if deadline then
     local from, back = came_back(KEYS[11], KEYS[12], math.floor(tonumber(ARGV[8]) / 2), now)
-    local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_ms')) or tonumber(ARGV[8])
-    local spared_until = back + math.floor(lease / 3)
-    if tonumber(deadline) > from and now < spared_until then
-      return {'held', run[3] or '', tostring(spared_until - now)}
+    local spare = spared_until(KEYS[1], tonumber(deadline), from, back, now, math.floor(tonumber(ARGV[8]) / 3))
+    if spare then
+      return {'held', run[3] or '', tostring(spare - now)}
     end
   end
   redis.call('HINCRBY', KEYS[1], 'requeues', 1)  -- the lapsed attempt goes back, as reap.lua would
