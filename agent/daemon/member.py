@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import math
 import shutil
-from pathlib import Path
 from typing import Any
 
 from sweepd.queue.ids import new_id
@@ -27,6 +26,7 @@ from sweepd.queue.search import pbt
 from sweepd.queue.space import SweepConfig
 from sweepd.queue.store import Store
 
+from ..checkpoints import run_dir
 from ..checkpoints.travel import Roots
 from . import launch, logs
 from .options import Options
@@ -40,7 +40,7 @@ def has_checkpoint(opts: Roots, store: Store, sid: str, parent: str) -> bool:
     store root, a non-empty directory (its parameters file aside) on a plain one."""
     if opts.checkpoint_url is not None:
         return store.latest_checkpoint(parent) is not None
-    source = Path(opts.checkpoints) / sid / parent
+    source = run_dir(opts.checkpoints, sid, parent)
     return source.is_dir() and any(not p.name.startswith(launch.PARAMS_NAME) for p in source.iterdir())
 
 
@@ -52,7 +52,7 @@ def copy_checkpoint(opts: Options, sid: str, parent: str, child: str) -> str:
     child commits its own), so its first attempt restores it as any resumed attempt does."""
     if opts.checkpoint_url is not None:
         return parent
-    source, target = Path(opts.checkpoints) / sid / parent, Path(opts.checkpoints) / sid / child
+    source, target = run_dir(opts.checkpoints, sid, parent), run_dir(opts.checkpoints, sid, child)
     target.mkdir(parents=True, exist_ok=True)
     if source.is_dir():
         ignore = shutil.ignore_patterns(launch.PARAMS_NAME + "*")
@@ -132,7 +132,7 @@ class Member:
             reference = copy_checkpoint(self.opts, claim.sweep_id, parent, child)
         except OSError as exc:  # no copy, no exploit: the member goes on as it is
             log.warning("could not copy the top member's checkpoint: the member goes on", error=str(exc))
-            shutil.rmtree(Path(self.root) / claim.sweep_id / child, ignore_errors=True)
+            shutil.rmtree(run_dir(self.root, claim.sweep_id, child), ignore_errors=True)
             store.decide(claim, member, step, {"exploit": False, "copy_failed": True}, None)
             return None
         info = self.info or {}
@@ -146,7 +146,7 @@ class Member:
         decision = {"exploit": True, "parent": parent, "parent_member": choice.parent, "run": child}
         result = store.decide(claim, member, step, decision, nxt)
         if result != "ok":
-            shutil.rmtree(Path(self.root) / claim.sweep_id / child, ignore_errors=True)
+            shutil.rmtree(run_dir(self.root, claim.sweep_id, child), ignore_errors=True)
         if result == "ok" or (result.startswith("decided:") and '"exploit": true' in result):
             return Pause(None, "pbt-exploited", "stop")
         return None
